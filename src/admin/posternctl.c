@@ -1,0 +1,65 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/admin.h"
+#include "lib/log.h"
+
+/* posternctl: administration of a postern instance. */
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: posternctl [-d DIR] COMMAND ...\n"
+		"  -d DIR   the instance's data dir (default $POSTERN_DIR or ./postern-data)\n"
+		"\n"
+		"  init --domain D [--hostname H] [--bind ADDR] [--port-offset N] [--demo-user NAME]\n"
+		"  user add|del|list|show|passwd|set ...\n"
+		"  settings get|set|reset SERVICE ...\n"
+		"  service list|status|start|stop|restart [NAME...]\n"
+		"  service set NAME startup=automatic|manual|disabled\n"
+		"\n"
+		"Run `posternctl COMMAND --help` for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	log_set_process("posternctl");
+	const char *datadir = getenv("POSTERN_DIR");
+	int i = 1;
+	while (i < argc && argv[i][0] == '-') {
+		if ((strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--datadir") == 0) &&
+		    i + 1 < argc) {
+			datadir = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (datadir == NULL || *datadir == '\0')
+		datadir = "./postern-data";
+
+	static const struct {
+		const char *name;
+		int (*run)(const char *datadir, int argc, char **argv);
+	} groups[] = {
+		{"init", admin_init_main},
+		{"user", admin_user_main},
+		{"settings", admin_settings_main},
+		{"service", admin_service_main},
+	};
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
+		if (strcmp(argv[i], groups[g].name) == 0)
+			return groups[g].run(datadir, argc - i, argv + i);
+	fprintf(stderr, "posternctl: unknown command '%s'\n", argv[i]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,27 @@
+#ifndef POSTERN_AUTHD_H
+#define POSTERN_AUTHD_H
+
+/* authd: the only process that opens the directory and the password hashes.
+ * Workers ask it over typed messages (lib/ipc.h):
+ *
+ *   IPC_AUTH_REQUEST  id, service, user, password, peer (client address),
+ *                     secured (yes|no), tarpit (yes|no: no for trusted
+ *                     networks), failure-delay (seconds)
+ *   IPC_AUTH_REPLY    id, result, and
+ *       result=ok        user (canonical name), kind, backend
+ *       result=fail      wrong password or unknown user (one answer for
+ *                        both), sent after the failure delay and the
+ *                        source address's tarpit delay
+ *       result=refused   code (client-facing reason code), reason (log text):
+ *                        the account may not use this protocol
+ *       result=tempfail  reason: the directory could not be read
+ *
+ * Failures are counted per source address (IPv6 by /64), never per
+ * account, so an attacker cannot lock the real user out: each further
+ * failure from the same source within the window doubles the delay, up to a
+ * cap. */
+
+/* Run authd; never returns. channel_fd is the channel to the master. */
+void authd_main(const char *datadir, int channel_fd) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,527 @@
+#include "frontend/frontend.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frontend/frontend_private.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "lib/net_addr.h"
+#include "lib/worker.h"
+#include "lib/xalloc.h"
+#include "net/conn.h"
+#include "net/conn_limits.h"
+#include "net/net.h"
+#include "net/tls.h"
+
+/* time allowed for sessions to take their goodbye at shutdown */
+#define FE_SHUTDOWN_GRACE_MS 3000
+/* time allowed to reach a back end */
+#define FE_BACKEND_CONNECT_TIMEOUT_S 10
+
+/* ---- settings ---- */
+
+static unsigned fe_setting_count(struct worker *w, const char *key)
+{
+	long long n = worker_setting_int(w, key, 0);
+	return n < 0 ? 0 : n > 0x7fffffff ? 0x7fffffff : (unsigned)n;
+}
+
+static void fe_cidr_setting(struct worker *w, const char *key, struct net_cidr **list,
+			    size_t *count)
+{
+	free(*list);
+	*list = NULL;
+	*count = 0;
+	const char *v = worker_setting(w, key);
+	char *error = NULL;
+	if (v != NULL && net_cidr_parse_list(v, list, count, &error) < 0) {
+		log_error("%s: %s", key, error);
+		free(error);
+	}
+}
+
+static void fe_load_settings(struct frontend *fe)
+{
+	struct worker *w = fe->worker;
+	const char *lt = worker_setting(w, "login-type");
+	if (lt != NULL && strcmp(lt, "plain-text-login") == 0)
+		fe->login_type = FE_LOGIN_PLAIN_TEXT_LOGIN;
+	else if (lt != NULL && strcmp(lt, "plain-text-authentication") == 0)
+		fe->login_type = FE_LOGIN_PLAIN_TEXT_AUTHENTICATION;
+	else
+		fe->login_type = FE_LOGIN_SECURE;
+	fe->max_connections = fe_setting_count(w, "max-connections");
+	fe->max_connections_per_ip = fe_setting_count(w, "max-connections-from-single-ip");
+	fe->max_connections_per_user = fe_setting_count(w, "max-connections-per-user");
+	unsigned timeout = fe_setting_count(w, "pre-authenticated-connection-timeout");
+	fe->pre_auth_timeout_ms = (timeout == 0 ? 60 : timeout) * 1000;
+	fe->max_command_size = fe_setting_count(w, "max-command-size");
+	if (fe->max_command_size == 0)
+		fe->max_command_size = 512;
+	fe->failure_delay_s = (unsigned)worker_setting_int(w, "authentication-failure-delay", 2);
+	fe_cidr_setting(w, "proxy-protocol-trusted", &fe->proxy_trusted, &fe->proxy_trusted_count);
+	fe_cidr_setting(w, "trusted-networks", &fe->trusted, &fe->trusted_count);
+}
+
+static char *fe_data_path(struct worker *w, const char *key, const char *def)
+{
+	const char *v = worker_setting(w, key);
+	if (v == NULL || *v == '\0')
+		v = def;
+	if (v[0] == '/')
+		return xstrdup(v);
+	return xasprintf("%s/%s", worker_datadir(w), v);
+}
+
+static int fe_load_tls(struct frontend *fe, char **error_r)
+{
+	char *cert = fe_data_path(fe->worker, "certificate-file", "tls/server.crt");
+	char *key = fe_data_path(fe->worker, "certificate-key-file", "tls/server.key");
+	struct tls_server *tls = NULL;
+	int r = tls_server_open(cert, key, &tls, error_r);
+	free(cert);
+	free(key);
+	if (r < 0)
+		return -1;
+	tls_server_free(&fe->tls);
+	fe->tls = tls;
+	return 0;
+}
+
+/* ---- sessions ---- */
+
+static void fe_session_free(struct fe_session *s)
+{
+	struct frontend *fe = s->fe;
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		fe->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	fe->nsessions--;
+	if (s->counted_total)
+		conn_limits_remove_total(fe->limits);
+	if (s->counted_ip)
+		conn_limits_remove_ip(fe->limits, (struct sockaddr *)&s->peer);
+	if (s->counted_user)
+		conn_limits_remove_user(fe->limits, s->user);
+	if (s->backend_ev != NULL)
+		event_free(s->backend_ev);
+	if (s->backend_fd >= 0)
+		close(s->backend_fd);
+	if (fe->proto->session_free != NULL)
+		fe->proto->session_free(s);
+	fe_sasl_reset(&s->sasl);
+	free(s->user);
+	free(s->pop3_user);
+	free(s->imap_cmd);
+	conn_free(&s->conn);
+	free(s);
+	if (fe->shutting_down && fe->nsessions == 0)
+		worker_shutdown_done(fe->worker);
+}
+
+static void fe_cb_ready(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct fe_session *s = ctx;
+	struct frontend *fe = s->fe;
+	socklen_t len;
+	const struct sockaddr *peer = conn_peer_sockaddr(s->conn, &len);
+	if (len <= sizeof(s->peer)) {
+		memcpy(&s->peer, peer, len);
+		s->peer_len = len;
+	}
+	if (!s->counted_total) {
+		log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "refused: max-connections (%u) reached",
+			fe->max_connections);
+		fe->proto->refuse_connection(s, "Too many connections to this server");
+		fe_close(s);
+		return;
+	}
+	/* the per-address count uses the real client address (after PROXY) */
+	if (conn_limits_try_add_ip(fe->limits, (struct sockaddr *)&s->peer,
+				   fe->max_connections_per_ip) == 0) {
+		log_msg(LOG_LEVEL_INFO, conn_log(s->conn),
+			"refused: max-connections-from-single-ip (%u) reached",
+			fe->max_connections_per_ip);
+		fe->proto->refuse_connection(s, "Too many connections from your address");
+		fe_close(s);
+		return;
+	}
+	s->counted_ip = true;
+	log_msg(LOG_LEVEL_DEBUG, conn_log(s->conn), "connected on %s%s", conn_local(s->conn),
+		conn_tls_active(s->conn) ? " (TLS)" : "");
+	fe->proto->greet(s);
+}
+
+static void fe_cb_line(struct conn *conn, char *line, size_t len, void *ctx)
+{
+	(void)conn;
+	struct fe_session *s = ctx;
+	if (s->closing)
+		return;
+	s->fe->proto->line(s, line, len);
+}
+
+static void fe_cb_line_too_long(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct fe_session *s = ctx;
+	if (!s->closing)
+		s->fe->proto->line_too_long(s);
+}
+
+static void fe_cb_raw(struct conn *conn, const unsigned char *data, size_t len,
+		      size_t remaining, void *ctx)
+{
+	(void)conn;
+	struct fe_session *s = ctx;
+	if (!s->closing && s->fe->proto->raw != NULL)
+		s->fe->proto->raw(s, data, len, remaining);
+}
+
+static void fe_cb_timeout(struct conn *conn, void *ctx)
+{
+	(void)conn;
+	struct fe_session *s = ctx;
+	log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "idle timeout before login");
+	s->fe->proto->goodbye(s, "Idle timeout, closing connection");
+}
+
+static void fe_cb_closed(struct conn *conn, enum conn_close_reason reason, const char *detail,
+			 void *ctx)
+{
+	struct fe_session *s = ctx;
+	log_msg(LOG_LEVEL_DEBUG, conn_log(conn), "disconnected (%s%s%s)",
+		conn_close_reason_str(reason), *detail ? ": " : "", detail);
+	fe_session_free(s);
+}
+
+static const struct conn_callbacks fe_conn_callbacks = {
+	.ready = fe_cb_ready,
+	.line = fe_cb_line,
+	.line_too_long = fe_cb_line_too_long,
+	.raw = fe_cb_raw,
+	.timeout = fe_cb_timeout,
+	.closed = fe_cb_closed,
+};
+
+static void fe_accepted(struct worker *w, int fd, const struct sockaddr *peer,
+			socklen_t peer_len, bool implicit_tls, const char *local)
+{
+	(void)local;
+	struct frontend *fe = worker_context(w);
+	if (fe->tls != NULL)
+		tls_server_maybe_reload(fe->tls, time(NULL));
+	if (implicit_tls && fe->tls == NULL) {
+		close(fd);
+		return;
+	}
+	struct fe_session *s = xcalloc(1, sizeof(*s));
+	s->fe = fe;
+	s->backend_fd = -1;
+	if (peer_len <= sizeof(s->peer)) {
+		memcpy(&s->peer, peer, peer_len);
+		s->peer_len = peer_len;
+	}
+	fe_sasl_reset(&s->sasl);
+	struct conn_settings set = {
+		.service = fe->proto->name,
+		.tls_ctx = implicit_tls ? tls_server_ctx(fe->tls) : NULL,
+		.proxy_trusted = fe->proxy_trusted,
+		.proxy_trusted_count = fe->proxy_trusted_count,
+		.max_line = fe->max_command_size,
+		.idle_timeout_ms = fe->pre_auth_timeout_ms,
+	};
+	char *error = NULL;
+	s->conn = conn_new(worker_event_base(w), fd, &set, &fe_conn_callbacks, s, &error);
+	if (s->conn == NULL) {
+		log_error("cannot set up a connection: %s", error);
+		free(error);
+		free(s);
+		return;
+	}
+	s->next = fe->sessions;
+	if (s->next != NULL)
+		s->next->prev = s;
+	fe->sessions = s;
+	fe->nsessions++;
+	/* over the service's limit: the client still gets a refusal in its
+	 * protocol once the connection is set up (ready) */
+	s->counted_total = conn_limits_try_add_total(fe->limits, fe->max_connections) == 1;
+}
+
+/* ---- policy and helpers for the protocols ---- */
+
+bool fe_session_secured(const struct fe_session *s)
+{
+	return conn_tls_active(s->conn);
+}
+
+bool fe_plaintext_allowed(const struct fe_session *s, bool sasl)
+{
+	if (fe_session_secured(s))
+		return true;
+	switch (s->fe->login_type) {
+	case FE_LOGIN_PLAIN_TEXT_LOGIN:
+		return true;
+	case FE_LOGIN_PLAIN_TEXT_AUTHENTICATION:
+		return !sasl;
+	case FE_LOGIN_SECURE:
+		return false;
+	}
+	return false;
+}
+
+const char *fe_banner(const struct fe_session *s)
+{
+	const char *b = worker_setting(s->fe->worker, "banner");
+	return b != NULL && *b != '\0' ? b : "postern ready.";
+}
+
+int fe_auth_request(struct fe_session *s, const char *user, const char *password)
+{
+	struct frontend *fe = s->fe;
+	if (++fe->next_auth_id == 0)
+		fe->next_auth_id = 1;
+	s->auth_id = fe->next_auth_id;
+	char id[16], delay[16];
+	snprintf(id, sizeof(id), "%u", s->auth_id);
+	snprintf(delay, sizeof(delay), "%u", fe->failure_delay_s);
+	bool trusted = net_cidr_match(fe->trusted, fe->trusted_count, (struct sockaddr *)&s->peer);
+	struct ipc_field f[] = {
+		{"id", id},
+		{"service", fe->proto->name},
+		{"user", user},
+		{"password", password},
+		{"peer", conn_peer(s->conn)},
+		{"secured", fe_session_secured(s) ? "yes" : "no"},
+		{"tarpit", trusted ? "no" : "yes"},
+		{"failure-delay", delay},
+	};
+	if (worker_authd_send(fe->worker, IPC_AUTH_REQUEST, f, 8) < 0) {
+		s->auth_id = 0;
+		log_msg(LOG_LEVEL_ERROR, conn_log(s->conn), "authd unreachable");
+		return -1;
+	}
+	/* nothing more is read until the verdict: pipelined commands wait */
+	conn_input_pause(s->conn);
+	return 0;
+}
+
+bool fe_auth_failed(struct fe_session *s)
+{
+	return ++s->auth_failures >= FE_MAX_AUTH_FAILURES;
+}
+
+bool fe_bad_command(struct fe_session *s)
+{
+	if (++s->bad_commands < FE_MAX_BAD_COMMANDS)
+		return false;
+	log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "too many bad commands; disconnecting");
+	s->fe->proto->goodbye(s, "Too many invalid commands");
+	fe_close(s);
+	return true;
+}
+
+int fe_starttls(struct fe_session *s)
+{
+	const char *error;
+	if (s->fe->tls == NULL)
+		return -1;
+	if (conn_starttls(s->conn, tls_server_ctx(s->fe->tls), &error) < 0) {
+		log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "STARTTLS: %s", error);
+		return -1;
+	}
+	return 0;
+}
+
+void fe_close(struct fe_session *s)
+{
+	s->closing = true;
+	conn_close_after_flush(s->conn);
+}
+
+static void fe_authd_reply(struct worker *w, const struct ipc_msg *msg)
+{
+	struct frontend *fe = worker_context(w);
+	const char *id_text = ipc_msg_get(msg, "id");
+	unsigned id = id_text != NULL ? (unsigned)strtoul(id_text, NULL, 10) : 0;
+	if (id == 0)
+		return;
+	for (struct fe_session *s = fe->sessions; s != NULL; s = s->next) {
+		if (s->auth_id != id)
+			continue;
+		s->auth_id = 0;
+		if (s->closing)
+			return;
+		conn_input_resume(s->conn);
+		fe->proto->auth_result(s, msg);
+		return;
+	}
+	/* the session left while authd was deciding */
+}
+
+/* ---- hand-over to the back end ---- */
+
+static void fe_backend_connected_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fe_session *s = arg;
+	char *error = NULL;
+	if ((what & EV_TIMEOUT) != 0)
+		error = xstrdup("connection timed out");
+	else if (net_connect_finish(fd, &error) == 1) {
+		/* the back-end services' login dialogue is not part of this
+		 * build: nothing can serve the mailbox yet */
+		error = xstrdup("no back-end protocol in this build to log in to");
+	}
+	event_free(s->backend_ev);
+	s->backend_ev = NULL;
+	close(s->backend_fd);
+	s->backend_fd = -1;
+	log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "back end for %s unavailable: %s", s->user,
+		error);
+	free(error);
+	conn_input_resume(s->conn);
+	s->fe->proto->login_unavailable(s, false, "Mailbox server temporarily unavailable");
+}
+
+void fe_login_succeeded(struct fe_session *s, const struct ipc_msg *msg)
+{
+	struct frontend *fe = s->fe;
+	const char *user = ipc_msg_get(msg, "user");
+	const char *address = ipc_msg_get(msg, "backend-address");
+	free(s->user);
+	s->user = xstrdup(user != NULL ? user : "?");
+	if (conn_limits_try_add_user(fe->limits, s->user, fe->max_connections_per_user) == 0) {
+		log_msg(LOG_LEVEL_INFO, conn_log(s->conn),
+			"login refused: user=%s: max-connections-per-user (%u) reached", s->user,
+			fe->max_connections_per_user);
+		fe->proto->login_unavailable(s, true, "Too many connections for this user");
+		free(s->user);
+		s->user = NULL;
+		return;
+	}
+	s->counted_user = true;
+	struct net_addr addr;
+	const char *perror = NULL;
+	char *error = NULL;
+	if (address == NULL || *address == '\0' || net_addr_parse(address, &addr, &perror) < 0) {
+		log_msg(LOG_LEVEL_ERROR, conn_log(s->conn), "back end of %s has no usable %s address",
+			s->user, fe->proto->display);
+		fe->proto->login_unavailable(s, false, "Mailbox server temporarily unavailable");
+		return;
+	}
+	int r = net_connect_nonblock(&addr, &s->backend_fd, &error);
+	if (r < 0) {
+		log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "back end %s for %s: %s", address,
+			s->user, error);
+		free(error);
+		fe->proto->login_unavailable(s, false, "Mailbox server temporarily unavailable");
+		return;
+	}
+	conn_input_pause(s->conn);
+	s->backend_ev = event_new(worker_event_base(fe->worker), s->backend_fd, EV_WRITE,
+				  fe_backend_connected_cb, s);
+	struct timeval tv = {FE_BACKEND_CONNECT_TIMEOUT_S, 0};
+	event_add(s->backend_ev, &tv);
+}
+
+/* ---- worker hooks ---- */
+
+static int fe_init(struct worker *w, const struct fe_protocol *proto, char **error_r)
+{
+	struct frontend *fe = xcalloc(1, sizeof(*fe));
+	fe->worker = w;
+	fe->proto = proto;
+	fe->limits = conn_limits_new();
+	worker_set_context(w, fe);
+	fe_load_settings(fe);
+	if (fe_load_tls(fe, error_r) < 0)
+		return -1;
+	return 0;
+}
+
+static void fe_settings_changed(struct worker *w)
+{
+	struct frontend *fe = worker_context(w);
+	fe_load_settings(fe);
+	char *error = NULL;
+	/* a new certificate path takes effect for new connections */
+	if (fe_load_tls(fe, &error) < 0) {
+		log_error("keeping the old certificate: %s", error);
+		free(error);
+	}
+}
+
+static void fe_shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct frontend *fe = arg;
+	worker_shutdown_done(fe->worker);
+}
+
+static void fe_shutdown(struct worker *w)
+{
+	struct frontend *fe = worker_context(w);
+	fe->shutting_down = true;
+	if (fe->nsessions == 0)
+		worker_shutdown_done(w);
+	for (struct fe_session *s = fe->sessions; s != NULL; s = s->next) {
+		if (s->closing)
+			continue;
+		fe->proto->goodbye(s, "Server shutting down");
+		fe_close(s);
+	}
+	fe->shutdown_ev = event_new(worker_event_base(w), -1, 0, fe_shutdown_timeout_cb, fe);
+	struct timeval tv = {FE_SHUTDOWN_GRACE_MS / 1000, (FE_SHUTDOWN_GRACE_MS % 1000) * 1000};
+	event_add(fe->shutdown_ev, &tv);
+}
+
+static unsigned fe_connection_count(struct worker *w)
+{
+	struct frontend *fe = worker_context(w);
+	return fe != NULL ? fe->nsessions : 0;
+}
+
+extern const struct fe_protocol fe_pop3_protocol;
+extern const struct fe_protocol fe_imap4_protocol;
+
+static int fe_pop3_init(struct worker *w, char **error_r)
+{
+	return fe_init(w, &fe_pop3_protocol, error_r);
+}
+
+static int fe_imap4_init(struct worker *w, char **error_r)
+{
+	return fe_init(w, &fe_imap4_protocol, error_r);
+}
+
+const struct worker_service_ops pop3_frontend_ops = {
+	.name = "pop3",
+	.init = fe_pop3_init,
+	.settings_changed = fe_settings_changed,
+	.accepted = fe_accepted,
+	.authd_reply = fe_authd_reply,
+	.shutdown = fe_shutdown,
+	.connection_count = fe_connection_count,
+};
+
+const struct worker_service_ops imap4_frontend_ops = {
+	.name = "imap4",
+	.init = fe_imap4_init,
+	.settings_changed = fe_settings_changed,
+	.accepted = fe_accepted,
+	.authd_reply = fe_authd_reply,
+	.shutdown = fe_shutdown,
+	.connection_count = fe_connection_count,
+};

@@ -1,0 +1,130 @@
+#ifndef POSTERN_FRONTEND_PRIVATE_H
+#define POSTERN_FRONTEND_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "frontend/frontend_sasl.h"
+#include "net/cidr.h"
+
+struct conn;
+struct ipc_msg;
+struct worker;
+struct fe_session;
+
+/* How a protocol differs; the machinery around it is shared
+ * (frontend.c). Every hook gets the session. */
+struct fe_protocol {
+	const char *name;	 /* "pop3", "imap4" */
+	const char *display;	 /* "POP3", "IMAP4" */
+	void (*greet)(struct fe_session *s);
+	void (*line)(struct fe_session *s, char *line, size_t len);
+	void (*raw)(struct fe_session *s, const unsigned char *data, size_t len, size_t remaining);
+	void (*line_too_long)(struct fe_session *s);
+	/* authd answered the session's login; reply fields in msg */
+	void (*auth_result)(struct fe_session *s, const struct ipc_msg *msg);
+	/* the session is ended by the server: idle timeout, shutdown, too
+	 * many errors. Write the goodbye (the caller closes after flush). */
+	void (*goodbye)(struct fe_session *s, const char *text);
+	/* refused at connect: a connection limit was hit */
+	void (*refuse_connection)(struct fe_session *s, const char *text);
+	/* a login was verified but the session cannot go on: a per-user
+	 * limit (code "IN-USE"/"LIMIT") or the back end cannot be reached
+	 * (code "SYS/TEMP"/"UNAVAILABLE"); answer the login command */
+	void (*login_unavailable)(struct fe_session *s, bool limit, const char *text);
+	void (*session_free)(struct fe_session *s);
+};
+
+enum fe_login_type {
+	FE_LOGIN_PLAIN_TEXT_LOGIN,	    /* credentials in the clear are accepted */
+	FE_LOGIN_PLAIN_TEXT_AUTHENTICATION, /* LOGIN/USER+PASS in the clear; SASL only on TLS */
+	FE_LOGIN_SECURE,		    /* no credentials before TLS */
+};
+
+/* One front-end worker's state. */
+struct frontend {
+	struct worker *worker;
+	const struct fe_protocol *proto;
+	struct tls_server *tls;
+	struct conn_limits *limits;
+	struct fe_session *sessions;
+	unsigned nsessions;
+	unsigned next_auth_id;
+	bool shutting_down;
+	struct event *shutdown_ev;
+
+	/* settings, re-read on every change */
+	enum fe_login_type login_type;
+	unsigned max_connections;
+	unsigned max_connections_per_ip;
+	unsigned max_connections_per_user;
+	unsigned pre_auth_timeout_ms;
+	unsigned max_command_size;
+	unsigned failure_delay_s;
+	struct net_cidr *proxy_trusted;
+	size_t proxy_trusted_count;
+	struct net_cidr *trusted;
+	size_t trusted_count;
+};
+
+/* One client session. */
+struct fe_session {
+	struct frontend *fe;
+	struct conn *conn;
+	struct fe_session *prev, *next;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	bool counted_total;
+	bool counted_ip;
+	bool counted_user;
+	bool closing;
+
+	unsigned bad_commands;
+	unsigned auth_failures;
+	unsigned auth_id;   /* non-zero while authd is deciding */
+	char *user;	    /* after a successful login */
+	int backend_fd;	    /* connecting to the back end, or -1 */
+	struct event *backend_ev;
+	struct fe_sasl sasl;
+
+	/* protocol state */
+	char *pop3_user;    /* POP3 USER given, waiting for PASS */
+	char imap_tag[64];  /* tag of the command in progress (AUTHENTICATE) */
+	char *imap_cmd;	    /* an IMAP command being assembled across literals */
+	size_t imap_cmd_len;
+	size_t imap_cmd_cap;
+};
+
+/* after this many bad commands the connection ends */
+#define FE_MAX_BAD_COMMANDS 10
+/* after this many failed logins in one session it ends */
+#define FE_MAX_AUTH_FAILURES 3
+
+/* The session's connection is encrypted. */
+bool fe_session_secured(const struct fe_session *s);
+/* Whether a plaintext credential form may be used now:
+ * sasl=false for LOGIN / USER+PASS, true for AUTHENTICATE / AUTH. */
+bool fe_plaintext_allowed(const struct fe_session *s, bool sasl);
+/* Send credentials to authd. The answer arrives in proto->auth_result.
+ * Returns 0, or -1 when authd is unreachable (answer with a temporary
+ * failure). */
+int fe_auth_request(struct fe_session *s, const char *user, const char *password);
+/* Record a failed login; returns true when the session must now end. */
+bool fe_auth_failed(struct fe_session *s);
+/* Count a bad command; returns true when the session must now end (the
+ * goodbye has been written). */
+bool fe_bad_command(struct fe_session *s);
+/* Upgrade to TLS after the protocol's go-ahead was queued. Returns 0 or
+ * -1 (TLS not configured or already active). */
+int fe_starttls(struct fe_session *s);
+/* End the session after flushing what was written. */
+void fe_close(struct fe_session *s);
+/* The session logged in (msg is authd's reply): apply the per-user limit
+ * and hand the session to the user's back end. When that cannot happen,
+ * proto->login_unavailable answers the client. */
+void fe_login_succeeded(struct fe_session *s, const struct ipc_msg *msg);
+/* The service's banner setting. */
+const char *fe_banner(const struct fe_session *s);
+
+#endif

@@ -1,0 +1,221 @@
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "authd/authd.h"
+#include "lib/log.h"
+#include "lib/proc.h"
+#include "lib/worker.h"
+#include "lib/xalloc.h"
+#include "master/master.h"
+
+/* posternd: the master process, and (when started by the master with
+ * --worker or --authd) one of its role processes. */
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: posternd [-d DIR] [--syslog] [--debug]\n"
+		     "  -d, --datadir DIR  the instance's data dir (default $POSTERN_DIR or "
+		     "./postern-data)\n"
+		     "  --syslog           log to syslog (facility mail) instead of stderr\n"
+		     "  --debug            log debug lines too\n");
+}
+
+static void master_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct master *m = arg;
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		master_shutdown(m);
+		break;
+	case SIGHUP: {
+		char *error = NULL;
+		bool *changed = xcalloc(m->nservices, sizeof(*changed));
+		if (master_settings_load(m, changed, &error) < 0) {
+			log_error("reload: %s", error);
+			free(error);
+		} else {
+			for (size_t i = 0; i < m->nservices; i++) {
+				if (changed[i] &&
+				    master_service_apply_settings(&m->services[i], &error) < 0) {
+					log_warn("%s", error);
+					free(error);
+				}
+			}
+		}
+		free(changed);
+		break;
+	}
+	case SIGCHLD:
+		master_reap_children(m);
+		break;
+	default:
+		break;
+	}
+}
+
+static int master_write_pidfile(const char *datadir, char **error_r)
+{
+	char *path = xasprintf("%s/posternd.pid", datadir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	dprintf(fd, "%ld\n", (long)getpid());
+	close(fd);
+	free(path);
+	return 0;
+}
+
+static int master_run(const char *datadir)
+{
+	struct master m = {0};
+	m.datadir = xstrdup(datadir);
+	m.control_fd = -1;
+	m.exe = proc_self_exe();
+	if (m.exe == NULL) {
+		log_error("cannot find the posternd executable (/proc/self/exe)");
+		return 1;
+	}
+	struct stat st;
+	if (stat(datadir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		log_error("data dir %s: %s", datadir,
+			  errno != 0 ? strerror(errno) : "not a directory");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	m.base = event_base_new();
+	master_services_init(&m);
+	char *error = NULL;
+	if (master_settings_load(&m, NULL, &error) < 0) {
+		log_error("%s", error);
+		free(error);
+		return 1;
+	}
+	if (master_control_open(&m, &error) < 0 || master_write_pidfile(datadir, &error) < 0) {
+		log_error("%s", error);
+		free(error);
+		return 1;
+	}
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
+	struct event *sig_evs[4];
+	for (size_t i = 0; i < 4; i++) {
+		sig_evs[i] = evsignal_new(m.base, sigs[i], master_signal_cb, &m);
+		event_add(sig_evs[i], NULL);
+	}
+	if (master_authd_start(&m, &error) < 0) {
+		log_error("cannot start authd: %s", error);
+		free(error);
+		master_control_close(&m);
+		return 1;
+	}
+	log_info("posternd started on %s", datadir);
+	for (size_t i = 0; i < m.nservices; i++) {
+		struct master_service *svc = &m.services[i];
+		const char *startup = master_setting(svc, "startup");
+		if (startup == NULL || strcmp(startup, "automatic") != 0)
+			continue;
+		if (svc->def->ops == NULL) {
+			log_info("%s: startup is automatic but this build has no %s protocol yet; "
+				 "not started",
+				 svc->def->name, svc->def->name);
+			continue;
+		}
+		if (master_service_start(svc, &error) < 0) {
+			log_error("%s", error);
+			free(error);
+		}
+	}
+	event_base_dispatch(m.base);
+	master_control_close(&m);
+	char *pidfile = xasprintf("%s/posternd.pid", datadir);
+	unlink(pidfile);
+	free(pidfile);
+	for (size_t i = 0; i < 4; i++)
+		event_free(sig_evs[i]);
+	log_info("posternd stopped");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"datadir", required_argument, NULL, 'd'},
+		{"syslog", no_argument, NULL, 's'},
+		{"debug", no_argument, NULL, 'D'},
+		{"worker", required_argument, NULL, 'w'},
+		{"authd", no_argument, NULL, 'a'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *datadir = getenv("POSTERN_DIR");
+	const char *worker = NULL;
+	bool authd = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "d:h", options, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			datadir = optarg;
+			break;
+		case 's':
+			log_use_syslog(true);
+			break;
+		case 'D':
+			log_set_level(LOG_LEVEL_DEBUG);
+			break;
+		case 'w':
+			worker = optarg;
+			break;
+		case 'a':
+			authd = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (datadir == NULL || *datadir == '\0')
+		datadir = "./postern-data";
+	char *abs = realpath(datadir, NULL);
+	if (abs == NULL) {
+		fprintf(stderr, "posternd: data dir %s: %s (create one with `posternctl -d %s init "
+				"--domain example.org`)\n",
+			datadir, strerror(errno), datadir);
+		return 1;
+	}
+	if (authd) {
+		log_set_process("authd");
+		authd_main(abs, 3);
+	}
+	if (worker != NULL) {
+		const struct service_def *def = service_def_find(worker);
+		if (def == NULL || def->ops == NULL) {
+			fprintf(stderr, "posternd: no such service: %s\n", worker);
+			return 2;
+		}
+		log_set_process(def->name);
+		worker_main(def->ops, abs, 3, def->role_user);
+	}
+	log_set_process("posternd");
+	int r = master_run(abs);
+	free(abs);
+	return r;
+}

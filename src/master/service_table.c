@@ -1,0 +1,27 @@
+#include <string.h>
+
+#include "frontend/frontend.h"
+#include "lib/worker.h"
+#include "master/master.h"
+
+/* The services of this build. A service whose protocol code is not part of
+ * the build yet has ops == NULL: it is listed and configurable, but cannot
+ * be started. */
+const struct service_def service_defs[] = {
+	{"imap4", "IMAP4 front end (clients connect here)", &imap4_frontend_ops, "postern-front"},
+	{"imap4-backend", "IMAP4 back end on the mailbox store", NULL, "postern-mail"},
+	{"pop3", "POP3 front end (clients connect here)", &pop3_frontend_ops, "postern-front"},
+	{"pop3-backend", "POP3 back end on the mailbox store", NULL, "postern-mail"},
+	{"submission", "authenticated SMTP submission", NULL, "postern-front"},
+	{"lmtp", "delivery into the mailbox store", NULL, "postern-mail"},
+	{"http", "settings page, autoconfiguration, admin centre", NULL, "postern-front"},
+	{NULL, NULL, NULL, NULL},
+};
+
+const struct service_def *service_def_find(const char *name)
+{
+	for (const struct service_def *d = service_defs; d->name != NULL; d++)
+		if (strcmp(d->name, name) == 0)
+			return d;
+	return NULL;
+}
