@@ -6,14 +6,14 @@
 # SECONDS defaults to 60 per target; TARGET is proxy_header and/or
 # line_reader (default: both). Seeds in fuzz/corpus/<target>/ are read, never
 # written; inputs found while fuzzing go to $FUZZ_OUT/corpus-<target>
-# (default build-fuzz/ at the top of the tree), crashes to $FUZZ_OUT/.
+# (default fuzz/out/, ignored by git), crashes to $FUZZ_OUT/.
 # Exits non-zero when a target crashes or an invariant check aborts.
 set -eu
 
 secs=${1:-60}
 [ $# -gt 0 ] && shift
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${FUZZ_OUT:-$root/build-fuzz}
+out=${FUZZ_OUT:-$root/fuzz/out}
 cc=${CC:-clang}
 targets=${*:-proxy_header line_reader}
 cflags="-std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined"

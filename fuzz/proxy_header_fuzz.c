@@ -94,8 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t want = proxy_header_wanted(&p);
 		check(want > 0);
 		size_t consumed;
-		trickled.ret = proxy_header_parse(&p, data + pos, 1, &consumed, &trickled.hdr,
-						  &error);
+		trickled.ret =
+		    proxy_header_parse(&p, data + pos, 1, &consumed, &trickled.hdr, &error);
 		check(consumed == 1 || trickled.ret != 0);
 		pos += consumed;
 		if (trickled.ret == 0)

@@ -123,6 +123,8 @@ void master_reap_children(struct master *m);
 void master_shutdown(struct master *m);
 bool master_all_stopped(const struct master *m);
 int master_authd_start(struct master *m, char **error_r);
+/* Release everything the master holds (at exit). */
+void master_free(struct master *m);
 
 /* master_control.c: the control socket DATADIR/control.sock. */
 int master_control_open(struct master *m, char **error_r);

@@ -713,3 +713,41 @@ void master_shutdown(struct master *m)
 			event_base_loopexit(m->base, NULL);
 	}
 }
+
+static void master_worker_release(struct master_worker *wk)
+{
+	master_worker_close_channel(wk);
+	if (wk->respawn_ev != NULL)
+		event_free(wk->respawn_ev);
+	wk->respawn_ev = NULL;
+}
+
+void master_free(struct master *m)
+{
+	for (size_t i = 0; i < m->nservices; i++) {
+		struct master_service *svc = &m->services[i];
+		for (size_t j = 0; j < svc->nworkers; j++)
+			master_worker_release(&svc->workers[j]);
+		free(svc->workers);
+		master_listeners_close(svc->listeners, svc->nlisteners);
+		free(svc->listeners);
+		for (size_t j = 0; j < svc->nsettings; j++) {
+			free(svc->settings[j].key);
+			free(svc->settings[j].value);
+		}
+		free(svc->settings);
+		free(svc->last_error);
+		if (svc->stop_timeout_ev != NULL)
+			event_free(svc->stop_timeout_ev);
+	}
+	free(m->services);
+	m->services = NULL;
+	m->nservices = 0;
+	master_worker_release(&m->authd);
+	free(m->exe);
+	free(m->datadir);
+	m->exe = m->datadir = NULL;
+	if (m->base != NULL)
+		event_base_free(m->base);
+	m->base = NULL;
+}

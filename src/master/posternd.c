@@ -86,26 +86,26 @@ static int master_run(const char *datadir)
 	m.exe = proc_self_exe();
 	if (m.exe == NULL) {
 		log_error("cannot find the posternd executable (/proc/self/exe)");
+		free(m.datadir);
 		return 1;
 	}
 	struct stat st;
 	if (stat(datadir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		log_error("data dir %s: %s", datadir,
 			  errno != 0 ? strerror(errno) : "not a directory");
+		master_free(&m);
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	m.base = event_base_new();
 	master_services_init(&m);
 	char *error = NULL;
-	if (master_settings_load(&m, NULL, &error) < 0) {
+	if (master_settings_load(&m, NULL, &error) < 0 || master_control_open(&m, &error) < 0 ||
+	    master_write_pidfile(datadir, &error) < 0) {
 		log_error("%s", error);
 		free(error);
-		return 1;
-	}
-	if (master_control_open(&m, &error) < 0 || master_write_pidfile(datadir, &error) < 0) {
-		log_error("%s", error);
-		free(error);
+		master_control_close(&m);
+		master_free(&m);
 		return 1;
 	}
 	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
@@ -118,6 +118,9 @@ static int master_run(const char *datadir)
 		log_error("cannot start authd: %s", error);
 		free(error);
 		master_control_close(&m);
+		for (size_t i = 0; i < 4; i++)
+			event_free(sig_evs[i]);
+		master_free(&m);
 		return 1;
 	}
 	log_info("posternd started on %s", datadir);
@@ -144,6 +147,7 @@ static int master_run(const char *datadir)
 	free(pidfile);
 	for (size_t i = 0; i < 4; i++)
 		event_free(sig_evs[i]);
+	master_free(&m);
 	log_info("posternd stopped");
 	return 0;
 }

@@ -88,8 +88,7 @@ int net_cidr_parse(const char *text, struct net_cidr *cidr_r, const char **error
 	return 0;
 }
 
-int net_cidr_parse_list(const char *text, struct net_cidr **list_r, size_t *count_r,
-			char **error_r)
+int net_cidr_parse_list(const char *text, struct net_cidr **list_r, size_t *count_r, char **error_r)
 {
 	char *copy = xstrdup(text);
 	struct net_cidr *list = NULL;
@@ -138,8 +137,7 @@ sa_family_t net_sockaddr_ip(const struct sockaddr *sa, uint8_t addr_r[16])
 	return AF_UNSPEC;
 }
 
-static bool cidr_match_bytes(const struct net_cidr *cidr, sa_family_t family,
-			     const uint8_t *addr)
+static bool cidr_match_bytes(const struct net_cidr *cidr, sa_family_t family, const uint8_t *addr)
 {
 	if (cidr->family != family)
 		return false;

@@ -61,9 +61,9 @@ static void test_parse(void **state)
 	expect_format("::ffff:10.0.0.0/104", "10.0.0.0/8");
 	expect_format("::ffff:192.0.2.1", "192.0.2.1/32");
 
-	const char *bad[] = {"",	     "/8",	     "10.0.0.0/",  "10.0.0.0/33",
-			     "10.0.0.0/8x", "10.0.0/8",	     "::/129",	   "host.example",
-			     "10.0.0.0/-1", "[10.0.0.1]x", "10.0.0.0/0008"};
+	const char *bad[] = {
+	    "",	      "/8",	      "10.0.0.0/",   "10.0.0.0/33", "10.0.0.0/8x",  "10.0.0/8",
+	    "::/129", "host.example", "10.0.0.0/-1", "[10.0.0.1]x", "10.0.0.0/0008"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct net_cidr cidr;
 		const char *error = NULL;
@@ -129,9 +129,9 @@ static void test_list(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse),
-		cmocka_unit_test(test_match),
-		cmocka_unit_test(test_list),
+	    cmocka_unit_test(test_parse),
+	    cmocka_unit_test(test_match),
+	    cmocka_unit_test(test_list),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

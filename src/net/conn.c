@@ -26,12 +26,12 @@
 #define CONN_LINGER_DRAIN (64 * 1024)
 
 enum conn_state {
-	CONN_STATE_PROXY,	      /* reading the PROXY header straight from the fd */
-	CONN_STATE_HANDSHAKE,	      /* implicit TLS handshake */
-	CONN_STATE_OPEN,	      /* the protocol talks */
-	CONN_STATE_STARTTLS_FLUSH,    /* the go-ahead reply is being flushed */
+	CONN_STATE_PROXY,	   /* reading the PROXY header straight from the fd */
+	CONN_STATE_HANDSHAKE,	   /* implicit TLS handshake */
+	CONN_STATE_OPEN,	   /* the protocol talks */
+	CONN_STATE_STARTTLS_FLUSH, /* the go-ahead reply is being flushed */
 	CONN_STATE_STARTTLS_HANDSHAKE,
-	CONN_STATE_CLOSING,	      /* flushing before close */
+	CONN_STATE_CLOSING, /* flushing before close */
 	CONN_STATE_CLOSED,
 };
 
@@ -87,8 +87,7 @@ struct conn {
 };
 
 static void conn_step(struct conn *conn);
-static void conn_finish_close(struct conn *conn, enum conn_close_reason reason,
-			      const char *detail);
+static void conn_finish_close(struct conn *conn, enum conn_close_reason reason, const char *detail);
 
 const char *conn_close_reason_str(enum conn_close_reason reason)
 {
@@ -296,13 +295,12 @@ static void conn_release_transport(struct conn *conn, bool tls_goodbye)
 	ERR_clear_error();
 }
 
-static void conn_finish_close(struct conn *conn, enum conn_close_reason reason,
-			      const char *detail)
+static void conn_finish_close(struct conn *conn, enum conn_close_reason reason, const char *detail)
 {
 	if (conn->state == CONN_STATE_CLOSED)
 		return;
-	bool goodbye = reason == CONN_CLOSE_LOCAL || reason == CONN_CLOSE_TIMEOUT ||
-		       reason == CONN_CLOSE_EOF;
+	bool goodbye =
+	    reason == CONN_CLOSE_LOCAL || reason == CONN_CLOSE_TIMEOUT || reason == CONN_CLOSE_EOF;
 	conn->state = CONN_STATE_CLOSED;
 	conn_release_transport(conn, goodbye);
 	log_msg(LOG_LEVEL_DEBUG, &conn->log, "connection closed (%s%s%s)",
@@ -311,8 +309,7 @@ static void conn_finish_close(struct conn *conn, enum conn_close_reason reason,
 		conn->cb.closed(conn, reason, detail, conn->ctx);
 }
 
-static void conn_start_close(struct conn *conn, enum conn_close_reason reason,
-			     const char *detail)
+static void conn_start_close(struct conn *conn, enum conn_close_reason reason, const char *detail)
 {
 	if (conn->state == CONN_STATE_CLOSING || conn->state == CONN_STATE_CLOSED)
 		return;
@@ -358,8 +355,7 @@ static void conn_bev_configure(struct conn *conn)
 }
 
 /* a TLS bufferevent taking over fd; on failure fd is still the caller's */
-static struct bufferevent *conn_tls_bev_new(struct conn *conn, int fd, SSL_CTX *ctx,
-					    char **error_r)
+static struct bufferevent *conn_tls_bev_new(struct conn *conn, int fd, SSL_CTX *ctx, char **error_r)
 {
 	char text[256];
 	ERR_clear_error();
@@ -374,9 +370,9 @@ static struct bufferevent *conn_tls_bev_new(struct conn *conn, int fd, SSL_CTX *
 			SSL_set1_host(ssl, conn->tls_server_name);
 	}
 	struct bufferevent *bev = bufferevent_openssl_socket_new(
-		conn->base, fd, ssl,
-		conn->client ? BUFFEREVENT_SSL_CONNECTING : BUFFEREVENT_SSL_ACCEPTING,
-		BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	    conn->base, fd, ssl,
+	    conn->client ? BUFFEREVENT_SSL_CONNECTING : BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (bev == NULL) {
 		SSL_free(ssl);
 		*error_r = xstrdup("cannot create a TLS bufferevent");
@@ -509,8 +505,8 @@ static void conn_dispatch(struct conn *conn)
 			break;
 		struct line_reader_item item;
 		size_t consumed;
-		int ret = line_reader_feed(&conn->reader, vec.iov_base, vec.iov_len, &consumed,
-					   &item);
+		int ret =
+		    line_reader_feed(&conn->reader, vec.iov_base, vec.iov_len, &consumed, &item);
 		struct evbuffer *in = bufferevent_get_input(conn->bev);
 		if (ret == 0) {
 			evbuffer_drain(in, consumed);
@@ -653,8 +649,7 @@ static void conn_idle_cb(evutil_socket_t fd, short what, void *arg)
 	conn_now(&now);
 	long long elapsed_ms = (long long)(now.tv_sec - conn->last_activity.tv_sec) * 1000 +
 			       (now.tv_nsec - conn->last_activity.tv_nsec) / 1000000;
-	if (conn->state == CONN_STATE_CLOSING || conn->state == CONN_STATE_CLOSED ||
-	    conn->freed) {
+	if (conn->state == CONN_STATE_CLOSING || conn->state == CONN_STATE_CLOSED || conn->freed) {
 		/* nothing: the flush timer bounds a closing conn */
 	} else if (conn->idle_timeout_ms != CONN_NO_TIMEOUT &&
 		   elapsed_ms < (long long)conn->idle_timeout_ms) {
@@ -724,8 +719,7 @@ static void conn_proxy_cb(evutil_socket_t fd, short what, void *arg)
 		struct proxy_header hdr;
 		size_t consumed;
 		const char *error;
-		int ret = proxy_header_parse(&conn->proxy, buf, (size_t)n, &consumed, &hdr,
-					     &error);
+		int ret = proxy_header_parse(&conn->proxy, buf, (size_t)n, &consumed, &hdr, &error);
 		if (ret < 0) {
 			log_msg(LOG_LEVEL_INFO, &conn->log, "bad PROXY header: %s", error);
 			conn_finish_close(conn, CONN_CLOSE_PROXY_FAILED, error);
@@ -747,15 +741,13 @@ struct conn *conn_new(struct event_base *base, int fd, const struct conn_setting
 		conn->cb = *callbacks;
 	conn->ctx = ctx;
 	conn->client = set->client;
-	conn->tls_server_name =
-		set->tls_server_name != NULL ? xstrdup(set->tls_server_name) : NULL;
+	conn->tls_server_name = set->tls_server_name != NULL ? xstrdup(set->tls_server_name) : NULL;
 	conn->output_high = set->output_high != 0 ? set->output_high : CONN_DEFAULT_OUTPUT_HIGH;
 	conn->idle_timeout_ms =
-		set->idle_timeout_ms != 0 ? set->idle_timeout_ms : CONN_DEFAULT_IDLE_TIMEOUT_MS;
-	conn->flush_timeout_ms = set->flush_timeout_ms != 0 ? set->flush_timeout_ms
-							    : CONN_DEFAULT_FLUSH_TIMEOUT_MS;
-	line_reader_init(&conn->reader, set->max_line != 0 ? set->max_line
-							   : CONN_DEFAULT_MAX_LINE);
+	    set->idle_timeout_ms != 0 ? set->idle_timeout_ms : CONN_DEFAULT_IDLE_TIMEOUT_MS;
+	conn->flush_timeout_ms =
+	    set->flush_timeout_ms != 0 ? set->flush_timeout_ms : CONN_DEFAULT_FLUSH_TIMEOUT_MS;
+	line_reader_init(&conn->reader, set->max_line != 0 ? set->max_line : CONN_DEFAULT_MAX_LINE);
 	proxy_header_parser_init(&conn->proxy);
 	conn_now(&conn->last_activity);
 

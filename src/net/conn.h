@@ -23,6 +23,9 @@
  * stops and the protocol is told; it resumes at half), idle time, and the
  * time spent flushing before a close.
  *
+ * The process must ignore SIGPIPE (libevent writes with writev(); a peer
+ * gone mid-write is then an error return, reported as CONN_CLOSE_ERROR).
+ *
  * Every callback runs from the event loop, never from inside a conn_*()
  * call made by the protocol. Inside any callback the protocol may call any
  * conn_*() function, including conn_free().
@@ -33,14 +36,14 @@
  * delivered) and the protocol frees it when convenient (inside the closed
  * callback is fine). */
 
-#define CONN_DEFAULT_MAX_LINE 8192
-#define CONN_DEFAULT_OUTPUT_HIGH (1024 * 1024)
-#define CONN_DEFAULT_IDLE_TIMEOUT_MS (180 * 1000)
+#define CONN_DEFAULT_MAX_LINE	      8192
+#define CONN_DEFAULT_OUTPUT_HIGH      (1024 * 1024)
+#define CONN_DEFAULT_IDLE_TIMEOUT_MS  (180 * 1000)
 #define CONN_DEFAULT_FLUSH_TIMEOUT_MS (5 * 1000)
 /* input read from the socket but not yet delivered, at most */
 #define CONN_INPUT_HIGH (64 * 1024)
 /* CONN_RAW_UNLIMITED: raw mode until conn_read_lines() (relays) */
-#define CONN_RAW_UNLIMITED ((size_t)-1)
+#define CONN_RAW_UNLIMITED  ((size_t)-1)
 #define CONN_SESSION_ID_LEN 16
 
 struct conn;
@@ -136,7 +139,7 @@ void conn_set_callbacks(struct conn *conn, const struct conn_callbacks *callback
 int conn_write(struct conn *conn, const void *data, size_t len);
 int conn_printf(struct conn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int conn_vprintf(struct conn *conn, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+    __attribute__((format(printf, 2, 0)));
 /* true while the output queue is past the high watermark. Producers loop
  * `while (more && !conn_output_blocked(conn))` and continue on
  * output_pressure(false). */

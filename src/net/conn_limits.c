@@ -35,22 +35,22 @@ struct conn_limits {
 };
 
 #define ROTL64(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND()                                                                           \
-	do {                                                                                 \
-		v0 += v1;                                                                    \
-		v1 = ROTL64(v1, 13);                                                         \
-		v1 ^= v0;                                                                    \
-		v0 = ROTL64(v0, 32);                                                         \
-		v2 += v3;                                                                    \
-		v3 = ROTL64(v3, 16);                                                         \
-		v3 ^= v2;                                                                    \
-		v0 += v3;                                                                    \
-		v3 = ROTL64(v3, 21);                                                         \
-		v3 ^= v0;                                                                    \
-		v2 += v1;                                                                    \
-		v1 = ROTL64(v1, 17);                                                         \
-		v1 ^= v2;                                                                    \
-		v2 = ROTL64(v2, 32);                                                         \
+#define SIPROUND()                                                                                 \
+	do {                                                                                       \
+		v0 += v1;                                                                          \
+		v1 = ROTL64(v1, 13);                                                               \
+		v1 ^= v0;                                                                          \
+		v0 = ROTL64(v0, 32);                                                               \
+		v2 += v3;                                                                          \
+		v3 = ROTL64(v3, 16);                                                               \
+		v3 ^= v2;                                                                          \
+		v0 += v3;                                                                          \
+		v3 = ROTL64(v3, 21);                                                               \
+		v3 ^= v0;                                                                          \
+		v2 += v1;                                                                          \
+		v1 = ROTL64(v1, 17);                                                               \
+		v1 ^= v2;                                                                          \
+		v2 = ROTL64(v2, 32);                                                               \
 	} while (0)
 
 /* SipHash-2-4: a keyed hash, so table collisions cannot be chosen from outside */
@@ -127,9 +127,8 @@ static void conn_limits_table_resize(struct conn_limits_table *table, size_t nbu
 }
 
 static struct conn_limits_entry **conn_limits_table_find(const struct conn_limits_table *table,
-							  uint64_t hash,
-							  const unsigned char *key,
-							  size_t key_len)
+							 uint64_t hash, const unsigned char *key,
+							 size_t key_len)
 {
 	struct conn_limits_entry **ep = &table->buckets[(size_t)hash & (table->nbuckets - 1)];
 	for (; *ep != NULL; ep = &(*ep)->next) {
@@ -172,9 +171,8 @@ static int conn_limits_table_add(struct conn_limits *limits, struct conn_limits_
 	return 1;
 }
 
-static void conn_limits_table_remove(struct conn_limits *limits,
-				     struct conn_limits_table *table, const unsigned char *key,
-				     size_t key_len)
+static void conn_limits_table_remove(struct conn_limits *limits, struct conn_limits_table *table,
+				     const unsigned char *key, size_t key_len)
 {
 	uint64_t hash = conn_limits_hash(limits, key, key_len);
 	struct conn_limits_entry **ep = conn_limits_table_find(table, hash, key, key_len);
@@ -287,8 +285,7 @@ int conn_limits_try_add_user(struct conn_limits *limits, const char *user, unsig
 
 void conn_limits_remove_user(struct conn_limits *limits, const char *user)
 {
-	conn_limits_table_remove(limits, &limits->users, (const unsigned char *)user,
-				 strlen(user));
+	conn_limits_table_remove(limits, &limits->users, (const unsigned char *)user, strlen(user));
 }
 
 unsigned conn_limits_user_count(const struct conn_limits *limits, const char *user)

@@ -37,8 +37,7 @@ unsigned conn_limits_total(const struct conn_limits *limits);
 
 /* Count one more connection from sa's address (/32 or /64) unless max is
  * reached. Returns 1 counted, 0 refused (nothing counted). */
-int conn_limits_try_add_ip(struct conn_limits *limits, const struct sockaddr *sa,
-			   unsigned max);
+int conn_limits_try_add_ip(struct conn_limits *limits, const struct sockaddr *sa, unsigned max);
 void conn_limits_remove_ip(struct conn_limits *limits, const struct sockaddr *sa);
 unsigned conn_limits_ip_count(const struct conn_limits *limits, const struct sockaddr *sa);
 

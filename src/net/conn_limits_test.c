@@ -148,10 +148,10 @@ static void test_bounded_memory(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_total),
-		cmocka_unit_test(test_ip),
-		cmocka_unit_test(test_user),
-		cmocka_unit_test(test_bounded_memory),
+	    cmocka_unit_test(test_total),
+	    cmocka_unit_test(test_ip),
+	    cmocka_unit_test(test_user),
+	    cmocka_unit_test(test_bounded_memory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

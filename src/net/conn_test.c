@@ -86,11 +86,11 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-#define RUN_UNTIL(h, expr, ms)                                                               \
-	do {                                                                                 \
-		double t0_ = now_ms();                                                       \
-		while (!(expr) && now_ms() - t0_ < (ms))                                     \
-			event_base_loop((h)->base, EVLOOP_ONCE);                             \
+#define RUN_UNTIL(h, expr, ms)                                                                     \
+	do {                                                                                       \
+		double t0_ = now_ms();                                                             \
+		while (!(expr) && now_ms() - t0_ < (ms))                                           \
+			event_base_loop((h)->base, EVLOOP_ONCE);                                   \
 	} while (0)
 
 static void run_for(struct harness *h, double ms)
@@ -263,14 +263,14 @@ static void cb_closed(struct conn *conn, enum conn_close_reason reason, const ch
 }
 
 static const struct conn_callbacks callbacks = {
-	.ready = cb_ready,
-	.line = cb_line,
-	.line_too_long = cb_too_long,
-	.raw = cb_raw,
-	.output_pressure = cb_pressure,
-	.starttls_done = cb_starttls_done,
-	.timeout = cb_timeout,
-	.closed = cb_closed,
+    .ready = cb_ready,
+    .line = cb_line,
+    .line_too_long = cb_too_long,
+    .raw = cb_raw,
+    .output_pressure = cb_pressure,
+    .starttls_done = cb_starttls_done,
+    .timeout = cb_timeout,
+    .closed = cb_closed,
 };
 
 static void peer_write_cb(evutil_socket_t fd, short what, void *arg)
@@ -866,10 +866,8 @@ static void test_tls_client_conn(void **state)
 	server.greeting = "OK ready";
 	server.echo = true;
 	struct conn_settings sset = {.service = "imap4-backend", .tls_ctx = tls_server_ctx(tls)};
-	struct conn_settings cset = {.service = "imap4",
-				     .client = true,
-				     .tls_ctx = client_ctx,
-				     .tls_server_name = HOST};
+	struct conn_settings cset = {
+	    .service = "imap4", .client = true, .tls_ctx = client_ctx, .tls_server_name = HOST};
 	harness_conn(&server, sv[0], &sset);
 	harness_conn(&client, sv[1], &cset);
 	RUN_UNTIL(&server, strstr(client.log, "L:OK ready|") != NULL, 5000);
@@ -1091,25 +1089,25 @@ int main(void)
 	 * return, not a signal */
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_lines_trickled),
-		cmocka_unit_test(test_greeting_echo_quit),
-		cmocka_unit_test(test_too_long_line),
-		cmocka_unit_test(test_huge_line_bounded),
-		cmocka_unit_test(test_literal),
-		cmocka_unit_test(test_backpressure),
-		cmocka_unit_test(test_idle_timeout),
-		cmocka_unit_test(test_flush_timeout),
-		cmocka_unit_test(test_eof_after_pipeline),
-		cmocka_unit_test(test_pause_resume),
-		cmocka_unit_test(test_free_inside_callback),
-		cmocka_unit_test(test_starttls),
-		cmocka_unit_test(test_starttls_injection),
-		cmocka_unit_test(test_implicit_tls),
-		cmocka_unit_test(test_tls_handshake_failure),
-		cmocka_unit_test(test_tls_client_conn),
-		cmocka_unit_test(test_proxy_trusted),
-		cmocka_unit_test(test_proxy_untrusted_and_bad),
-		cmocka_unit_test(test_proxy_then_tls),
+	    cmocka_unit_test(test_lines_trickled),
+	    cmocka_unit_test(test_greeting_echo_quit),
+	    cmocka_unit_test(test_too_long_line),
+	    cmocka_unit_test(test_huge_line_bounded),
+	    cmocka_unit_test(test_literal),
+	    cmocka_unit_test(test_backpressure),
+	    cmocka_unit_test(test_idle_timeout),
+	    cmocka_unit_test(test_flush_timeout),
+	    cmocka_unit_test(test_eof_after_pipeline),
+	    cmocka_unit_test(test_pause_resume),
+	    cmocka_unit_test(test_free_inside_callback),
+	    cmocka_unit_test(test_starttls),
+	    cmocka_unit_test(test_starttls_injection),
+	    cmocka_unit_test(test_implicit_tls),
+	    cmocka_unit_test(test_tls_handshake_failure),
+	    cmocka_unit_test(test_tls_client_conn),
+	    cmocka_unit_test(test_proxy_trusted),
+	    cmocka_unit_test(test_proxy_untrusted_and_bad),
+	    cmocka_unit_test(test_proxy_then_tls),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -8,7 +8,7 @@
 /* a buffer grown past this for one long line is released when the next
  * line starts, so an idle connection costs little */
 #define LINE_READER_KEEP_CAP 16384
-#define LINE_READER_MIN_CAP 256
+#define LINE_READER_MIN_CAP  256
 
 void line_reader_init(struct line_reader *reader, size_t max_line)
 {
@@ -121,8 +121,8 @@ static int line_reader_feed_raw(struct line_reader *reader, const char *data, si
 	return 1;
 }
 
-int line_reader_feed(struct line_reader *reader, const void *data, size_t size,
-		     size_t *consumed_r, struct line_reader_item *item_r)
+int line_reader_feed(struct line_reader *reader, const void *data, size_t size, size_t *consumed_r,
+		     struct line_reader_item *item_r)
 {
 	const char *p = data;
 	size_t pos = 0;

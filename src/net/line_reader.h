@@ -44,7 +44,7 @@ struct line_reader_item {
 struct line_reader {
 	size_t max_line;      /* bound of the line being read */
 	size_t next_max_line; /* adopted when the next line starts */
-	char *buf;            /* current line, at most max_line + 1 bytes + NUL */
+	char *buf;	      /* current line, at most max_line + 1 bytes + NUL */
 	size_t len;
 	size_t cap;
 	bool line_delivered; /* buf holds a delivered line: clear it on the next call */
@@ -83,7 +83,7 @@ size_t line_reader_pending(const struct line_reader *reader);
  * complete (*consumed_r bytes of data were used; feed the rest again), or 0
  * when all of data was consumed and more is needed (*consumed_r == size).
  * Never fails. */
-int line_reader_feed(struct line_reader *reader, const void *data, size_t size,
-		     size_t *consumed_r, struct line_reader_item *item_r);
+int line_reader_feed(struct line_reader *reader, const void *data, size_t size, size_t *consumed_r,
+		     struct line_reader_item *item_r);
 
 #endif

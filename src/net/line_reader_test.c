@@ -21,8 +21,7 @@ struct transcript {
 	size_t max_pending;
 };
 
-static void transcript_add(struct transcript *t, const char *prefix, const char *data,
-			   size_t len)
+static void transcript_add(struct transcript *t, const char *prefix, const char *data, size_t len)
 {
 	size_t plen = strlen(prefix);
 	assert_true(t->len + plen + len + 2 < sizeof(t->text));
@@ -129,8 +128,7 @@ static void check_splits(const char *input, size_t len, size_t max_line, const c
 
 static void test_lines(void **state)
 {
-	CHECK("A1 NOOP\r\nA2 LOGIN a b\nA3\r\n\r\n\n", 100,
-	      "L:A1 NOOP|L:A2 LOGIN a b|L:A3|L:|L:|");
+	CHECK("A1 NOOP\r\nA2 LOGIN a b\nA3\r\n\r\n\n", 100, "L:A1 NOOP|L:A2 LOGIN a b|L:A3|L:|L:|");
 	/* only a CR right before LF is stripped */
 	CHECK("a\rb\r\r\nc\r", 100, "L:a\rb\r|");
 	/* NUL bytes stay in the line */
@@ -277,14 +275,14 @@ static void test_unlimited_raw_and_reset(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_lines),
-		cmocka_unit_test(test_too_long),
-		cmocka_unit_test(test_raw),
-		cmocka_unit_test(test_raw_chunks_not_buffered),
-		cmocka_unit_test(test_max_line_change),
-		cmocka_unit_test(test_huge_line_bounded),
-		cmocka_unit_test(test_line_survives_read_raw),
-		cmocka_unit_test(test_unlimited_raw_and_reset),
+	    cmocka_unit_test(test_lines),
+	    cmocka_unit_test(test_too_long),
+	    cmocka_unit_test(test_raw),
+	    cmocka_unit_test(test_raw_chunks_not_buffered),
+	    cmocka_unit_test(test_max_line_change),
+	    cmocka_unit_test(test_huge_line_bounded),
+	    cmocka_unit_test(test_line_survives_read_raw),
+	    cmocka_unit_test(test_unlimited_raw_and_reset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,8 +97,7 @@ int net_listen_mode(const struct net_addr *addr, int backlog, mode_t unix_mode, 
 		return -1;
 	}
 	if (family == AF_UNIX) {
-		const struct sockaddr_un *sun =
-			(const struct sockaddr_un *)(const void *)&addr->ss;
+		const struct sockaddr_un *sun = (const struct sockaddr_un *)(const void *)&addr->ss;
 		if (net_unix_clear_stale(addr, error_r) < 0) {
 			close(fd);
 			return -1;

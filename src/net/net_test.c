@@ -182,9 +182,9 @@ static void test_unix(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_listen_connect_tcp),
-		cmocka_unit_test(test_dual_stack_bind),
-		cmocka_unit_test(test_unix),
+	    cmocka_unit_test(test_listen_connect_tcp),
+	    cmocka_unit_test(test_dual_stack_bind),
+	    cmocka_unit_test(test_unix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,13 +6,13 @@
 static const unsigned char proxy_header_sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
 						   0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
 
-#define PROXY_CMD_LOCAL 0x0
-#define PROXY_CMD_PROXY 0x1
+#define PROXY_CMD_LOCAL	 0x0
+#define PROXY_CMD_PROXY	 0x1
 #define PROXY_FAM_UNSPEC 0x00
-#define PROXY_FAM_TCP4 0x11
-#define PROXY_FAM_TCP6 0x21
-#define PROXY_ADDR4_LEN 12
-#define PROXY_ADDR6_LEN 36
+#define PROXY_FAM_TCP4	 0x11
+#define PROXY_FAM_TCP6	 0x21
+#define PROXY_ADDR4_LEN	 12
+#define PROXY_ADDR6_LEN	 36
 
 void proxy_header_parser_init(struct proxy_header_parser *parser)
 {

@@ -19,7 +19,7 @@
  * only the header's own bytes, so whatever follows stays with the caller
  * (e.g. a TLS ClientHello). The parser holds at most 52 bytes. */
 
-#define PROXY_HEADER_FIXED_LEN 16
+#define PROXY_HEADER_FIXED_LEN	 16
 #define PROXY_HEADER_MAX_PAYLOAD 1024
 
 struct proxy_header {

@@ -281,9 +281,9 @@ static void test_truncated(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_v4),    cmocka_unit_test(test_v6_with_tlvs),
-		cmocka_unit_test(test_oversized), cmocka_unit_test(test_local),
-		cmocka_unit_test(test_bad),   cmocka_unit_test(test_truncated),
+	    cmocka_unit_test(test_v4),	      cmocka_unit_test(test_v6_with_tlvs),
+	    cmocka_unit_test(test_oversized), cmocka_unit_test(test_local),
+	    cmocka_unit_test(test_bad),	      cmocka_unit_test(test_truncated),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

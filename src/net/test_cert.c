@@ -43,8 +43,7 @@ int test_cert_write(const char *cert_path, const char *key_path, const char *cn)
 	X509_gmtime_adj(X509_getm_notAfter(x509), 86400);
 	X509_set_pubkey(x509, key);
 	X509_NAME *name = X509_get_subject_name(x509);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
-				   0);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
 	X509_set_issuer_name(x509, name);
 	if (test_cert_add_san(x509, cn) < 0)
 		goto out;

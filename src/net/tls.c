@@ -14,13 +14,13 @@
 #include "lib/xalloc.h"
 
 /* TLS 1.2 suites: forward secrecy and AEAD only */
-#define TLS_CIPHERS_12                                                                       \
-	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                         \
-	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                         \
+#define TLS_CIPHERS_12                                                                             \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                               \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                               \
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
 #define TLS_SESSION_ID_CONTEXT "postern"
-#define TLS_TICKET_KEYS_LEN 80
+#define TLS_TICKET_KEYS_LEN    80
 
 struct tls_file_sig {
 	bool exists;
@@ -101,9 +101,9 @@ static void tls_ctx_common(SSL_CTX *ctx)
 {
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-					 SSL_OP_IGNORE_UNEXPECTED_EOF);
+				     SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+				  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 }
 
 static int tls_server_ctx_build(const char *cert_path, const char *key_path, SSL_CTX **ctx_r,
@@ -141,8 +141,8 @@ static int tls_server_ctx_build(const char *cert_path, const char *key_path, SSL
 	}
 	if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), key) != 1) {
 		ERR_clear_error();
-		*error_r = xasprintf("private key %s does not match certificate %s", key_path,
-				     cert_path);
+		*error_r =
+		    xasprintf("private key %s does not match certificate %s", key_path, cert_path);
 		EVP_PKEY_free(key);
 		SSL_CTX_free(ctx);
 		return -1;

@@ -142,12 +142,19 @@ class Instance:
         return r.returncode, result
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
 @pytest.fixture
 def instance(tmp_path):
     inst = Instance(tmp_path / "data")
     yield inst
     inst.stop()
     inst.kill_all()
+    # a sanitizer report from any process of the instance fails the test
+    log = inst.read_log()
+    found = [m for m in SANITIZER_MARKS if m in log]
+    assert not found, f"sanitizer report in posternd's log:\n{log[-6000:]}"
 
 
 @pytest.fixture
