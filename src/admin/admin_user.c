@@ -163,18 +163,20 @@ static int admin_user_read_line(char *buf, size_t size, char **error_r)
 static int admin_user_read_tty(const char *prompt, char *buf, size_t size, char **error_r)
 {
 	struct termios old, quiet;
-	fputs(prompt, stderr);
-	fflush(stderr);
 	bool restore = tcgetattr(STDIN_FILENO, &old) == 0;
 	if (restore) {
+		/* echo off first, then prompt: what is typed after the prompt
+		 * is never echoed and never flushed away */
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
 		quiet.c_lflag |= ECHONL;
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
 	}
+	fputs(prompt, stderr);
+	fflush(stderr);
 	int ret = admin_user_read_line(buf, size, error_r);
 	if (restore)
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		tcsetattr(STDIN_FILENO, TCSADRAIN, &old);
 	return ret;
 }
 

@@ -63,15 +63,21 @@ static void authd_client_close(struct authd_client *c)
 	c->generation = 0;
 }
 
-static void authd_send(struct authd_client *c, const struct ipc_field *fields, size_t n)
+static void authd_send_type(struct authd_client *c, enum ipc_type type,
+			    const struct ipc_field *fields, size_t n)
 {
 	if (c->fd < 0)
 		return;
-	if (ipc_send(c->fd, IPC_AUTH_REPLY, -1, fields, n, 1000) < 0) {
+	if (ipc_send(c->fd, type, -1, fields, n, 1000) < 0) {
 		log_warn("cannot answer %s worker: %s; dropping its channel", c->service,
 			 strerror(errno));
 		authd_client_close(c);
 	}
+}
+
+static void authd_send(struct authd_client *c, const struct ipc_field *fields, size_t n)
+{
+	authd_send_type(c, IPC_AUTH_REPLY, fields, n);
 }
 
 static void authd_delayed_cb(evutil_socket_t fd, short what, void *arg)
@@ -256,6 +262,43 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 	directory_user_free(&u);
 }
 
+/* A back end asks about a user it must serve (a delivery's recipient):
+ * whether the user exists, the canonical name, the quota. */
+static void authd_handle_lookup(struct authd_client *c, const struct ipc_msg *msg)
+{
+	const char *id = ipc_msg_get(msg, "id");
+	const char *user = ipc_msg_get(msg, "user");
+	if (id == NULL || user == NULL) {
+		log_error("malformed lookup from a %s worker; dropping its channel", c->service);
+		authd_client_close(c);
+		return;
+	}
+	struct directory_user *u = NULL;
+	char *error = NULL;
+	int found = directory_user_get(c->authd->dir, user, &u, &error);
+	if (found < 0) {
+		struct ipc_field f[] = {{"id", id}, {"result", "tempfail"}, {"reason", error}};
+		authd_send_type(c, IPC_USER_REPLY, f, 3);
+		free(error);
+		return;
+	}
+	if (found == 0) {
+		struct ipc_field f[] = {{"id", id}, {"result", "unknown"}};
+		authd_send_type(c, IPC_USER_REPLY, f, 2);
+		return;
+	}
+	char quota[24];
+	snprintf(quota, sizeof(quota), "%llu", u->quota_bytes);
+	struct ipc_field f[] = {{"id", id},
+				{"result", "ok"},
+				{"user", u->name},
+				{"kind", directory_kind_name(u->kind)},
+				{"backend", u->backend != NULL ? u->backend : DIRECTORY_BACKEND_LOCAL},
+				{"quota", quota}};
+	authd_send_type(c, IPC_USER_REPLY, f, 6);
+	directory_user_free(&u);
+}
+
 static void authd_client_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -278,6 +321,8 @@ static void authd_client_cb(evutil_socket_t fd, short what, void *arg)
 			close(a->msg->fd);
 		if (a->msg->type == IPC_AUTH_REQUEST) {
 			authd_handle_auth(c, a->msg);
+		} else if (a->msg->type == IPC_USER_LOOKUP) {
+			authd_handle_lookup(c, a->msg);
 		} else {
 			log_error("unexpected message %d from a %s worker; dropping its channel",
 				  (int)a->msg->type, c->service);

@@ -16,6 +16,10 @@
  *                        the account may not use this protocol
  *       result=tempfail  reason: the directory could not be read
  *
+ *   IPC_USER_LOOKUP   id, user                    (back ends: delivery)
+ *   IPC_USER_REPLY    id, result=ok|unknown|tempfail, and with ok:
+ *                     user (canonical), kind, backend, quota (bytes, 0 none)
+ *
  * Failures are counted per source address (IPv6 by /64), never per
  * account, so an attacker cannot lock the real user out: each further
  * failure from the same source within the window doubles the delay, up to a

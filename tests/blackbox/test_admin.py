@@ -480,3 +480,48 @@ def test_every_key_is_listed_with_help(data):
     r = ok(data, "settings", "help", "imap4")
     for key in keys:
         assert re.search(rf"^{re.escape(key)}$", r.stdout, re.M), key
+
+
+def _add_on_terminal(datadir, name, first, second):
+    """Run `user add NAME` on a pseudo-terminal, typing the two passwords."""
+    import pty
+    import select
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(str(POSTERNCTL), ["posternctl", "-d", str(datadir), "user", "add", name])
+    out = b""
+
+    def read_until(marker):
+        nonlocal out
+        while marker not in out:
+            ready, _, _ = select.select([fd], [], [], 10)
+            assert ready, f"no {marker!r} in {out!r}"
+            out += os.read(fd, 1024)
+
+    read_until(b"New password for")
+    os.write(fd, first + b"\n")
+    read_until(b"Retype the password: ")
+    os.write(fd, second + b"\n")
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+def test_password_on_a_terminal_is_asked_twice_without_echo(data):
+    code, out = _add_on_terminal(data, "tty1", b"s3cret-word", b"s3cret-word")
+    assert code == 0, out
+    assert "s3cret-word" not in out
+    assert "password-scheme: yescrypt" in ok(data, "user", "show", "tty1").stdout
+    before = snapshot(data)
+    code, out = _add_on_terminal(data, "tty2", b"one", b"two")
+    assert code == 1
+    assert "the two passwords differ" in out
+    assert snapshot(data) == before
