@@ -90,7 +90,7 @@ static void admin_init_plan_free(struct admin_init_plan *plan)
 }
 
 static void admin_init_plan_add(struct admin_init_plan *plan, const char *service, const char *key,
-			  char *value)
+				char *value)
 {
 	plan->settings = xrealloc(plan->settings, (plan->nsettings + 1) * sizeof(*plan->settings));
 	plan->settings[plan->nsettings++] = (struct admin_init_setting){service, key, value};
@@ -104,7 +104,7 @@ static char *admin_init_bind_addr(const struct admin_init_plan *plan, unsigned p
 
 /* A port moved by the offset; -1 with *error_r when it leaves 1..65535. */
 static int admin_init_port(const struct admin_init_plan *plan, unsigned port, unsigned *port_r,
-		     char **error_r)
+			   char **error_r)
 {
 	unsigned p = port + plan->port_offset;
 	if (p > 65535) {
@@ -118,8 +118,8 @@ static int admin_init_port(const struct admin_init_plan *plan, unsigned port, un
 
 /* Rewrite one default binding list for --bind / --port-offset. With --bind,
  * the v4 and v6 pair of a port becomes one binding on ADDR. */
-static int admin_init_rewrite_bindings(const struct admin_init_plan *plan, const char *list, char **out_r,
-				 char **error_r)
+static int admin_init_rewrite_bindings(const struct admin_init_plan *plan, const char *list,
+				       char **out_r, char **error_r)
 {
 	struct net_addr *addrs;
 	size_t count;
@@ -131,8 +131,8 @@ static int admin_init_rewrite_bindings(const struct admin_init_plan *plan, const
 		if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
 			continue;
 		in_port_t *portp = sa->sa_family == AF_INET
-					   ? &((struct sockaddr_in *)sa)->sin_port
-					   : &((struct sockaddr_in6 *)sa)->sin6_port;
+				       ? &((struct sockaddr_in *)sa)->sin_port
+				       : &((struct sockaddr_in6 *)sa)->sin6_port;
 		unsigned port;
 		if (admin_init_port(plan, ntohs(*portp), &port, error_r) < 0) {
 			free(out);
@@ -171,7 +171,7 @@ static int admin_init_rewrite_bindings(const struct admin_init_plan *plan, const
 /* Work out every value init will store, before touching the disk, so that a
  * bad option fails without side effects. */
 static int admin_init_make_plan(const struct admin_init_options *opt, struct admin_init_plan *plan,
-			  char **error_r)
+				char **error_r)
 {
 	memset(plan, 0, sizeof(*plan));
 	plan->port_offset = opt->port_offset;
@@ -219,8 +219,8 @@ static int admin_init_make_plan(const struct admin_init_options *opt, struct adm
 			inet_ntop(AF_INET6, buf, text, sizeof(text));
 			plan->bind_host = xasprintf("[%s]", text);
 		} else {
-			*error_r = xasprintf("--bind '%s' is not an IP address (e.g. 127.0.0.1 or ::1)",
-					     opt->bind);
+			*error_r = xasprintf(
+			    "--bind '%s' is not an IP address (e.g. 127.0.0.1 or ::1)", opt->bind);
 			return -1;
 		}
 	}
@@ -250,14 +250,15 @@ static int admin_init_make_plan(const struct admin_init_options *opt, struct adm
 		if (admin_init_port(plan, internal[i].ssl_port, &ssl, error_r) < 0 ||
 		    admin_init_port(plan, internal[i].tls_port, &tls, error_r) < 0)
 			return -1;
-		admin_init_plan_add(plan, internal[i].service, "internal-connection-settings",
-			      xasprintf("%s:%u:SSL, %s:%u:TLS", plan->hostname, ssl, plan->hostname,
-					tls));
+		admin_init_plan_add(
+		    plan, internal[i].service, "internal-connection-settings",
+		    xasprintf("%s:%u:SSL, %s:%u:TLS", plan->hostname, ssl, plan->hostname, tls));
 	}
 
 	/* the local back end, as the front ends on this machine reach it */
 	unsigned imap4, pop3;
-	if (admin_init_port(plan, 1143, &imap4, error_r) < 0 || admin_init_port(plan, 1110, &pop3, error_r) < 0)
+	if (admin_init_port(plan, 1143, &imap4, error_r) < 0 ||
+	    admin_init_port(plan, 1110, &pop3, error_r) < 0)
 		return -1;
 	const char *host = plan->bind_host != NULL ? plan->bind_host : "127.0.0.1";
 	plan->backend_imap4 = xasprintf("%s:%u", host, imap4);
@@ -374,9 +375,10 @@ static int admin_init_mkdir(const char *work, const char *name, mode_t mode, cha
 
 /* Fill the work directory. final_dir is the absolute path the instance will
  * have (for the LMTP socket address). */
-static int admin_init_populate(const struct admin_init_plan *plan, const struct admin_init_options *opt,
-			 const char *work, bool in_place, const char *final_dir,
-			 char *demo_password, size_t demo_size, char **error_r)
+static int admin_init_populate(const struct admin_init_plan *plan,
+			       const struct admin_init_options *opt, const char *work,
+			       bool in_place, const char *final_dir, char *demo_password,
+			       size_t demo_size, char **error_r)
 {
 	/* a directory init made itself (mkdtemp gives 0700) is opened up for
 	 * reading: the secrets are protected by their own file modes */
@@ -384,7 +386,8 @@ static int admin_init_populate(const struct admin_init_plan *plan, const struct 
 		*error_r = xasprintf("%s: %s", work, strerror(errno));
 		return -1;
 	}
-	if (admin_init_mkdir(work, "tls", 0755, error_r) < 0 || admin_init_mkdir(work, "mail", 0700, error_r) < 0 ||
+	if (admin_init_mkdir(work, "tls", 0755, error_r) < 0 ||
+	    admin_init_mkdir(work, "mail", 0700, error_r) < 0 ||
 	    admin_init_mkdir(work, "logs", 0750, error_r) < 0)
 		return -1;
 
@@ -431,10 +434,10 @@ static int admin_init_populate(const struct admin_init_plan *plan, const struct 
 		return -1;
 	}
 	struct directory_backend local = {
-		.name = DIRECTORY_BACKEND_LOCAL,
-		.imap4_address = plan->backend_imap4,
-		.pop3_address = plan->backend_pop3,
-		.lmtp_address = lmtp,
+	    .name = DIRECTORY_BACKEND_LOCAL,
+	    .imap4_address = plan->backend_imap4,
+	    .pop3_address = plan->backend_pop3,
+	    .lmtp_address = lmtp,
 	};
 	ret = directory_backend_add(dir, &local, error_r) == 1 ? 0 : -1;
 	free(lmtp);
@@ -458,13 +461,13 @@ static int admin_init_populate(const struct admin_init_plan *plan, const struct 
 }
 
 static void admin_init_print_summary(const struct admin_init_plan *plan, const char *final_dir,
-			       const char *display_dir)
+				     const char *display_dir)
 {
 	printf("postern instance created in %s\n", final_dir);
 	printf("  domain:      %s\n", plan->domain);
 	printf("  host name:   %s\n", plan->hostname);
-	printf("  certificate: %s/tls/server.crt (self-signed for %s, valid %d days)\n",
-	       final_dir, plan->hostname, TLS_SELFSIGNED_DAYS);
+	printf("  certificate: %s/tls/server.crt (self-signed for %s, valid %d days)\n", final_dir,
+	       plan->hostname, TLS_SELFSIGNED_DAYS);
 	printf("  services (startup type, TLS listeners / plain+STARTTLS listeners):\n");
 	for (const char *const *s = settings_services; *s != NULL; s++) {
 		const char *values[3] = {settings_default(*s, "startup"),
@@ -508,7 +511,8 @@ static int admin_init_parse(int argc, char **argv, struct admin_init_options *op
 			} else if (strcmp(arg, with_value[k]) == 0) {
 				which = k;
 				if (i + 1 >= argc) {
-					fprintf(stderr, "posternctl: init: %s needs a value\n", arg);
+					fprintf(stderr, "posternctl: init: %s needs a value\n",
+						arg);
 					return -1;
 				}
 				value = argv[++i];
@@ -530,8 +534,9 @@ static int admin_init_parse(int argc, char **argv, struct admin_init_options *op
 			unsigned long n = strtoul(value, &end, 10);
 			if (*value == '\0' || !isdigit((unsigned char)*value) || *end != '\0' ||
 			    errno != 0 || n > 65535) {
-				fprintf(stderr, "posternctl: init: --port-offset must be a number "
-						"from 0 to 65535 (got '%s')\n",
+				fprintf(stderr,
+					"posternctl: init: --port-offset must be a number "
+					"from 0 to 65535 (got '%s')\n",
 					value);
 				return -1;
 			}
@@ -600,8 +605,9 @@ int admin_init_main(const char *datadir, int argc, char **argv)
 		free(d);
 		free(s);
 		if (taken) {
-			fprintf(stderr, "posternctl: init: %s already holds a postern instance; "
-					"refusing to overwrite\n",
+			fprintf(stderr,
+				"posternctl: init: %s already holds a postern instance; "
+				"refusing to overwrite\n",
 				datadir);
 			goto out;
 		}
@@ -610,8 +616,9 @@ int admin_init_main(const char *datadir, int argc, char **argv)
 			if (empty < 0)
 				fprintf(stderr, "posternctl: init: %s\n", error);
 			else
-				fprintf(stderr, "posternctl: init: %s is not empty; init needs a new "
-						"or empty directory\n",
+				fprintf(stderr,
+					"posternctl: init: %s is not empty; init needs a new "
+					"or empty directory\n",
 					datadir);
 			free(error);
 			goto out;
@@ -647,7 +654,7 @@ int admin_init_main(const char *datadir, int argc, char **argv)
 	}
 
 	if (admin_init_populate(&plan, &opt, work, in_place, final_dir, demo_password,
-			  sizeof(demo_password), &error) < 0) {
+				sizeof(demo_password), &error) < 0) {
 		fprintf(stderr, "posternctl: init: %s\n", error);
 		free(error);
 		admin_init_cleanup(work, !in_place);

@@ -14,11 +14,12 @@
 
 static void admin_settings_usage(FILE *out)
 {
-	fprintf(out, "usage: posternctl settings get SERVICE [KEY...]\n"
-		     "       posternctl settings set SERVICE KEY=VALUE [KEY=VALUE...]\n"
-		     "       posternctl settings reset SERVICE KEY...\n"
-		     "       posternctl settings help SERVICE [KEY...]\n"
-		     "  services: imap4, imap4-backend, pop3, pop3-backend, submission, lmtp, http\n");
+	fprintf(out,
+		"usage: posternctl settings get SERVICE [KEY...]\n"
+		"       posternctl settings set SERVICE KEY=VALUE [KEY=VALUE...]\n"
+		"       posternctl settings reset SERVICE KEY...\n"
+		"       posternctl settings help SERVICE [KEY...]\n"
+		"  services: imap4, imap4-backend, pop3, pop3-backend, submission, lmtp, http\n");
 }
 
 /* Print the schema's unknown-service or unknown-key error; false then. */

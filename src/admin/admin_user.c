@@ -143,8 +143,8 @@ static int admin_user_read_line(char *buf, size_t size, char **error_r)
 		if (c == '\n')
 			break;
 		if (len + 1 >= size) {
-			*error_r = xasprintf("the password is longer than %d bytes",
-					     PASSWORD_MAX_LENGTH);
+			*error_r =
+			    xasprintf("the password is longer than %d bytes", PASSWORD_MAX_LENGTH);
 			return -1;
 		}
 		buf[len++] = c;
@@ -191,7 +191,8 @@ static int admin_user_read_password(const char *name, char **hash_r, char **erro
 		ret = admin_user_read_tty(prompt, pw, sizeof(pw), error_r);
 		free(prompt);
 		if (ret == 1)
-			ret = admin_user_read_tty("Retype the password: ", again, sizeof(again), error_r);
+			ret = admin_user_read_tty("Retype the password: ", again, sizeof(again),
+						  error_r);
 		if (ret == 1 && strcmp(pw, again) != 0) {
 			*error_r = xstrdup("the two passwords differ; nothing changed");
 			ret = -1;
@@ -306,10 +307,11 @@ static int admin_user_add(const char *datadir, int argc, char **argv)
 	if (found != 0) {
 		if (found > 0)
 			admin_user_error("user '%s' already exists%s%s%s", name,
-				   strcmp(existing->name, name) != 0 ? " (as '" : "",
-				   strcmp(existing->name, name) != 0 ? existing->name : "",
-				   strcmp(existing->name, name) != 0 ? "'; names ignore letter case)"
-								     : "");
+					 strcmp(existing->name, name) != 0 ? " (as '" : "",
+					 strcmp(existing->name, name) != 0 ? existing->name : "",
+					 strcmp(existing->name, name) != 0
+					     ? "'; names ignore letter case)"
+					     : "");
 		else
 			admin_user_error("%s", error);
 		free(error);
@@ -517,10 +519,10 @@ static int admin_user_set(const char *datadir, int argc, char **argv)
 		const char *key;
 		enum directory_user_field field;
 	} fields[] = {
-		{"pop3", DIRECTORY_FIELD_POP3},	      {"imap4", DIRECTORY_FIELD_IMAP4},
-		{"smtp", DIRECTORY_FIELD_SMTP},	      {"kind", DIRECTORY_FIELD_KIND},
-		{"backend", DIRECTORY_FIELD_BACKEND}, {"quota", DIRECTORY_FIELD_QUOTA},
-		{"send-as", DIRECTORY_FIELD_SEND_AS},
+	    {"pop3", DIRECTORY_FIELD_POP3},	  {"imap4", DIRECTORY_FIELD_IMAP4},
+	    {"smtp", DIRECTORY_FIELD_SMTP},	  {"kind", DIRECTORY_FIELD_KIND},
+	    {"backend", DIRECTORY_FIELD_BACKEND}, {"quota", DIRECTORY_FIELD_QUOTA},
+	    {"send-as", DIRECTORY_FIELD_SEND_AS},
 	};
 	struct directory_user v;
 	memset(&v, 0, sizeof(v));
@@ -537,9 +539,10 @@ static int admin_user_set(const char *datadir, int argc, char **argv)
 			strncmp(fields[f].key, argv[i], klen) != 0))
 			f++;
 		if (f == sizeof(fields) / sizeof(fields[0])) {
-			admin_user_error("user set: '%s': expected FIELD=VALUE with FIELD one of pop3, "
-				   "imap4, smtp, kind, backend, quota, send-as",
-				   argv[i]);
+			admin_user_error(
+			    "user set: '%s': expected FIELD=VALUE with FIELD one of pop3, "
+			    "imap4, smtp, kind, backend, quota, send-as",
+			    argv[i]);
 			goto out;
 		}
 		if ((mask & fields[f].field) != 0) {
@@ -607,8 +610,8 @@ int admin_user_main(const char *datadir, int argc, char **argv)
 		const char *name;
 		int (*run)(const char *datadir, int argc, char **argv);
 	} commands[] = {
-		{"add", admin_user_add},   {"del", admin_user_del},	      {"list", admin_user_list},
-		{"show", admin_user_show}, {"passwd", admin_user_passwd}, {"set", admin_user_set},
+	    {"add", admin_user_add},   {"del", admin_user_del},	      {"list", admin_user_list},
+	    {"show", admin_user_show}, {"passwd", admin_user_passwd}, {"set", admin_user_set},
 	};
 	if (argc < 2) {
 		admin_user_usage(stderr);

@@ -7,9 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include "authd/authd_tarpit.h"
+#include "authd/authd_ticket.h"
 #include "directory/directory.h"
 #include "directory/password.h"
 #include "lib/ipc.h"
@@ -40,6 +44,7 @@ struct authd {
 	/* verified against when the user does not exist, so a missing name
 	 * costs the same time as a wrong password */
 	char *dummy_hash;
+	struct authd_tickets tickets;
 };
 
 /* a reply held back by the failure delay */
@@ -251,13 +256,17 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 	else if (b != NULL)
 		address = b->lmtp_address != NULL ? b->lmtp_address : "";
 	log_msg(LOG_LEVEL_INFO, &ctx, "login accepted: user=%s backend=%s", u->name, backend_name);
+	char expiry[24], mac[AUTHD_TICKET_MAC_HEX + 1];
+	authd_ticket_make(&a->tickets, u->name, peer, time(NULL), expiry, sizeof(expiry), mac);
 	struct ipc_field f[] = {{"id", id},
 				{"result", "ok"},
 				{"user", u->name},
 				{"kind", directory_kind_name(u->kind)},
 				{"backend", backend_name},
-				{"backend-address", address}};
-	authd_send(c, f, 6);
+				{"backend-address", address},
+				{"ticket-expiry", expiry},
+				{"ticket-mac", mac}};
+	authd_send(c, f, 8);
 	directory_backend_free(&b);
 	directory_user_free(&u);
 }
@@ -299,6 +308,29 @@ static void authd_handle_lookup(struct authd_client *c, const struct ipc_msg *ms
 	directory_user_free(&u);
 }
 
+static void authd_handle_ticket(struct authd_client *c, const struct ipc_msg *msg)
+{
+	const char *id = ipc_msg_get(msg, "id");
+	const char *user = ipc_msg_get(msg, "user");
+	const char *peer = ipc_msg_get(msg, "peer");
+	const char *expiry = ipc_msg_get(msg, "expiry");
+	const char *mac = ipc_msg_get(msg, "mac");
+	if (id == NULL || user == NULL || peer == NULL || expiry == NULL || mac == NULL) {
+		log_error("malformed ticket from a %s worker; dropping its channel", c->service);
+		authd_client_close(c);
+		return;
+	}
+	const char *why = NULL;
+	if (authd_ticket_check(&c->authd->tickets, user, peer, expiry, mac, time(NULL), &why) < 0) {
+		struct log_ctx ctx = {c->service, NULL, peer};
+		log_msg(LOG_LEVEL_WARN, &ctx, "back-end login refused: user=%s: %s", user, why);
+		struct ipc_field f[] = {{"id", id}, {"result", "fail"}, {"reason", why}};
+		authd_send_type(c, IPC_USER_REPLY, f, 3);
+		return;
+	}
+	authd_handle_lookup(c, msg);
+}
+
 static void authd_client_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -323,6 +355,8 @@ static void authd_client_cb(evutil_socket_t fd, short what, void *arg)
 			authd_handle_auth(c, a->msg);
 		} else if (a->msg->type == IPC_USER_LOOKUP) {
 			authd_handle_lookup(c, a->msg);
+		} else if (a->msg->type == IPC_TICKET_VERIFY) {
+			authd_handle_ticket(c, a->msg);
 		} else {
 			log_error("unexpected message %d from a %s worker; dropping its channel",
 				  (int)a->msg->type, c->service);
@@ -395,6 +429,14 @@ void authd_main(const char *datadir, int channel_fd)
 		log_error("%s", error);
 		exit(1);
 	}
+	char *secret = NULL;
+	if (directory_meta_get(a.dir, DIRECTORY_META_INTERNAL_SECRET, &secret, &error) <= 0 ||
+	    authd_tickets_init(&a.tickets, secret, &error) < 0) {
+		log_error("internal secret: %s", error != NULL ? error : "missing from the directory");
+		exit(1);
+	}
+	OPENSSL_cleanse(secret, strlen(secret));
+	free(secret);
 	if (password_hash("postern-timing-equaliser", &a.dummy_hash, &error) < 0) {
 		log_warn("cannot prepare the timing hash: %s", error);
 		free(error);

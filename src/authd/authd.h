@@ -8,7 +8,9 @@
  *                     secured (yes|no), tarpit (yes|no: no for trusted
  *                     networks), failure-delay (seconds)
  *   IPC_AUTH_REPLY    id, result, and
- *       result=ok        user (canonical name), kind, backend
+ *       result=ok        user (canonical name), kind, backend,
+ *                        backend-address, ticket-expiry, ticket-mac: the
+ *                        one-time ticket the front end shows the back end
  *       result=fail      wrong password or unknown user (one answer for
  *                        both), sent after the failure delay and the
  *                        source address's tarpit delay
@@ -19,6 +21,15 @@
  *   IPC_USER_LOOKUP   id, user                    (back ends: delivery)
  *   IPC_USER_REPLY    id, result=ok|unknown|tempfail, and with ok:
  *                     user (canonical), kind, backend, quota (bytes, 0 none)
+ *
+ *   IPC_TICKET_VERIFY id, user, peer, expiry, mac (back ends: a front end's
+ *                     login). Answered with IPC_USER_REPLY; result=fail when
+ *                     the ticket is forged, expired or used before.
+ *
+ * Back-end login tickets: mac = HMAC-SHA256(internal secret,
+ * "postern-backend-login" NUL user NUL peer NUL expiry), hex. They live
+ * 60 s and are accepted once, so a ticket seen on the wire between front
+ * and back end cannot be replayed; the secret never leaves authd.
  *
  * Failures are counted per source address (IPv6 by /64), never per
  * account, so an attacker cannot lock the real user out: each further

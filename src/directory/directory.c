@@ -23,46 +23,46 @@ struct directory {
 /* Schema steps; directory_migrations[i] takes version i to i + 1. Never edit
  * a released step: append a new one. */
 static const char *const directory_migrations[] = {
-	/* 1: meta, back ends, users */
-	"CREATE TABLE meta ("
-	"  key TEXT PRIMARY KEY,"
-	"  value TEXT NOT NULL);"
-	"CREATE TABLE backends ("
-	"  name TEXT PRIMARY KEY COLLATE NOCASE,"
-	"  imap4_address TEXT NOT NULL DEFAULT '',"
-	"  pop3_address TEXT NOT NULL DEFAULT '',"
-	"  lmtp_address TEXT NOT NULL DEFAULT '');"
-	"CREATE TABLE users ("
-	"  name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
-	"  kind TEXT NOT NULL CHECK (kind IN ('user', 'shared', 'guest', 'admin')),"
-	"  password_hash TEXT,"
-	"  pop3_enabled INTEGER NOT NULL DEFAULT 1 CHECK (pop3_enabled IN (0, 1)),"
-	"  imap4_enabled INTEGER NOT NULL DEFAULT 1 CHECK (imap4_enabled IN (0, 1)),"
-	"  smtp_enabled INTEGER NOT NULL DEFAULT 1 CHECK (smtp_enabled IN (0, 1)),"
-	"  backend TEXT NOT NULL REFERENCES backends (name) ON UPDATE CASCADE,"
-	"  quota_bytes INTEGER NOT NULL DEFAULT 0 CHECK (quota_bytes >= 0),"
-	"  send_as TEXT NOT NULL DEFAULT '',"
-	"  created INTEGER NOT NULL);"
-	"CREATE INDEX users_backend ON users (backend);",
+    /* 1: meta, back ends, users */
+    "CREATE TABLE meta ("
+    "  key TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL);"
+    "CREATE TABLE backends ("
+    "  name TEXT PRIMARY KEY COLLATE NOCASE,"
+    "  imap4_address TEXT NOT NULL DEFAULT '',"
+    "  pop3_address TEXT NOT NULL DEFAULT '',"
+    "  lmtp_address TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE users ("
+    "  name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('user', 'shared', 'guest', 'admin')),"
+    "  password_hash TEXT,"
+    "  pop3_enabled INTEGER NOT NULL DEFAULT 1 CHECK (pop3_enabled IN (0, 1)),"
+    "  imap4_enabled INTEGER NOT NULL DEFAULT 1 CHECK (imap4_enabled IN (0, 1)),"
+    "  smtp_enabled INTEGER NOT NULL DEFAULT 1 CHECK (smtp_enabled IN (0, 1)),"
+    "  backend TEXT NOT NULL REFERENCES backends (name) ON UPDATE CASCADE,"
+    "  quota_bytes INTEGER NOT NULL DEFAULT 0 CHECK (quota_bytes >= 0),"
+    "  send_as TEXT NOT NULL DEFAULT '',"
+    "  created INTEGER NOT NULL);"
+    "CREATE INDEX users_backend ON users (backend);",
 };
 
 static const struct sqldb_schema directory_schema = {
-	.what = "directory database",
-	.application_id = 0x50535444, /* "PSTD" */
-	.file_mode = 0600,
-	.migrations = directory_migrations,
-	.version = sizeof(directory_migrations) / sizeof(directory_migrations[0]),
+    .what = "directory database",
+    .application_id = 0x50535444, /* "PSTD" */
+    .file_mode = 0600,
+    .migrations = directory_migrations,
+    .version = sizeof(directory_migrations) / sizeof(directory_migrations[0]),
 };
 
-#define DIRECTORY_USER_COLUMNS                                                                   \
-	"name, kind, password_hash, pop3_enabled, imap4_enabled, smtp_enabled, backend, "       \
+#define DIRECTORY_USER_COLUMNS                                                                     \
+	"name, kind, password_hash, pop3_enabled, imap4_enabled, smtp_enabled, backend, "          \
 	"quota_bytes, send_as, created"
 
 static const char *const directory_kind_names[] = {
-	[DIRECTORY_KIND_USER] = "user",
-	[DIRECTORY_KIND_SHARED] = "shared",
-	[DIRECTORY_KIND_GUEST] = "guest",
-	[DIRECTORY_KIND_ADMIN] = "admin",
+    [DIRECTORY_KIND_USER] = "user",
+    [DIRECTORY_KIND_SHARED] = "shared",
+    [DIRECTORY_KIND_GUEST] = "guest",
+    [DIRECTORY_KIND_ADMIN] = "admin",
 };
 
 static char *directory_path(const char *datadir)
@@ -291,8 +291,8 @@ static int directory_backend_name_check(const char *name, char **error_r)
 	if (problem == NULL)
 		return 0;
 	char *q = directory_quote(name);
-	*error_r = xasprintf("back-end name '%s': %s (letters, digits, '.', '_' and '-')", q,
-			     problem);
+	*error_r =
+	    xasprintf("back-end name '%s': %s (letters, digits, '.', '_' and '-')", q, problem);
 	free(q);
 	return -1;
 }
@@ -306,7 +306,8 @@ const char *directory_kind_name(enum directory_user_kind kind)
 
 int directory_kind_parse(const char *text, enum directory_user_kind *kind_r, char **error_r)
 {
-	for (size_t i = 0; i < sizeof(directory_kind_names) / sizeof(directory_kind_names[0]); i++) {
+	for (size_t i = 0; i < sizeof(directory_kind_names) / sizeof(directory_kind_names[0]);
+	     i++) {
 		if (strcasecmp(text, directory_kind_names[i]) == 0) {
 			*kind_r = (enum directory_user_kind)i;
 			return 0;
@@ -374,8 +375,7 @@ int directory_send_as_normalise(const char *text, char **normalised_r, char **er
 	return 0;
 }
 
-void directory_user_init(struct directory_user *u, const char *name,
-			 enum directory_user_kind kind)
+void directory_user_init(struct directory_user *u, const char *name, enum directory_user_kind kind)
 {
 	memset(u, 0, sizeof(*u));
 	u->name = xstrdup(name);
@@ -492,8 +492,8 @@ static int directory_backend_require(struct directory *dir, const char *name, ch
 
 /* Validate the fields of u named in mask; send_as is normalised into
  * *send_as_r when the mask has it. */
-static int directory_user_check(const struct directory_user *u, unsigned mask,
-				 char **send_as_r, char **error_r)
+static int directory_user_check(const struct directory_user *u, unsigned mask, char **send_as_r,
+				char **error_r)
 {
 	if ((mask & DIRECTORY_FIELD_KIND) != 0 &&
 	    (unsigned)u->kind >= sizeof(directory_kind_names) / sizeof(directory_kind_names[0])) {
@@ -511,8 +511,8 @@ static int directory_user_check(const struct directory_user *u, unsigned mask,
 		return -1;
 	}
 	if ((mask & DIRECTORY_FIELD_SEND_AS) != 0 &&
-	    directory_send_as_normalise(u->send_as == NULL ? "" : u->send_as, send_as_r,
-					error_r) < 0)
+	    directory_send_as_normalise(u->send_as == NULL ? "" : u->send_as, send_as_r, error_r) <
+		0)
 		return -1;
 	return 0;
 }
@@ -539,10 +539,10 @@ int directory_user_add(struct directory *dir, const struct directory_user *u, ch
 	int ret = directory_user_stored_name(dir, u->name, &existing, error_r);
 	if (ret == 1) {
 		*error_r = strcmp(existing, u->name) == 0
-				   ? xasprintf("user '%s' already exists", u->name)
-				   : xasprintf("user '%s' already exists (as '%s'; names ignore "
-					       "letter case)",
-					       u->name, existing);
+			       ? xasprintf("user '%s' already exists", u->name)
+			       : xasprintf("user '%s' already exists (as '%s'; names ignore "
+					   "letter case)",
+					   u->name, existing);
 		free(existing);
 		free(send_as);
 		sqldb_rollback(dir->db);
@@ -554,8 +554,9 @@ int directory_user_add(struct directory *dir, const struct directory_user *u, ch
 		return -1;
 	}
 	sqlite3_stmt *stmt;
-	if (sqldb_prepare(dir->db, "INSERT INTO users (" DIRECTORY_USER_COLUMNS ") "
-				   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	if (sqldb_prepare(dir->db,
+			  "INSERT INTO users (" DIRECTORY_USER_COLUMNS ") "
+			  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			  &stmt, error_r) < 0) {
 		free(send_as);
 		sqldb_rollback(dir->db);
@@ -690,10 +691,10 @@ int directory_user_set_fields(struct directory *dir, const char *name, unsigned 
 		unsigned field;
 		const char *column;
 	} columns[] = {
-		{DIRECTORY_FIELD_KIND, "kind"},		  {DIRECTORY_FIELD_POP3, "pop3_enabled"},
-		{DIRECTORY_FIELD_IMAP4, "imap4_enabled"}, {DIRECTORY_FIELD_SMTP, "smtp_enabled"},
-		{DIRECTORY_FIELD_BACKEND, "backend"},	  {DIRECTORY_FIELD_QUOTA, "quota_bytes"},
-		{DIRECTORY_FIELD_SEND_AS, "send_as"},
+	    {DIRECTORY_FIELD_KIND, "kind"},	      {DIRECTORY_FIELD_POP3, "pop3_enabled"},
+	    {DIRECTORY_FIELD_IMAP4, "imap4_enabled"}, {DIRECTORY_FIELD_SMTP, "smtp_enabled"},
+	    {DIRECTORY_FIELD_BACKEND, "backend"},     {DIRECTORY_FIELD_QUOTA, "quota_bytes"},
+	    {DIRECTORY_FIELD_SEND_AS, "send_as"},
 	};
 	char *send_as = NULL;
 	if (directory_user_check(values, fields, &send_as, error_r) < 0)
@@ -725,8 +726,8 @@ int directory_user_set_fields(struct directory *dir, const char *name, unsigned 
 	for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++) {
 		if ((fields & columns[i].field) == 0)
 			continue;
-		char *s = xasprintf("%s%s%s = ?%zu", sql, first ? "" : ", ", columns[i].column,
-				    i + 1);
+		char *s =
+		    xasprintf("%s%s%s = ?%zu", sql, first ? "" : ", ", columns[i].column, i + 1);
 		free(sql);
 		sql = s;
 		first = false;
@@ -801,8 +802,7 @@ static void directory_backend_from_row(sqlite3_stmt *stmt, struct directory_back
 	b->lmtp_address = sqldb_column_text(stmt, 3, true);
 }
 
-int directory_backend_add(struct directory *dir, const struct directory_backend *b,
-			  char **error_r)
+int directory_backend_add(struct directory *dir, const struct directory_backend *b, char **error_r)
 {
 	if (b->name == NULL || directory_backend_name_check(b->name, error_r) < 0) {
 		if (b->name == NULL)
@@ -831,8 +831,9 @@ int directory_backend_add(struct directory *dir, const struct directory_backend 
 		return 0;
 	}
 	sqlite3_stmt *stmt;
-	if (sqldb_prepare(dir->db, "INSERT INTO backends (name, imap4_address, pop3_address, "
-				   "lmtp_address) VALUES (?, ?, ?, ?)",
+	if (sqldb_prepare(dir->db,
+			  "INSERT INTO backends (name, imap4_address, pop3_address, "
+			  "lmtp_address) VALUES (?, ?, ?, ?)",
 			  &stmt, error_r) < 0)
 		return -1;
 	sqlite3_bind_text(stmt, 1, b->name, -1, SQLITE_STATIC);
@@ -852,8 +853,9 @@ int directory_backend_get(struct directory *dir, const char *name,
 {
 	*backend_r = NULL;
 	sqlite3_stmt *stmt;
-	if (sqldb_prepare(dir->db, "SELECT name, imap4_address, pop3_address, lmtp_address "
-				   "FROM backends WHERE name = ?",
+	if (sqldb_prepare(dir->db,
+			  "SELECT name, imap4_address, pop3_address, lmtp_address "
+			  "FROM backends WHERE name = ?",
 			  &stmt, error_r) < 0)
 		return -1;
 	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
@@ -879,8 +881,9 @@ int directory_backend_list(struct directory *dir, struct directory_backend **bac
 	*backends_r = NULL;
 	*count_r = 0;
 	sqlite3_stmt *stmt;
-	if (sqldb_prepare(dir->db, "SELECT name, imap4_address, pop3_address, lmtp_address "
-				   "FROM backends ORDER BY name",
+	if (sqldb_prepare(dir->db,
+			  "SELECT name, imap4_address, pop3_address, lmtp_address "
+			  "FROM backends ORDER BY name",
 			  &stmt, error_r) < 0)
 		return -1;
 	struct directory_backend *list = NULL;

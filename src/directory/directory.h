@@ -14,15 +14,15 @@
  * Return convention: -1 error (message in *error_r, malloc'ed, the caller
  * frees), 0 not found / not done, 1 done, unless a function says otherwise. */
 
-#define DIRECTORY_DB_FILE "directory.db"
+#define DIRECTORY_DB_FILE	"directory.db"
 #define DIRECTORY_USER_NAME_MAX 64
 #define DIRECTORY_BACKEND_LOCAL "local"
 
 /* Meta keys */
-#define DIRECTORY_META_DOMAIN "domain"
-#define DIRECTORY_META_HOSTNAME "hostname"
+#define DIRECTORY_META_DOMAIN	       "domain"
+#define DIRECTORY_META_HOSTNAME	       "hostname"
 #define DIRECTORY_META_INTERNAL_SECRET "internal_secret" /* 64 hex digits */
-#define DIRECTORY_META_CREATED "created"		 /* unix time of init */
+#define DIRECTORY_META_CREATED	       "created"	 /* unix time of init */
 
 struct directory;
 
@@ -40,10 +40,10 @@ struct directory_user {
 	bool pop3_enabled;
 	bool imap4_enabled;
 	bool smtp_enabled;
-	char *backend;		       /* name of a directory back end */
+	char *backend;			/* name of a directory back end */
 	unsigned long long quota_bytes; /* 0: unlimited */
-	char *send_as;		       /* normalised "a@example.com, b@example.com" or "" */
-	long long created;	       /* unix time */
+	char *send_as;			/* normalised "a@example.com, b@example.com" or "" */
+	long long created;		/* unix time */
 };
 
 /* Fields of directory_user_set_fields(), or'ed together. */
@@ -113,8 +113,7 @@ int directory_send_as_normalise(const char *text, char **normalised_r, char **er
  * whatever the switches say), back end "local", unlimited quota, no
  * send-as, no password. Strings are NULL except name and backend, which
  * are copies. Free with directory_user_clear(). */
-void directory_user_init(struct directory_user *u, const char *name,
-			 enum directory_user_kind kind);
+void directory_user_init(struct directory_user *u, const char *name, enum directory_user_kind kind);
 
 /* Add a user. Every field is validated first (name, kind, existing back end,
  * password hash form when not NULL, send-as). u->created is ignored (set to
@@ -157,8 +156,7 @@ void directory_user_list_free(struct directory_user **users, size_t count);
 /* Add a back end. The name follows the user name rules without '@'; each
  * non-empty address must parse as a net_addr. Returns 1 when added, 0 when
  * the name is taken, -1 on error. */
-int directory_backend_add(struct directory *dir, const struct directory_backend *b,
-			  char **error_r);
+int directory_backend_add(struct directory *dir, const struct directory_backend *b, char **error_r);
 
 /* Look up a back end by name (ignoring ASCII case). Returns 1 with *backend_r
  * (free with directory_backend_free()), 0 when unknown, -1 on error. */
@@ -170,7 +168,9 @@ int directory_backend_get(struct directory *dir, const char *name,
 int directory_backend_list(struct directory *dir, struct directory_backend **backends_r,
 			   size_t *count_r, char **error_r);
 
+/* Free a back end from directory_backend_get() and clear the pointer. */
 void directory_backend_free(struct directory_backend **backend);
+/* Free a list from directory_backend_list() and clear the pointer. */
 void directory_backend_list_free(struct directory_backend **backends, size_t count);
 
 #endif

@@ -134,9 +134,9 @@ static void test_open_foreign_and_newer(void **state)
 	char *p = path_in("directory.db");
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "CREATE TABLE t (x); PRAGMA user_version = 3", NULL,
-				      NULL, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "CREATE TABLE t (x); PRAGMA user_version = 3", NULL, NULL, NULL),
+	    SQLITE_OK);
 	sqlite3_close(db);
 	struct directory *dir = NULL;
 	char *error = NULL;
@@ -178,7 +178,8 @@ static void test_create(void **state)
 	assert_int_equal(directory_meta_get(dir, DIRECTORY_META_HOSTNAME, &value, &error), 1);
 	assert_string_equal(value, "mail.example.com");
 	free(value);
-	assert_int_equal(directory_meta_get(dir, DIRECTORY_META_INTERNAL_SECRET, &value, &error), 1);
+	assert_int_equal(directory_meta_get(dir, DIRECTORY_META_INTERNAL_SECRET, &value, &error),
+			 1);
 	assert_int_equal(strlen(value), 64);
 	assert_int_equal(strspn(value, "0123456789abcdef"), 64);
 	free(value);
@@ -205,8 +206,8 @@ static void test_create(void **state)
 static void test_user_names(void **state)
 {
 	(void)state;
-	const char *good[] = {"alice", "Alice.Smith", "a_b-c", "bob@example.com", "x1", "a.b@c.d",
-			      "0", "_x"};
+	const char *good[] = {"alice", "Alice.Smith", "a_b-c", "bob@example.com",
+			      "x1",    "a.b@c.d",     "0",     "_x"};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		char *error = NULL;
 		if (directory_user_name_check(good[i], &error) != 0)
@@ -215,24 +216,24 @@ static void test_user_names(void **state)
 	static const struct {
 		const char *name, *want;
 	} bad[] = {
-		{"a/b", "user name 'a/b': '/' is not allowed (letters, digits, '.', '_', '-' and "
-			"one '@domain')"},
-		{"a\\b", "'\\' is not allowed"},
-		{"..", "must not start with '.' or '-'"},
-		{"a..b", "'..' is not allowed"},
-		{".a", "must not start"},
-		{"-a", "must not start"},
-		{"a.", "must not end with '.'"},
-		{"", "user name '': must not be empty"},
-		{"x\ty", "user name 'x\\x09y': control characters are not allowed"},
-		{"a b", "blanks are not allowed"},
-		{"\xc3\xbcn\xc3\xaf", "non-ASCII characters are not allowed"},
-		{"a@b@c", "only one '@'"},
-		{"@example.com", "the part before '@' is empty"},
-		{"a@", "the domain after '@' is not a valid DNS name"},
-		{"a@-x.com", "not a valid DNS name"},
-		{"a:b", "':' is not allowed"},
-		{"a+b", "'+' is not allowed"},
+	    {"a/b", "user name 'a/b': '/' is not allowed (letters, digits, '.', '_', '-' and "
+		    "one '@domain')"},
+	    {"a\\b", "'\\' is not allowed"},
+	    {"..", "must not start with '.' or '-'"},
+	    {"a..b", "'..' is not allowed"},
+	    {".a", "must not start"},
+	    {"-a", "must not start"},
+	    {"a.", "must not end with '.'"},
+	    {"", "user name '': must not be empty"},
+	    {"x\ty", "user name 'x\\x09y': control characters are not allowed"},
+	    {"a b", "blanks are not allowed"},
+	    {"\xc3\xbcn\xc3\xaf", "non-ASCII characters are not allowed"},
+	    {"a@b@c", "only one '@'"},
+	    {"@example.com", "the part before '@' is empty"},
+	    {"a@", "the domain after '@' is not a valid DNS name"},
+	    {"a@-x.com", "not a valid DNS name"},
+	    {"a:b", "':' is not allowed"},
+	    {"a+b", "'+' is not allowed"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *error = NULL;
@@ -271,8 +272,8 @@ static void test_kinds_and_send_as(void **state)
 	assert_int_equal(directory_send_as_normalise("A@Example.COM,b.c@x.org", &norm, &error), 0);
 	assert_string_equal(norm, "A@example.com, b.c@x.org");
 	free(norm);
-	const char *bad[] = {"a", "a@", "@b.c", "a@b@c", ".a@b.c", "a..b@c.d", "a b@c.d",
-			     "a@b.c, a@B.c"};
+	const char *bad[] = {"a",      "a@",	   "@b.c",    "a@b@c",
+			     ".a@b.c", "a..b@c.d", "a b@c.d", "a@b.c, a@B.c"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (directory_send_as_normalise(bad[i], &norm, &error) != -1)
 			fail_msg("send-as '%s' accepted", bad[i]);
@@ -375,11 +376,11 @@ static void test_users(void **state)
 	v.kind = DIRECTORY_KIND_SHARED;
 	v.quota_bytes = 0;
 	v.send_as = "x@y.z , w@y.z";
-	assert_int_equal(directory_user_set_fields(dir, "alice",
-						   DIRECTORY_FIELD_POP3 | DIRECTORY_FIELD_BACKEND |
-							   DIRECTORY_FIELD_KIND | DIRECTORY_FIELD_QUOTA |
-							   DIRECTORY_FIELD_SEND_AS,
-						   &v, &error),
+	assert_int_equal(directory_user_set_fields(
+			     dir, "alice",
+			     DIRECTORY_FIELD_POP3 | DIRECTORY_FIELD_BACKEND | DIRECTORY_FIELD_KIND |
+				 DIRECTORY_FIELD_QUOTA | DIRECTORY_FIELD_SEND_AS,
+			     &v, &error),
 			 1);
 	assert_int_equal(directory_user_get(dir, "alice", &got, &error), 1);
 	assert_false(got->pop3_enabled);
@@ -472,15 +473,15 @@ static void test_backends(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_open_missing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_garbage, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_foreign_and_newer, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create, setup, teardown),
-		cmocka_unit_test(test_user_names),
-		cmocka_unit_test(test_kinds_and_send_as),
-		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_backends, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_missing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_garbage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_foreign_and_newer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_create, setup, teardown),
+	    cmocka_unit_test(test_user_names),
+	    cmocka_unit_test(test_kinds_and_send_as),
+	    cmocka_unit_test_setup_teardown(test_users, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backends, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,9 +56,9 @@ const char *password_scheme(const char *hash)
 	static const struct {
 		const char *prefix, *name;
 	} schemes[] = {
-		{"$y$", "yescrypt"},	 {"$gy$", "gost-yescrypt"}, {"$7$", "scrypt"},
-		{"$6$", "sha512-crypt"}, {"$5$", "sha256-crypt"},   {"$2b$", "bcrypt"},
-		{"$2y$", "bcrypt"},	 {"$2a$", "bcrypt"},
+	    {"$y$", "yescrypt"},     {"$gy$", "gost-yescrypt"}, {"$7$", "scrypt"},
+	    {"$6$", "sha512-crypt"}, {"$5$", "sha256-crypt"},	{"$2b$", "bcrypt"},
+	    {"$2y$", "bcrypt"},	     {"$2a$", "bcrypt"},
 	};
 	if (hash == NULL)
 		return "unknown";
@@ -70,9 +70,8 @@ const char *password_scheme(const char *hash)
 
 int password_hash_check(const char *hash, char **error_r)
 {
-	static const char accepted[] =
-		"accepted: yescrypt ($y$...), SHA-512-crypt ($6$...), SHA-256-crypt ($5$...), "
-		"bcrypt ($2b$/$2y$/$2a$...), scrypt ($7$...)";
+	static const char accepted[] = "accepted: yescrypt ($y$...), SHA-512-crypt ($6$...), "
+				       "bcrypt ($2b$/$2y$/$2a$...), scrypt ($7$...)";
 	if (hash == NULL || hash[0] == '\0') {
 		*error_r = xasprintf("the password hash is empty; %s", accepted);
 		return -1;
@@ -86,8 +85,8 @@ int password_hash_check(const char *hash, char **error_r)
 		}
 	}
 	if (strcmp(password_scheme(hash), "unknown") == 0) {
-		*error_r = xasprintf("the password hash is not of a supported method; %s",
-				     accepted);
+		*error_r =
+		    xasprintf("the password hash is not of a supported method; %s", accepted);
 		return -1;
 	}
 	switch (crypt_checksalt(hash)) {
@@ -96,7 +95,7 @@ int password_hash_check(const char *hash, char **error_r)
 		break;
 	case CRYPT_SALT_METHOD_LEGACY:
 	case CRYPT_SALT_METHOD_DISABLED:
-		*error_r = xasprintf("the password hash uses a method this system refuses; %s",
+		*error_r = xasprintf("the password hash uses a legacy method that is refused; %s",
 				     accepted);
 		return -1;
 	default:

@@ -3,8 +3,9 @@
 
 /* Password hashes in crypt(3) form, through libxcrypt. New hashes are
  * yescrypt ("$y$") at libxcrypt's default cost; SHA-512-crypt ("$6$") and
- * bcrypt ("$2b$", "$2y$", "$2a$") hashes imported from other systems verify
- * too. Legacy methods (DES, MD5-crypt, ...) are refused. */
+ * bcrypt ("$2b$", "$2y$", "$2a$") and scrypt ("$7$") hashes imported from
+ * other systems verify too. Methods libxcrypt calls legacy (DES, MD5-crypt,
+ * SHA-256-crypt, ...) are refused at import. */
 
 /* Longest password accepted, in bytes (libxcrypt's own limit is 511). */
 #define PASSWORD_MAX_LENGTH 511

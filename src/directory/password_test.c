@@ -116,16 +116,16 @@ static void test_check_refuses(void **state)
 {
 	(void)state;
 	const char *bad[] = {
-		"",
-		"plaintext",
-		"$y$",
-		"$6$",
-		"$6$salt$short",
-		"abJnggxhB/yWI",			  /* DES: legacy */
-		"$1$saltsalt$qjXMvbEw8oaL.CzflDugX/",	  /* MD5-crypt: legacy */
-		"$6$salt$has:colon",
-		"$6$salt$has space",
-		"$99$nonsense$xxxxxxxxxxxxxxxxxxxxxxxxxx",
+	    "",
+	    "plaintext",
+	    "$y$",
+	    "$6$",
+	    "$6$salt$short",
+	    "abJnggxhB/yWI",			  /* DES: legacy */
+	    "$1$saltsalt$qjXMvbEw8oaL.CzflDugX/", /* MD5-crypt: legacy */
+	    "$6$salt$has:colon",
+	    "$6$salt$has space",
+	    "$99$nonsense$xxxxxxxxxxxxxxxxxxxxxxxxxx",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *error = NULL;
@@ -145,9 +145,9 @@ static void test_check_refuses(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hash_and_verify), cmocka_unit_test(test_hash_refuses),
-		cmocka_unit_test(test_sha512_crypt),	cmocka_unit_test(test_bcrypt),
-		cmocka_unit_test(test_check_refuses),
+	    cmocka_unit_test(test_hash_and_verify), cmocka_unit_test(test_hash_refuses),
+	    cmocka_unit_test(test_sha512_crypt),    cmocka_unit_test(test_bcrypt),
+	    cmocka_unit_test(test_check_refuses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,26 +16,26 @@ struct settings_db {
 /* Schema steps; settings_db_migrations[i] takes version i to i + 1. Never
  * edit a released step: append a new one. */
 static const char *const settings_db_migrations[] = {
-	/* 1: explicit values and instance defaults */
-	"CREATE TABLE settings ("
-	"  service TEXT NOT NULL,"
-	"  key TEXT NOT NULL,"
-	"  value TEXT NOT NULL,"
-	"  changed INTEGER NOT NULL,"
-	"  PRIMARY KEY (service, key));"
-	"CREATE TABLE instance_defaults ("
-	"  service TEXT NOT NULL,"
-	"  key TEXT NOT NULL,"
-	"  value TEXT NOT NULL,"
-	"  PRIMARY KEY (service, key));",
+    /* 1: explicit values and instance defaults */
+    "CREATE TABLE settings ("
+    "  service TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  changed INTEGER NOT NULL,"
+    "  PRIMARY KEY (service, key));"
+    "CREATE TABLE instance_defaults ("
+    "  service TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  PRIMARY KEY (service, key));",
 };
 
 static const struct sqldb_schema settings_db_schema = {
-	.what = "settings database",
-	.application_id = 0x50535453, /* "PSTS" */
-	.file_mode = 0644,
-	.migrations = settings_db_migrations,
-	.version = sizeof(settings_db_migrations) / sizeof(settings_db_migrations[0]),
+    .what = "settings database",
+    .application_id = 0x50535453, /* "PSTS" */
+    .file_mode = 0644,
+    .migrations = settings_db_migrations,
+    .version = sizeof(settings_db_migrations) / sizeof(settings_db_migrations[0]),
 };
 
 static int settings_db_open_mode(const char *datadir, enum sqldb_mode mode,
@@ -56,8 +56,7 @@ static int settings_db_open_mode(const char *datadir, enum sqldb_mode mode,
 	return 0;
 }
 
-int settings_db_open(const char *datadir, bool readonly, struct settings_db **db_r,
-		     char **error_r)
+int settings_db_open(const char *datadir, bool readonly, struct settings_db **db_r, char **error_r)
 {
 	return settings_db_open_mode(datadir, readonly ? SQLDB_READONLY : SQLDB_READWRITE, db_r,
 				     error_r);
@@ -141,8 +140,8 @@ static int settings_db_effective(struct settings_db *db, const char *service, co
 	return 0;
 }
 
-int settings_db_get(struct settings_db *db, const char *service, const char *key,
-		    char **value_r, char **error_r)
+int settings_db_get(struct settings_db *db, const char *service, const char *key, char **value_r,
+		    char **error_r)
 {
 	*value_r = NULL;
 	if (settings_db_check_key(service, key, error_r) < 0)
@@ -150,8 +149,7 @@ int settings_db_get(struct settings_db *db, const char *service, const char *key
 	return settings_db_effective(db, service, key, value_r, error_r);
 }
 
-int settings_db_is_set(struct settings_db *db, const char *service, const char *key,
-		       char **error_r)
+int settings_db_is_set(struct settings_db *db, const char *service, const char *key, char **error_r)
 {
 	if (settings_db_check_key(service, key, error_r) < 0)
 		return -1;
@@ -235,8 +233,8 @@ static int settings_db_set_full(struct settings_db *db, const char *service, siz
 	return ret;
 }
 
-int settings_db_set(struct settings_db *db, const char *service, size_t n,
-		    const char *const keys[], const char *const values[], char **error_r)
+int settings_db_set(struct settings_db *db, const char *service, size_t n, const char *const keys[],
+		    const char *const values[], char **error_r)
 {
 	return settings_db_set_full(db, service, n, keys, values, false, error_r);
 }
@@ -299,7 +297,7 @@ int settings_db_foreach(struct settings_db *db, const char *service,
 	if (sqldb_exec(db->db, "BEGIN", error_r) < 0)
 		return -1;
 	struct settings_db_foreach_ctx f = {
-		.db = db, .service = service, .cb = cb, .ctx = ctx, .error = NULL};
+	    .db = db, .service = service, .cb = cb, .ctx = ctx, .error = NULL};
 	settings_foreach_key(service, settings_db_foreach_key, &f);
 	sqldb_rollback(db->db);
 	if (f.error != NULL) {

@@ -26,8 +26,7 @@ struct settings_db;
 /* Open DATADIR/settings.db. Returns 0 with *db_r, or -1 with *error_r
  * (malloc'ed) naming the path and what is wrong; nothing is created or
  * changed then. */
-int settings_db_open(const char *datadir, bool readonly, struct settings_db **db_r,
-		     char **error_r);
+int settings_db_open(const char *datadir, bool readonly, struct settings_db **db_r, char **error_r);
 
 /* Create DATADIR/settings.db (it must not exist), mode 0644. Returns 0 with
  * *db_r open read-write, or -1 with *error_r and no file left behind. */
@@ -38,8 +37,8 @@ void settings_db_close(struct settings_db **db);
 
 /* The effective value of one key. Returns 0 with *value_r (malloc'ed), or -1
  * with *error_r for an unknown service or key or a database error. */
-int settings_db_get(struct settings_db *db, const char *service, const char *key,
-		    char **value_r, char **error_r);
+int settings_db_get(struct settings_db *db, const char *service, const char *key, char **value_r,
+		    char **error_r);
 
 /* Whether an administrator (or init) set the key explicitly. Returns 1 set,
  * 0 not set, -1 error. */
@@ -50,8 +49,8 @@ int settings_db_is_set(struct settings_db *db, const char *service, const char *
  * twice is an error too); then all are written in one transaction. Returns
  * 0, or -1 with *error_r naming the first bad key and its accepted form, and
  * nothing written. */
-int settings_db_set(struct settings_db *db, const char *service, size_t n,
-		    const char *const keys[], const char *const values[], char **error_r);
+int settings_db_set(struct settings_db *db, const char *service, size_t n, const char *const keys[],
+		    const char *const values[], char **error_r);
 
 /* Like settings_db_set(), and also record the values as this instance's
  * defaults (what reset goes back to). Used by init. */

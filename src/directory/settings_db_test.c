@@ -51,7 +51,7 @@ static struct settings_db *create_db(void)
 }
 
 static void check_value(struct settings_db *db, const char *service, const char *key,
-			 const char *want)
+			const char *want)
 {
 	char *value = NULL, *error = NULL;
 	if (settings_db_get(db, service, key, &value, &error) != 0)
@@ -119,7 +119,8 @@ static void test_set_and_reset(void **state)
 {
 	struct settings_db *db = create_db();
 	char *error = NULL;
-	const char *keys[] = {"max-command-size", "startup", "pre-authenticated-connection-timeout"};
+	const char *keys[] = {"max-command-size", "startup",
+			      "pre-authenticated-connection-timeout"};
 	const char *values[] = {"100", "Automatic", "2m"};
 	assert_int_equal(settings_db_set(db, "pop3", 3, keys, values, &error), 0);
 	check_value(db, "pop3", "max-command-size", "100");
@@ -179,7 +180,8 @@ static void test_instance_defaults(void **state)
 	char *error = NULL;
 	const char *keys[] = {"ssl-bindings", "internal-connection-settings"};
 	const char *values[] = {"127.0.0.1:10993", "mx.example.com:10993:ssl"};
-	assert_int_equal(settings_db_set_instance_defaults(db, "imap4", 2, keys, values, &error), 0);
+	assert_int_equal(settings_db_set_instance_defaults(db, "imap4", 2, keys, values, &error),
+			 0);
 	check_value(db, "imap4", "ssl-bindings", "127.0.0.1:10993");
 	check_value(db, "imap4", "internal-connection-settings", "mx.example.com:10993:SSL");
 	const char *k1[] = {"ssl-bindings"};
@@ -254,12 +256,12 @@ static void test_stale_value(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_create_and_open, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_set_and_reset, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_instance_defaults, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_foreach, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stale_value, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_create_and_open, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_set_and_reset, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_instance_defaults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_foreach, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_value, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

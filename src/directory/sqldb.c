@@ -17,9 +17,10 @@ int sqldb_datadir_check(const char *datadir, char **error_r)
 	struct stat st;
 	if (stat(datadir, &st) < 0) {
 		if (errno == ENOENT)
-			*error_r = xasprintf("data dir '%s' does not exist (create an instance with "
-					     "'posternctl -d %s init --domain DOMAIN')",
-					     datadir, datadir);
+			*error_r =
+			    xasprintf("data dir '%s' does not exist (create an instance with "
+				      "'posternctl -d %s init --domain DOMAIN')",
+				      datadir, datadir);
 		else
 			*error_r = xasprintf("data dir '%s': %s", datadir, strerror(errno));
 		return -1;
@@ -178,14 +179,16 @@ static int sqldb_check(sqlite3 *db, const char *path, const struct sqldb_schema 
 	}
 	if (app_id != schema->application_id) {
 		if (app_id == 0 && version == 0)
-			*error_r = xasprintf("%s: not a postern %s (it is an empty or foreign SQLite "
-					     "database)",
-					     path, schema->what);
+			*error_r =
+			    xasprintf("%s: not a postern %s (it is an empty or foreign SQLite "
+				      "database)",
+				      path, schema->what);
 		else
-			*error_r = xasprintf("%s: not a postern %s (application id 0x%08llx, "
-					     "expected 0x%08x)",
-					     path, schema->what, (unsigned long long)(uint32_t)app_id,
-					     (unsigned)schema->application_id);
+			*error_r =
+			    xasprintf("%s: not a postern %s (application id 0x%08llx, "
+				      "expected 0x%08x)",
+				      path, schema->what, (unsigned long long)(uint32_t)app_id,
+				      (unsigned)schema->application_id);
 		return -1;
 	}
 	if (version > (long long)schema->version) {

@@ -1,8 +1,8 @@
 #include "directory/tls_selfsigned.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,11 +69,12 @@ static X509 *tls_selfsigned_build(EVP_PKEY *key, const char *hostname, char **er
 	    X509_set_issuer_name(cert, name) != 1)
 		goto fail;
 	char *san = strcmp(hostname, "localhost") == 0
-			    ? xstrdup("DNS:localhost,IP:127.0.0.1,IP:::1")
-			    : xasprintf("DNS:%s,DNS:localhost,IP:127.0.0.1,IP:::1", hostname);
+			? xstrdup("DNS:localhost,IP:127.0.0.1,IP:::1")
+			: xasprintf("DNS:%s,DNS:localhost,IP:127.0.0.1,IP:::1", hostname);
 	int ret = tls_selfsigned_add_ext(cert, NID_subject_alt_name, san);
 	free(san);
-	if (ret < 0 || tls_selfsigned_add_ext(cert, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
+	if (ret < 0 ||
+	    tls_selfsigned_add_ext(cert, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
 	    tls_selfsigned_add_ext(cert, NID_key_usage, "critical,digitalSignature") < 0 ||
 	    tls_selfsigned_add_ext(cert, NID_ext_key_usage, "serverAuth") < 0 ||
 	    tls_selfsigned_add_ext(cert, NID_subject_key_identifier, "hash") < 0)

@@ -98,7 +98,8 @@ static void test_create(void **state)
 	EVP_PKEY_free(key);
 
 	/* the files exist now: a second create refuses and keeps them */
-	assert_int_equal(tls_selfsigned_create(cert_path, key_path, "mail.example.com", &error), -1);
+	assert_int_equal(tls_selfsigned_create(cert_path, key_path, "mail.example.com", &error),
+			 -1);
 	assert_non_null(strstr(error, "cannot create"));
 	free(error);
 	assert_int_equal(access(cert_path, F_OK), 0);
@@ -131,8 +132,8 @@ static void test_localhost_and_failure(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_create, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_localhost_and_failure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_create, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_localhost_and_failure, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,6 +65,8 @@ static void fe_load_settings(struct frontend *fe)
 	if (fe->max_command_size == 0)
 		fe->max_command_size = 512;
 	fe->failure_delay_s = (unsigned)worker_setting_int(w, "authentication-failure-delay", 2);
+	timeout = fe_setting_count(w, "authenticated-connection-timeout");
+	fe->auth_timeout_ms = (timeout == 0 ? 1800 : timeout) * 1000;
 	fe_cidr_setting(w, "proxy-protocol-trusted", &fe->proxy_trusted, &fe->proxy_trusted_count);
 	fe_cidr_setting(w, "trusted-networks", &fe->trusted, &fe->trusted_count);
 }
@@ -96,7 +98,7 @@ static int fe_load_tls(struct frontend *fe, char **error_r)
 
 /* ---- sessions ---- */
 
-static void fe_session_free(struct fe_session *s)
+void fe_session_free(struct fe_session *s)
 {
 	struct frontend *fe = s->fe;
 	if (s->prev != NULL)
@@ -112,10 +114,7 @@ static void fe_session_free(struct fe_session *s)
 		conn_limits_remove_ip(fe->limits, (struct sockaddr *)&s->peer);
 	if (s->counted_user)
 		conn_limits_remove_user(fe->limits, s->user);
-	if (s->backend_ev != NULL)
-		event_free(s->backend_ev);
-	if (s->backend_fd >= 0)
-		close(s->backend_fd);
+	fe_relay_release(s);
 	if (fe->proto->session_free != NULL)
 		fe->proto->session_free(s);
 	fe_sasl_reset(&s->sasl);
@@ -196,12 +195,16 @@ static void fe_cb_timeout(struct conn *conn, void *ctx)
 	s->fe->proto->goodbye(s, "Idle timeout, closing connection");
 }
 
-static void fe_cb_closed(struct conn *conn, enum conn_close_reason reason, const char *detail,
-			 void *ctx)
+void fe_session_client_closed(struct conn *conn, enum conn_close_reason reason,
+			      const char *detail, void *ctx)
 {
 	struct fe_session *s = ctx;
 	log_msg(LOG_LEVEL_DEBUG, conn_log(conn), "disconnected (%s%s%s)",
 		conn_close_reason_str(reason), *detail ? ": " : "", detail);
+	s->client_closed = true;
+	/* what the client sent last (a QUIT) still reaches the back end */
+	if (fe_relay_client_closed(s))
+		return;
 	fe_session_free(s);
 }
 
@@ -211,7 +214,7 @@ static const struct conn_callbacks fe_conn_callbacks = {
 	.line_too_long = fe_cb_line_too_long,
 	.raw = fe_cb_raw,
 	.timeout = fe_cb_timeout,
-	.closed = fe_cb_closed,
+	.closed = fe_session_client_closed,
 };
 
 static void fe_accepted(struct worker *w, int fd, const struct sockaddr *peer,
@@ -368,71 +371,6 @@ static void fe_authd_reply(struct worker *w, const struct ipc_msg *msg)
 		return;
 	}
 	/* the session left while authd was deciding */
-}
-
-/* ---- hand-over to the back end ---- */
-
-static void fe_backend_connected_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct fe_session *s = arg;
-	char *error = NULL;
-	if ((what & EV_TIMEOUT) != 0)
-		error = xstrdup("connection timed out");
-	else if (net_connect_finish(fd, &error) == 1) {
-		/* the back-end services' login dialogue is not part of this
-		 * build: nothing can serve the mailbox yet */
-		error = xstrdup("no back-end protocol in this build to log in to");
-	}
-	event_free(s->backend_ev);
-	s->backend_ev = NULL;
-	close(s->backend_fd);
-	s->backend_fd = -1;
-	log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "back end for %s unavailable: %s", s->user,
-		error);
-	free(error);
-	conn_input_resume(s->conn);
-	s->fe->proto->login_unavailable(s, false, "Mailbox server temporarily unavailable");
-}
-
-void fe_login_succeeded(struct fe_session *s, const struct ipc_msg *msg)
-{
-	struct frontend *fe = s->fe;
-	const char *user = ipc_msg_get(msg, "user");
-	const char *address = ipc_msg_get(msg, "backend-address");
-	free(s->user);
-	s->user = xstrdup(user != NULL ? user : "?");
-	if (conn_limits_try_add_user(fe->limits, s->user, fe->max_connections_per_user) == 0) {
-		log_msg(LOG_LEVEL_INFO, conn_log(s->conn),
-			"login refused: user=%s: max-connections-per-user (%u) reached", s->user,
-			fe->max_connections_per_user);
-		fe->proto->login_unavailable(s, true, "Too many connections for this user");
-		free(s->user);
-		s->user = NULL;
-		return;
-	}
-	s->counted_user = true;
-	struct net_addr addr;
-	const char *perror = NULL;
-	char *error = NULL;
-	if (address == NULL || *address == '\0' || net_addr_parse(address, &addr, &perror) < 0) {
-		log_msg(LOG_LEVEL_ERROR, conn_log(s->conn), "back end of %s has no usable %s address",
-			s->user, fe->proto->display);
-		fe->proto->login_unavailable(s, false, "Mailbox server temporarily unavailable");
-		return;
-	}
-	int r = net_connect_nonblock(&addr, &s->backend_fd, &error);
-	if (r < 0) {
-		log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "back end %s for %s: %s", address,
-			s->user, error);
-		free(error);
-		fe->proto->login_unavailable(s, false, "Mailbox server temporarily unavailable");
-		return;
-	}
-	conn_input_pause(s->conn);
-	s->backend_ev = event_new(worker_event_base(fe->worker), s->backend_fd, EV_WRITE,
-				  fe_backend_connected_cb, s);
-	struct timeval tv = {FE_BACKEND_CONNECT_TIMEOUT_S, 0};
-	event_add(s->backend_ev, &tv);
 }
 
 /* ---- worker hooks ---- */

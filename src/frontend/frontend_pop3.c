@@ -45,7 +45,7 @@ static void pop3_cmd_capa(struct fe_session *s, char *args)
 		conn_printf(s->conn, "SASL PLAIN LOGIN\r\n");
 	if (pop3_can_starttls(s))
 		conn_printf(s->conn, "STLS\r\n");
-	conn_printf(s->conn, "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n"
+	conn_printf(s->conn, "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n"
 			     "IMPLEMENTATION postern\r\n.\r\n");
 }
 
@@ -252,6 +252,25 @@ static void pop3_refuse_connection(struct fe_session *s, const char *text)
 	pop3_reply(s, "-ERR [SYS/TEMP] %s", text);
 }
 
+static bool pop3_backend_greeting_ok(const char *line)
+{
+	return strncmp(line, "+OK", 3) == 0;
+}
+
+static void pop3_backend_login(struct fe_session *s, struct conn *backend)
+{
+	conn_printf(backend, "XLOGIN %s %s %s %s\r\n", s->user, conn_peer(s->conn),
+		    s->ticket_expiry, s->ticket_mac);
+}
+
+static int pop3_backend_login_reply(struct fe_session *s, const char *line)
+{
+	if (strncmp(line, "+OK", 3) != 0)
+		return -1;
+	pop3_reply(s, "%s", line);
+	return 1;
+}
+
 const struct fe_protocol fe_pop3_protocol = {
 	.name = "pop3",
 	.display = "POP3",
@@ -262,4 +281,7 @@ const struct fe_protocol fe_pop3_protocol = {
 	.goodbye = pop3_goodbye,
 	.refuse_connection = pop3_refuse_connection,
 	.login_unavailable = pop3_login_unavailable,
+	.backend_greeting_ok = pop3_backend_greeting_ok,
+	.backend_login = pop3_backend_login,
+	.backend_login_reply = pop3_backend_login_reply,
 };

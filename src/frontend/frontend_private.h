@@ -7,6 +7,7 @@
 
 #include "frontend/frontend_sasl.h"
 #include "net/cidr.h"
+#include "net/conn.h"
 
 struct conn;
 struct ipc_msg;
@@ -34,6 +35,15 @@ struct fe_protocol {
 	 * (code "SYS/TEMP"/"UNAVAILABLE"); answer the login command */
 	void (*login_unavailable)(struct fe_session *s, bool limit, const char *text);
 	void (*session_free)(struct fe_session *s);
+
+	/* the back-end login dialogue; NULL while the protocol's back end is
+	 * not part of the build */
+	bool (*backend_greeting_ok)(const char *line);
+	/* write the XLOGIN command carrying the ticket to the back end */
+	void (*backend_login)(struct fe_session *s, struct conn *backend);
+	/* a line of the back end's answer: 1 logged in (the protocol has
+	 * answered the client), 0 more lines follow, -1 refused */
+	int (*backend_login_reply)(struct fe_session *s, const char *line);
 };
 
 enum fe_login_type {
@@ -60,6 +70,7 @@ struct frontend {
 	unsigned max_connections_per_ip;
 	unsigned max_connections_per_user;
 	unsigned pre_auth_timeout_ms;
+	unsigned auth_timeout_ms;
 	unsigned max_command_size;
 	unsigned failure_delay_s;
 	struct net_cidr *proxy_trusted;
@@ -84,8 +95,21 @@ struct fe_session {
 	unsigned auth_failures;
 	unsigned auth_id;   /* non-zero while authd is deciding */
 	char *user;	    /* after a successful login */
-	int backend_fd;	    /* connecting to the back end, or -1 */
+	bool client_closed;
+
+	/* the hand-over to the back end (frontend_relay.c) */
+	enum fe_backend_state {
+		FE_BACKEND_NONE,
+		FE_BACKEND_CONNECTING,
+		FE_BACKEND_GREETING,
+		FE_BACKEND_LOGIN,
+		FE_BACKEND_RELAY,
+	} backend_state;
+	int backend_fd;	    /* while connecting, or -1 */
 	struct event *backend_ev;
+	struct conn *backend;
+	char *ticket_expiry;
+	char *ticket_mac;
 	struct fe_sasl sasl;
 
 	/* protocol state */
@@ -124,6 +148,18 @@ void fe_close(struct fe_session *s);
  * and hand the session to the user's back end. When that cannot happen,
  * proto->login_unavailable answers the client. */
 void fe_login_succeeded(struct fe_session *s, const struct ipc_msg *msg);
+/* frontend_relay.c */
+/* The client closed. Returns true when the session lives on until the
+ * back end has received what the client sent and closed too. */
+bool fe_relay_client_closed(struct fe_session *s);
+/* Free what the hand-over holds. */
+void fe_relay_release(struct fe_session *s);
+/* frontend.c */
+void fe_session_free(struct fe_session *s);
+/* The client's conn closed (conn_callbacks.closed of every phase). */
+void fe_session_client_closed(struct conn *conn, enum conn_close_reason reason,
+			      const char *detail, void *ctx);
+
 /* The service's banner setting. */
 const char *fe_banner(const struct fe_session *s);
 

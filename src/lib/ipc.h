@@ -35,6 +35,7 @@ enum ipc_type {
 	IPC_AUTH_REPLY,		  /* fields: id=, result=ok|fail|refused|tempfail, reason=, ... */
 	IPC_USER_LOOKUP,	  /* fields: id=, user= */
 	IPC_USER_REPLY,		  /* fields: id=, result=, ... */
+	IPC_TICKET_VERIFY,	  /* fields: id=, user=, peer=, expiry=, mac= (reply: IPC_USER_REPLY) */
 	/* master -> authd */
 	IPC_AUTHD_CLIENT,	  /* fd: a channel to a newly started worker; fields: service= */
 };

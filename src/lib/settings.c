@@ -23,14 +23,14 @@ enum settings_service_id {
 };
 
 const char *const settings_services[] = {
-	"imap4", "imap4-backend", "pop3", "pop3-backend", "submission", "lmtp", "http", NULL,
+    "imap4", "imap4-backend", "pop3", "pop3-backend", "submission", "lmtp", "http", NULL,
 };
 
 enum settings_type {
-	ST_CHOICE,	/* one of choices[], matched ignoring case, '-' and '_' */
-	ST_NUMBER,	/* integer min..max */
-	ST_SECONDS,	/* duration min..max seconds */
-	ST_COUNT,	/* 1..max or "unlimited" */
+	ST_CHOICE,  /* one of choices[], matched ignoring case, '-' and '_' */
+	ST_NUMBER,  /* integer min..max */
+	ST_SECONDS, /* duration min..max seconds */
+	ST_COUNT,   /* 1..max or "unlimited" */
 	ST_BOOL,
 	ST_BINDINGS,	/* list of listen addresses */
 	ST_CONNECTIONS, /* list of host:port:SSL|TLS|none */
@@ -55,243 +55,243 @@ static const char *const startup_choices[] = {"automatic", "manual", "disabled",
 static const char *const login_type_choices[] = {"plain-text-login", "plain-text-authentication",
 						 "secure-login", NULL};
 
-#define ALL_SERVICES(v)                                                                          \
-	{                                                                                        \
-		[SVC_IMAP4] = (v), [SVC_IMAP4_BACKEND] = (v), [SVC_POP3] = (v),                  \
-		[SVC_POP3_BACKEND] = (v), [SVC_SUBMISSION] = (v), [SVC_LMTP] = (v),              \
-		[SVC_HTTP] = (v)                                                                 \
+#define ALL_SERVICES(v)                                                                            \
+	{                                                                                          \
+		[SVC_IMAP4] = (v), [SVC_IMAP4_BACKEND] = (v), [SVC_POP3] = (v),                    \
+		[SVC_POP3_BACKEND] = (v), [SVC_SUBMISSION] = (v), [SVC_LMTP] = (v),                \
+		[SVC_HTTP] = (v)                                                                   \
 	}
-#define TLS_SERVICES(v)                                                                          \
-	{                                                                                        \
-		[SVC_IMAP4] = (v), [SVC_IMAP4_BACKEND] = (v), [SVC_POP3] = (v),                  \
-		[SVC_POP3_BACKEND] = (v), [SVC_SUBMISSION] = (v), [SVC_HTTP] = (v)               \
+#define TLS_SERVICES(v)                                                                            \
+	{                                                                                          \
+		[SVC_IMAP4] = (v), [SVC_IMAP4_BACKEND] = (v), [SVC_POP3] = (v),                    \
+		[SVC_POP3_BACKEND] = (v), [SVC_SUBMISSION] = (v), [SVC_HTTP] = (v)                 \
 	}
-#define SESSION_SERVICES(v)                                                                      \
-	{                                                                                        \
-		[SVC_IMAP4] = (v), [SVC_IMAP4_BACKEND] = (v), [SVC_POP3] = (v),                  \
-		[SVC_POP3_BACKEND] = (v), [SVC_SUBMISSION] = (v)                                 \
+#define SESSION_SERVICES(v)                                                                        \
+	{                                                                                          \
+		[SVC_IMAP4] = (v), [SVC_IMAP4_BACKEND] = (v), [SVC_POP3] = (v),                    \
+		[SVC_POP3_BACKEND] = (v), [SVC_SUBMISSION] = (v)                                   \
 	}
-#define PROTOCOL_SERVICES(v)                                                                     \
-	{                                                                                        \
-		[SVC_IMAP4] = (v), [SVC_IMAP4_BACKEND] = (v), [SVC_POP3] = (v),                  \
-		[SVC_POP3_BACKEND] = (v), [SVC_SUBMISSION] = (v), [SVC_LMTP] = (v)               \
+#define PROTOCOL_SERVICES(v)                                                                       \
+	{                                                                                          \
+		[SVC_IMAP4] = (v), [SVC_IMAP4_BACKEND] = (v), [SVC_POP3] = (v),                    \
+		[SVC_POP3_BACKEND] = (v), [SVC_SUBMISSION] = (v), [SVC_LMTP] = (v)                 \
 	}
-#define CLIENT_SERVICES(v)                                                                       \
-	{                                                                                        \
-		[SVC_IMAP4] = (v), [SVC_POP3] = (v), [SVC_SUBMISSION] = (v)                      \
+#define CLIENT_SERVICES(v)                                                                         \
+	{                                                                                          \
+		[SVC_IMAP4] = (v), [SVC_POP3] = (v), [SVC_SUBMISSION] = (v)                        \
 	}
 
 static const struct settings_def settings_defs[] = {
-	{
-		.key = "startup",
-		.type = ST_CHOICE,
-		.choices = startup_choices,
-		.help = "whether the master starts the service: automatic, manual or disabled",
-		.defaults =
-			{
-				[SVC_IMAP4] = "manual",
-				[SVC_IMAP4_BACKEND] = "manual",
-				[SVC_POP3] = "manual",
-				[SVC_POP3_BACKEND] = "manual",
-				[SVC_SUBMISSION] = "automatic",
-				[SVC_LMTP] = "automatic",
-				[SVC_HTTP] = "automatic",
-			},
-	},
-	{
-		.key = "workers",
-		.type = ST_NUMBER,
-		.min = 1,
-		.max = 64,
-		.help = "number of worker processes of the service (1 to 64)",
-		.defaults = ALL_SERVICES("1"),
-	},
-	{
-		.key = "ssl-bindings",
-		.type = ST_BINDINGS,
-		.help = "implicit-TLS listeners: addr:port list such as '[::]:993, 0.0.0.0:993'",
-		.defaults =
-			{
-				[SVC_IMAP4] = "[::]:993, 0.0.0.0:993",
-				[SVC_IMAP4_BACKEND] = "[::]:1993, 0.0.0.0:1993",
-				[SVC_POP3] = "[::]:995, 0.0.0.0:995",
-				[SVC_POP3_BACKEND] = "[::]:1995, 0.0.0.0:1995",
-				[SVC_SUBMISSION] = "[::]:465, 0.0.0.0:465",
-				[SVC_HTTP] = "[::]:8443, 0.0.0.0:8443",
-			},
-	},
-	{
-		.key = "unencrypted-or-tls-bindings",
-		.type = ST_BINDINGS,
-		.help = "plain listeners that offer STARTTLS: addr:port list such as "
-			"'[::]:143, 0.0.0.0:143'",
-		.defaults =
-			{
-				[SVC_IMAP4] = "[::]:143, 0.0.0.0:143",
-				[SVC_IMAP4_BACKEND] = "[::]:1143, 0.0.0.0:1143",
-				[SVC_POP3] = "[::]:110, 0.0.0.0:110",
-				[SVC_POP3_BACKEND] = "[::]:1110, 0.0.0.0:1110",
-				[SVC_SUBMISSION] = "[::]:587, 0.0.0.0:587",
-				[SVC_LMTP] = "",
-				[SVC_HTTP] = "[::]:8080, 0.0.0.0:8080",
-			},
-	},
-	{
-		.key = "unix-socket",
-		.type = ST_SOCKET_PATH,
-		.help = "unix socket for local delivery, relative to the data dir unless absolute",
-		.defaults = {[SVC_LMTP] = "lmtp.sock"},
-	},
-	{
-		.key = "external-connection-settings",
-		.type = ST_CONNECTIONS,
-		.help = "what users outside are told to connect to: host:port:SSL|TLS|none list",
-		.defaults = CLIENT_SERVICES(""),
-	},
-	{
-		.key = "internal-connection-settings",
-		.type = ST_CONNECTIONS,
-		.help = "what users inside are told to connect to: host:port:SSL|TLS|none list",
-		.defaults = CLIENT_SERVICES(""),
-	},
-	{
-		.key = "x509-certificate-name",
-		.type = ST_CERT_NAME,
-		.help = "host name that selects the certificate (a DNS name, or empty)",
-		.defaults = TLS_SERVICES(""),
-	},
-	{
-		.key = "certificate-file",
-		.type = ST_PATH,
-		.help = "PEM certificate chain, relative to the data dir unless absolute",
-		.defaults = TLS_SERVICES("tls/server.crt"),
-	},
-	{
-		.key = "certificate-key-file",
-		.type = ST_PATH,
-		.help = "PEM private key, relative to the data dir unless absolute",
-		.defaults = TLS_SERVICES("tls/server.key"),
-	},
-	{
-		.key = "login-type",
-		.type = ST_CHOICE,
-		.choices = login_type_choices,
-		.help = "plain-text-login (clear text allowed), plain-text-authentication "
-			"(plaintext SASL only on TLS) or secure-login (credentials only after TLS)",
-		.defaults = CLIENT_SERVICES("secure-login"),
-	},
-	{
-		.key = "max-connections",
-		.type = ST_COUNT,
-		.min = 1,
-		.max = 1000000,
-		.help = "connections to the whole service: a number or 'unlimited'",
-		.defaults = ALL_SERVICES("unlimited"),
-	},
-	{
-		.key = "max-connections-per-user",
-		.type = ST_COUNT,
-		.min = 1,
-		.max = 1000000,
-		.help = "sessions of one user: a number or 'unlimited'",
-		.defaults = SESSION_SERVICES("16"),
-	},
-	{
-		.key = "max-connections-from-single-ip",
-		.type = ST_COUNT,
-		.min = 1,
-		.max = 1000000,
-		.help = "connections from one client address: a number or 'unlimited'",
-		.defaults =
-			{
-				[SVC_IMAP4] = "unlimited",
-				[SVC_POP3] = "unlimited",
-				[SVC_SUBMISSION] = "unlimited",
-				[SVC_HTTP] = "unlimited",
-			},
-	},
-	{
-		.key = "pre-authenticated-connection-timeout",
-		.type = ST_SECONDS,
-		.min = 30,
-		.max = 3600,
-		.help = "idle time allowed before login, 30 seconds to 1 hour",
-		.defaults = SESSION_SERVICES("60"),
-	},
-	{
-		.key = "authenticated-connection-timeout",
-		.type = ST_SECONDS,
-		.min = 30,
-		.max = 3600,
-		.help = "idle time allowed after login, 30 seconds to 1 hour",
-		.defaults = SESSION_SERVICES("1800"),
-	},
-	{
-		.key = "max-command-size",
-		.type = ST_NUMBER,
-		.min = 1024,
-		.max = 16384,
-		.help = "bytes in one command line, 1024 to 16384",
-		.defaults = {[SVC_IMAP4] = "10240", [SVC_IMAP4_BACKEND] = "10240"},
-	},
-	{
-		.key = "max-command-size",
-		.type = ST_NUMBER,
-		.min = 40,
-		.max = 1024,
-		.help = "bytes in one command line, 40 to 1024",
-		.defaults = {[SVC_POP3] = "512", [SVC_POP3_BACKEND] = "512"},
-	},
-	{
-		.key = "max-command-size",
-		.type = ST_NUMBER,
-		.min = 512,
-		.max = 16384,
-		.help = "bytes in one command line, 512 to 16384",
-		.defaults = {[SVC_SUBMISSION] = "4096", [SVC_LMTP] = "4096"},
-	},
-	{
-		.key = "banner",
-		.type = ST_TEXT,
-		.max = 200,
-		.help = "greeting text, 1 to 200 printable ASCII characters",
-		.defaults =
-			{
-				[SVC_IMAP4] = "postern IMAP4 service ready.",
-				[SVC_IMAP4_BACKEND] = "postern IMAP4 back end ready.",
-				[SVC_POP3] = "postern POP3 service ready.",
-				[SVC_POP3_BACKEND] = "postern POP3 back end ready.",
-				[SVC_SUBMISSION] = "postern ESMTP submission service ready",
-				[SVC_LMTP] = "postern LMTP service ready",
-			},
-	},
-	{
-		.key = "protocol-log-enabled",
-		.type = ST_BOOL,
-		.help = "write per-session protocol logs under logs/: true or false",
-		.defaults = PROTOCOL_SERVICES("false"),
-	},
-	{
-		.key = "proxy-protocol-trusted",
-		.type = ST_NETWORKS,
-		.help = "networks allowed to send a PROXY v2 header: CIDR list such as "
-			"'10.0.0.0/8, fd00::/8'",
-		.defaults = CLIENT_SERVICES(""),
-	},
-	{
-		.key = "trusted-networks",
-		.type = ST_NETWORKS,
-		.help = "networks exempt from the authentication failure tarpit: CIDR list",
-		.defaults = CLIENT_SERVICES(""),
-	},
-	{
-		.key = "authentication-failure-delay",
-		.type = ST_SECONDS,
-		.min = 0,
-		.max = 10,
-		.help = "delay before a failed login is answered, 0 to 10 seconds",
-		.defaults = CLIENT_SERVICES("2"),
-	},
+    {
+	.key = "startup",
+	.type = ST_CHOICE,
+	.choices = startup_choices,
+	.help = "whether the master starts the service: automatic, manual or disabled",
+	.defaults =
+	    {
+		[SVC_IMAP4] = "manual",
+		[SVC_IMAP4_BACKEND] = "manual",
+		[SVC_POP3] = "manual",
+		[SVC_POP3_BACKEND] = "manual",
+		[SVC_SUBMISSION] = "automatic",
+		[SVC_LMTP] = "automatic",
+		[SVC_HTTP] = "automatic",
+	    },
+    },
+    {
+	.key = "workers",
+	.type = ST_NUMBER,
+	.min = 1,
+	.max = 64,
+	.help = "number of worker processes of the service (1 to 64)",
+	.defaults = ALL_SERVICES("1"),
+    },
+    {
+	.key = "ssl-bindings",
+	.type = ST_BINDINGS,
+	.help = "implicit-TLS listeners: addr:port list such as '[::]:993, 0.0.0.0:993'",
+	.defaults =
+	    {
+		[SVC_IMAP4] = "[::]:993, 0.0.0.0:993",
+		[SVC_IMAP4_BACKEND] = "[::]:1993, 0.0.0.0:1993",
+		[SVC_POP3] = "[::]:995, 0.0.0.0:995",
+		[SVC_POP3_BACKEND] = "[::]:1995, 0.0.0.0:1995",
+		[SVC_SUBMISSION] = "[::]:465, 0.0.0.0:465",
+		[SVC_HTTP] = "[::]:8443, 0.0.0.0:8443",
+	    },
+    },
+    {
+	.key = "unencrypted-or-tls-bindings",
+	.type = ST_BINDINGS,
+	.help = "plain listeners that offer STARTTLS: addr:port list such as "
+		"'[::]:143, 0.0.0.0:143'",
+	.defaults =
+	    {
+		[SVC_IMAP4] = "[::]:143, 0.0.0.0:143",
+		[SVC_IMAP4_BACKEND] = "[::]:1143, 0.0.0.0:1143",
+		[SVC_POP3] = "[::]:110, 0.0.0.0:110",
+		[SVC_POP3_BACKEND] = "[::]:1110, 0.0.0.0:1110",
+		[SVC_SUBMISSION] = "[::]:587, 0.0.0.0:587",
+		[SVC_LMTP] = "",
+		[SVC_HTTP] = "[::]:8080, 0.0.0.0:8080",
+	    },
+    },
+    {
+	.key = "unix-socket",
+	.type = ST_SOCKET_PATH,
+	.help = "unix socket for local delivery, relative to the data dir unless absolute",
+	.defaults = {[SVC_LMTP] = "lmtp.sock"},
+    },
+    {
+	.key = "external-connection-settings",
+	.type = ST_CONNECTIONS,
+	.help = "what users outside are told to connect to: host:port:SSL|TLS|none list",
+	.defaults = CLIENT_SERVICES(""),
+    },
+    {
+	.key = "internal-connection-settings",
+	.type = ST_CONNECTIONS,
+	.help = "what users inside are told to connect to: host:port:SSL|TLS|none list",
+	.defaults = CLIENT_SERVICES(""),
+    },
+    {
+	.key = "x509-certificate-name",
+	.type = ST_CERT_NAME,
+	.help = "host name that selects the certificate (a DNS name, or empty)",
+	.defaults = TLS_SERVICES(""),
+    },
+    {
+	.key = "certificate-file",
+	.type = ST_PATH,
+	.help = "PEM certificate chain, relative to the data dir unless absolute",
+	.defaults = TLS_SERVICES("tls/server.crt"),
+    },
+    {
+	.key = "certificate-key-file",
+	.type = ST_PATH,
+	.help = "PEM private key, relative to the data dir unless absolute",
+	.defaults = TLS_SERVICES("tls/server.key"),
+    },
+    {
+	.key = "login-type",
+	.type = ST_CHOICE,
+	.choices = login_type_choices,
+	.help = "plain-text-login (clear text allowed), plain-text-authentication "
+		"(plaintext SASL only on TLS) or secure-login (credentials only after TLS)",
+	.defaults = CLIENT_SERVICES("secure-login"),
+    },
+    {
+	.key = "max-connections",
+	.type = ST_COUNT,
+	.min = 1,
+	.max = 1000000,
+	.help = "connections to the whole service: a number or 'unlimited'",
+	.defaults = ALL_SERVICES("unlimited"),
+    },
+    {
+	.key = "max-connections-per-user",
+	.type = ST_COUNT,
+	.min = 1,
+	.max = 1000000,
+	.help = "sessions of one user: a number or 'unlimited'",
+	.defaults = SESSION_SERVICES("16"),
+    },
+    {
+	.key = "max-connections-from-single-ip",
+	.type = ST_COUNT,
+	.min = 1,
+	.max = 1000000,
+	.help = "connections from one client address: a number or 'unlimited'",
+	.defaults =
+	    {
+		[SVC_IMAP4] = "unlimited",
+		[SVC_POP3] = "unlimited",
+		[SVC_SUBMISSION] = "unlimited",
+		[SVC_HTTP] = "unlimited",
+	    },
+    },
+    {
+	.key = "pre-authenticated-connection-timeout",
+	.type = ST_SECONDS,
+	.min = 30,
+	.max = 3600,
+	.help = "idle time allowed before login, 30 seconds to 1 hour",
+	.defaults = SESSION_SERVICES("60"),
+    },
+    {
+	.key = "authenticated-connection-timeout",
+	.type = ST_SECONDS,
+	.min = 30,
+	.max = 3600,
+	.help = "idle time allowed after login, 30 seconds to 1 hour",
+	.defaults = SESSION_SERVICES("1800"),
+    },
+    {
+	.key = "max-command-size",
+	.type = ST_NUMBER,
+	.min = 1024,
+	.max = 16384,
+	.help = "bytes in one command line, 1024 to 16384",
+	.defaults = {[SVC_IMAP4] = "10240", [SVC_IMAP4_BACKEND] = "10240"},
+    },
+    {
+	.key = "max-command-size",
+	.type = ST_NUMBER,
+	.min = 40,
+	.max = 1024,
+	.help = "bytes in one command line, 40 to 1024",
+	.defaults = {[SVC_POP3] = "512", [SVC_POP3_BACKEND] = "512"},
+    },
+    {
+	.key = "max-command-size",
+	.type = ST_NUMBER,
+	.min = 512,
+	.max = 16384,
+	.help = "bytes in one command line, 512 to 16384",
+	.defaults = {[SVC_SUBMISSION] = "4096", [SVC_LMTP] = "4096"},
+    },
+    {
+	.key = "banner",
+	.type = ST_TEXT,
+	.max = 200,
+	.help = "greeting text, 1 to 200 printable ASCII characters",
+	.defaults =
+	    {
+		[SVC_IMAP4] = "postern IMAP4 service ready.",
+		[SVC_IMAP4_BACKEND] = "postern IMAP4 back end ready.",
+		[SVC_POP3] = "postern POP3 service ready.",
+		[SVC_POP3_BACKEND] = "postern POP3 back end ready.",
+		[SVC_SUBMISSION] = "postern ESMTP submission service ready",
+		[SVC_LMTP] = "postern LMTP service ready",
+	    },
+    },
+    {
+	.key = "protocol-log-enabled",
+	.type = ST_BOOL,
+	.help = "write per-session protocol logs under logs/: true or false",
+	.defaults = PROTOCOL_SERVICES("false"),
+    },
+    {
+	.key = "proxy-protocol-trusted",
+	.type = ST_NETWORKS,
+	.help = "networks allowed to send a PROXY v2 header: CIDR list such as "
+		"'10.0.0.0/8, fd00::/8'",
+	.defaults = CLIENT_SERVICES(""),
+    },
+    {
+	.key = "trusted-networks",
+	.type = ST_NETWORKS,
+	.help = "networks exempt from the authentication failure tarpit: CIDR list",
+	.defaults = CLIENT_SERVICES(""),
+    },
+    {
+	.key = "authentication-failure-delay",
+	.type = ST_SECONDS,
+	.min = 0,
+	.max = 10,
+	.help = "delay before a failed login is answered, 0 to 10 seconds",
+	.defaults = CLIENT_SERVICES("2"),
+    },
 };
 
 #define SETTINGS_DEF_COUNT (sizeof(settings_defs) / sizeof(settings_defs[0]))
@@ -316,7 +316,8 @@ static const struct settings_def *settings_find(int svc, const char *key)
 	if (svc < 0 || key == NULL)
 		return NULL;
 	for (size_t i = 0; i < SETTINGS_DEF_COUNT; i++)
-		if (settings_defs[i].defaults[svc] != NULL && strcmp(settings_defs[i].key, key) == 0)
+		if (settings_defs[i].defaults[svc] != NULL &&
+		    strcmp(settings_defs[i].key, key) == 0)
 			return &settings_defs[i];
 	return NULL;
 }
@@ -377,7 +378,8 @@ int settings_parse_seconds(const char *value, unsigned *seconds_r)
 		const char *p = value;
 		for (int i = 0; i < 3; i++) {
 			const char *end = i < 2 ? strchr(p, ':') : p + strlen(p);
-			if (end == NULL || settings_parse_digits(p, (size_t)(end - p), &part[i]) < 0)
+			if (end == NULL ||
+			    settings_parse_digits(p, (size_t)(end - p), &part[i]) < 0)
 				return -1;
 			if (i > 0 && (end - p != 2 || part[i] > 59))
 				return -1;
@@ -535,7 +537,9 @@ static char *settings_accepted_form(const struct settings_def *def, int svc)
 		char *s = xstrdup("one of ");
 		for (size_t i = 0; i < n; i++) {
 			char *t = xasprintf("%s%s%s", s, def->choices[i],
-					    i + 2 == n ? " or " : i + 1 == n ? "" : ", ");
+					    i + 2 == n	 ? " or "
+					    : i + 1 == n ? ""
+							 : ", ");
 			free(s);
 			s = t;
 		}
@@ -547,8 +551,8 @@ static char *settings_accepted_form(const struct settings_def *def, int svc)
 		char lo[32], hi[32];
 		settings_seconds_text(def->min, lo, sizeof(lo));
 		settings_seconds_text(def->max, hi, sizeof(hi));
-		return xasprintf("a duration from %s to %s (e.g. 90, 90s, 5m, 1h or 00:01:30)",
-				 lo, hi);
+		return xasprintf("a duration from %s to %s (e.g. 90, 90s, 5m, 1h or 00:01:30)", lo,
+				 hi);
 	}
 	case ST_COUNT:
 		return xasprintf("a number from %lld to %lld or 'unlimited'", def->min, def->max);
@@ -642,7 +646,8 @@ static int settings_check_bindings(int svc, const char *value, char **out, char 
 			*detail_r = xasprintf("'%s': %s", items[i], error);
 			ret = -1;
 		} else if (addr.ss.ss_family == AF_UNIX && !unix_ok) {
-			*detail_r = xasprintf("'%s': unix sockets are for back ends only", items[i]);
+			*detail_r =
+			    xasprintf("'%s': unix sockets are for back ends only", items[i]);
 			ret = -1;
 		} else {
 			net_addr_format(&addr, buf, sizeof(buf));
@@ -689,7 +694,8 @@ static int settings_check_connections(const char *value, char **out, char **deta
 			ret = -1;
 		} else if (settings_parse_digits(port_text, strlen(port_text), &port) < 0 ||
 			   port == 0 || port > 65535) {
-			*detail_r = xasprintf("'%s': port must be a number from 1 to 65535", port_text);
+			*detail_r =
+			    xasprintf("'%s': port must be a number from 1 to 65535", port_text);
 			ret = -1;
 		} else if (enc_norm == NULL) {
 			*detail_r = xasprintf("'%s': encryption must be SSL, TLS or none", enc);
@@ -737,9 +743,8 @@ static int settings_check_network(const char *item, char **norm_r, char **detail
 		return -1;
 	}
 	unsigned long long bits = (unsigned long long)maxbits;
-	if (slash != NULL &&
-	    (settings_parse_digits(slash + 1, strlen(slash + 1), &bits) < 0 ||
-	     bits > (unsigned long long)maxbits)) {
+	if (slash != NULL && (settings_parse_digits(slash + 1, strlen(slash + 1), &bits) < 0 ||
+			      bits > (unsigned long long)maxbits)) {
 		*detail_r = xasprintf("'%s': prefix length must be 0 to %d", item, maxbits);
 		return -1;
 	}
@@ -747,7 +752,9 @@ static int settings_check_network(const char *item, char **norm_r, char **detail
 	memcpy(net, bytes, (size_t)maxbits / 8);
 	for (int i = 0; i < maxbits / 8; i++) {
 		int keep = (int)bits - i * 8;
-		unsigned char mask = keep >= 8 ? 0xff : keep <= 0 ? 0 : (unsigned char)(0xff << (8 - keep));
+		unsigned char mask = keep >= 8	 ? 0xff
+				     : keep <= 0 ? 0
+						 : (unsigned char)(0xff << (8 - keep));
 		net[i] = bytes[i] & mask;
 	}
 	char text[INET6_ADDRSTRLEN];
@@ -800,8 +807,8 @@ static bool settings_socket_path_ok(const char *path)
 
 /* Validate value (already trimmed) for def; 0 with *norm_r or -1 with an
  * optional *detail_r. */
-static int settings_check(const struct settings_def *def, int svc, const char *value,
-			  char **norm_r, char **detail_r)
+static int settings_check(const struct settings_def *def, int svc, const char *value, char **norm_r,
+			  char **detail_r)
 {
 	*detail_r = NULL;
 	switch (def->type) {
@@ -858,9 +865,11 @@ static int settings_check(const struct settings_def *def, int svc, const char *v
 	case ST_CONNECTIONS:
 	case ST_NETWORKS: {
 		char *out = xstrdup("");
-		int ret = def->type == ST_BINDINGS	  ? settings_check_bindings(svc, value, &out, detail_r)
-			  : def->type == ST_CONNECTIONS ? settings_check_connections(value, &out, detail_r)
-							: settings_check_networks(value, &out, detail_r);
+		int ret = def->type == ST_BINDINGS
+			      ? settings_check_bindings(svc, value, &out, detail_r)
+			  : def->type == ST_CONNECTIONS
+			      ? settings_check_connections(value, &out, detail_r)
+			      : settings_check_networks(value, &out, detail_r);
 		if (ret < 0) {
 			free(out);
 			return -1;
@@ -903,8 +912,8 @@ static int settings_check(const struct settings_def *def, int svc, const char *v
 	return -1;
 }
 
-int settings_validate(const char *service, const char *key, const char *value,
-		      char **normalised_r, char **error_r)
+int settings_validate(const char *service, const char *key, const char *value, char **normalised_r,
+		      char **error_r)
 {
 	*normalised_r = NULL;
 	int svc = settings_service_id(service);
@@ -941,7 +950,8 @@ int settings_validate(const char *service, const char *key, const char *value,
 			*error_r = xasprintf("%s: %s: %s; must be %s (got '%s')", service, key,
 					     detail, form, q);
 		else
-			*error_r = xasprintf("%s: %s: must be %s (got '%s')", service, key, form, q);
+			*error_r =
+			    xasprintf("%s: %s: must be %s (got '%s')", service, key, form, q);
 		free(q);
 		free(form);
 		free(detail);

@@ -29,8 +29,8 @@ bool settings_key_known(const char *service, const char *key);
  * accepted form, e.g.
  *   "pop3: max-command-size: must be a number from 40 to 1024 (got 'abc')".
  * An unknown service or key is an error too. */
-int settings_validate(const char *service, const char *key, const char *value,
-		      char **normalised_r, char **error_r);
+int settings_validate(const char *service, const char *key, const char *value, char **normalised_r,
+		      char **error_r);
 
 /* The schema default of a key for a service (a static string, never NULL for
  * a known key), or NULL for an unknown service or key. Defaults may depend on

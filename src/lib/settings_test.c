@@ -48,8 +48,8 @@ static void refuse(const char *service, const char *key, const char *value, cons
 static void test_services(void **state)
 {
 	(void)state;
-	const char *expected[] = {"imap4", "imap4-backend", "pop3", "pop3-backend",
-				  "submission", "lmtp", "http"};
+	const char *expected[] = {"imap4",	"imap4-backend", "pop3", "pop3-backend",
+				  "submission", "lmtp",		 "http"};
 	size_t n = 0;
 	for (; settings_services[n] != NULL; n++)
 		assert_string_equal(settings_services[n], expected[n]);
@@ -93,7 +93,8 @@ static void test_defaults(void **state)
 			    "[::]:1993, 0.0.0.0:1993");
 	assert_string_equal(settings_default("pop3-backend", "unencrypted-or-tls-bindings"),
 			    "[::]:1110, 0.0.0.0:1110");
-	assert_string_equal(settings_default("submission", "ssl-bindings"), "[::]:465, 0.0.0.0:465");
+	assert_string_equal(settings_default("submission", "ssl-bindings"),
+			    "[::]:465, 0.0.0.0:465");
 	assert_string_equal(settings_default("submission", "unencrypted-or-tls-bindings"),
 			    "[::]:587, 0.0.0.0:587");
 	assert_string_equal(settings_default("http", "unencrypted-or-tls-bindings"),
@@ -106,7 +107,8 @@ static void test_defaults(void **state)
 	assert_string_equal(settings_default("imap4", "login-type"), "secure-login");
 	assert_string_equal(settings_default("pop3", "max-connections"), "unlimited");
 	assert_string_equal(settings_default("pop3", "max-connections-per-user"), "16");
-	assert_string_equal(settings_default("pop3", "max-connections-from-single-ip"), "unlimited");
+	assert_string_equal(settings_default("pop3", "max-connections-from-single-ip"),
+			    "unlimited");
 	assert_string_equal(settings_default("pop3", "pre-authenticated-connection-timeout"), "60");
 	assert_string_equal(settings_default("pop3", "authenticated-connection-timeout"), "1800");
 	assert_string_equal(settings_default("pop3", "protocol-log-enabled"), "false");
@@ -126,14 +128,29 @@ static void test_defaults(void **state)
 		settings_foreach_key(settings_services[i], count_key, &n);
 		assert_true(n > 5);
 	}
-	static const char *const keys[] = {
-		"startup", "workers", "ssl-bindings", "unencrypted-or-tls-bindings", "unix-socket",
-		"external-connection-settings", "internal-connection-settings",
-		"x509-certificate-name", "certificate-file", "certificate-key-file", "login-type",
-		"max-connections", "max-connections-per-user", "max-connections-from-single-ip",
-		"pre-authenticated-connection-timeout", "authenticated-connection-timeout",
-		"max-command-size", "banner", "protocol-log-enabled", "proxy-protocol-trusted",
-		"trusted-networks", "authentication-failure-delay", NULL};
+	static const char *const keys[] = {"startup",
+					   "workers",
+					   "ssl-bindings",
+					   "unencrypted-or-tls-bindings",
+					   "unix-socket",
+					   "external-connection-settings",
+					   "internal-connection-settings",
+					   "x509-certificate-name",
+					   "certificate-file",
+					   "certificate-key-file",
+					   "login-type",
+					   "max-connections",
+					   "max-connections-per-user",
+					   "max-connections-from-single-ip",
+					   "pre-authenticated-connection-timeout",
+					   "authenticated-connection-timeout",
+					   "max-command-size",
+					   "banner",
+					   "protocol-log-enabled",
+					   "proxy-protocol-trusted",
+					   "trusted-networks",
+					   "authentication-failure-delay",
+					   NULL};
 	for (size_t i = 0; settings_services[i] != NULL; i++) {
 		for (size_t k = 0; keys[k] != NULL; k++) {
 			const char *def = settings_default(settings_services[i], keys[k]);
@@ -182,7 +199,8 @@ static void test_choice(void **state)
 	accept("pop3", "startup", "automatic", "automatic");
 	accept("pop3", "startup", "Manual", "manual");
 	accept("pop3", "startup", " DISABLED ", "disabled");
-	refuse("pop3", "startup", "auto", "must be one of automatic, manual or disabled (got 'auto')");
+	refuse("pop3", "startup", "auto",
+	       "must be one of automatic, manual or disabled (got 'auto')");
 	refuse("pop3", "startup", "", "got ''");
 	accept("imap4", "login-type", "secure-login", "secure-login");
 	accept("imap4", "login-type", "SecureLogin", "secure-login");
@@ -191,8 +209,8 @@ static void test_choice(void **state)
 	refuse("pop3", "login-type", "foo",
 	       "pop3: login-type: must be one of plain-text-login, plain-text-authentication or "
 	       "secure-login (got 'foo')");
-	refuse("pop3", "login-type", "secure-login-plus-a-very-long-tail-that-does-not-fit-anywhere",
-	       NULL);
+	refuse("pop3", "login-type",
+	       "secure-login-plus-a-very-long-tail-that-does-not-fit-anywhere", NULL);
 }
 
 static void test_number(void **state)
@@ -347,8 +365,8 @@ static void test_connections(void **state)
 	       "pop.example.com:110:none");
 	accept("pop3", "external-connection-settings", "pop.example.com:110",
 	       "pop.example.com:110:none");
-	accept("pop3", "external-connection-settings", "pop.example.com:110:",
-	       "pop.example.com:110:none");
+	accept("pop3", "external-connection-settings",
+	       "pop.example.com:110:", "pop.example.com:110:none");
 	refuse("pop3", "external-connection-settings", "pop.example.com",
 	       "expected host:port:SSL|TLS|none");
 	refuse("pop3", "external-connection-settings", "pop.example.com:0:SSL", "port must be");
@@ -459,13 +477,19 @@ static void test_list_split(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_services),    cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_foreach),	    cmocka_unit_test(test_choice),
-		cmocka_unit_test(test_number),	    cmocka_unit_test(test_seconds),
-		cmocka_unit_test(test_count),	    cmocka_unit_test(test_bool),
-		cmocka_unit_test(test_bindings),    cmocka_unit_test(test_connections),
-		cmocka_unit_test(test_names_paths_text), cmocka_unit_test(test_networks),
-		cmocka_unit_test(test_list_split),
+	    cmocka_unit_test(test_services),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_foreach),
+	    cmocka_unit_test(test_choice),
+	    cmocka_unit_test(test_number),
+	    cmocka_unit_test(test_seconds),
+	    cmocka_unit_test(test_count),
+	    cmocka_unit_test(test_bool),
+	    cmocka_unit_test(test_bindings),
+	    cmocka_unit_test(test_connections),
+	    cmocka_unit_test(test_names_paths_text),
+	    cmocka_unit_test(test_networks),
+	    cmocka_unit_test(test_list_split),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
