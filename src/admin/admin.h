@@ -24,4 +24,9 @@ int admin_control_request(const char *datadir, const char *command, char **reply
  * reported an error. */
 int admin_notify_reload(const char *datadir);
 
+/* End every open session of user in the running master's services.
+ * Prints how many were ended. Returns 0 (also when no master runs), -1
+ * when the master could not be asked. */
+int admin_kick_user(const char *datadir, const char *user);
+
 #endif

@@ -127,3 +127,25 @@ int admin_notify_reload(const char *datadir)
 	free(reply);
 	return result;
 }
+
+int admin_kick_user(const char *datadir, const char *user)
+{
+	char *request = xasprintf("kick %s", user);
+	char *reply = NULL, *error = NULL;
+	int r = admin_control_request(datadir, request, &reply, &error);
+	free(request);
+	if (r == 0)
+		return 0;
+	if (r < 0) {
+		fprintf(stderr, "posternctl: cannot end %s's sessions: %s\n", user, error);
+		free(error);
+		return -1;
+	}
+	int result = strncmp(admin_reply_last_line(reply), "ok", 2) == 0 ? 0 : -1;
+	if (result == 0)
+		printf("%s: open sessions are being ended\n", user);
+	else
+		fprintf(stderr, "posternctl: %s", reply);
+	free(reply);
+	return result;
+}

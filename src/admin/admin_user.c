@@ -31,11 +31,13 @@ static void admin_user_usage(FILE *out)
 		"       posternctl user list\n"
 		"       posternctl user show NAME\n"
 		"       posternctl user passwd NAME\n"
-		"       posternctl user set NAME FIELD=VALUE...\n"
+		"       posternctl user set NAME FIELD=VALUE... [--kick]\n"
 		"  The password is read from standard input (first line), or asked twice on a\n"
 		"  terminal. SIZE is bytes or a number with K, M, G or T, or 'unlimited'.\n"
 		"  set fields: pop3=on|off imap4=on|off smtp=on|off kind=KIND backend=B\n"
-		"              quota=SIZE|unlimited send-as=ADDRESS,ADDRESS...\n");
+		"              quota=SIZE|unlimited send-as=ADDRESS,ADDRESS...\n"
+		"  --kick ends the user's open sessions now (otherwise changes apply to\n"
+		"  the next login).\n");
 }
 
 static void admin_user_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -385,7 +387,11 @@ static int admin_user_del(const char *datadir, int argc, char **argv)
 		return 1;
 	}
 	printf("user %s deleted\n", argv[1]);
-	return admin_user_notify(datadir);
+	/* a deleted account keeps no session open */
+	int result = admin_user_notify(datadir);
+	if (admin_kick_user(datadir, argv[1]) < 0)
+		result = 1;
+	return result;
 }
 
 static int admin_user_list(const char *datadir, int argc, char **argv)
@@ -529,7 +535,12 @@ static int admin_user_set(const char *datadir, int argc, char **argv)
 	unsigned mask = 0;
 	char *error = NULL;
 	int result = 1;
+	bool kick = false;
 	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--kick") == 0) {
+			kick = true;
+			continue;
+		}
 		const char *eq = strchr(argv[i], '=');
 		size_t klen = eq == NULL ? 0 : (size_t)(eq - argv[i]);
 		const char *value = eq == NULL ? NULL : eq + 1;
@@ -598,6 +609,8 @@ static int admin_user_set(const char *datadir, int argc, char **argv)
 	}
 	printf("user %s changed\n", name);
 	result = admin_user_notify(datadir);
+	if (kick && admin_kick_user(datadir, name) < 0)
+		result = 1;
 out:
 	free(v.backend);
 	free(v.send_as);

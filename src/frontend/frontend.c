@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -425,6 +426,21 @@ static void fe_shutdown(struct worker *w)
 	event_add(fe->shutdown_ev, &tv);
 }
 
+static void fe_kick(struct worker *w, const char *user)
+{
+	struct frontend *fe = worker_context(w);
+	for (struct fe_session *s = fe->sessions; s != NULL; s = s->next) {
+		if (s->user == NULL || strcasecmp(s->user, user) != 0 || s->client_closed)
+			continue;
+		log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "user=%s: session ended by the administrator",
+			s->user);
+		/* both ends go now; what is queued is flushed */
+		if (s->backend != NULL)
+			conn_close_after_flush(s->backend);
+		fe_close(s);
+	}
+}
+
 static unsigned fe_connection_count(struct worker *w)
 {
 	struct frontend *fe = worker_context(w);
@@ -451,6 +467,7 @@ const struct worker_service_ops pop3_frontend_ops = {
 	.accepted = fe_accepted,
 	.authd_reply = fe_authd_reply,
 	.shutdown = fe_shutdown,
+	.kick = fe_kick,
 	.connection_count = fe_connection_count,
 };
 
@@ -461,5 +478,6 @@ const struct worker_service_ops imap4_frontend_ops = {
 	.accepted = fe_accepted,
 	.authd_reply = fe_authd_reply,
 	.shutdown = fe_shutdown,
+	.kick = fe_kick,
 	.connection_count = fe_connection_count,
 };

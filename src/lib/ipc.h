@@ -27,6 +27,7 @@ enum ipc_type {
 	IPC_LISTENER,		  /* fd: a listening socket; fields: addr=, tls=yes|no */
 	IPC_SHUTDOWN,		  /* finish sessions politely and exit */
 	IPC_AUTHD_CHANNEL,	  /* fd: a channel to authd for this worker */
+	IPC_KICK,		  /* fields: user=: end that user's sessions now */
 	/* worker -> master */
 	IPC_READY = 32,		  /* fields: pid= */
 	IPC_STATUS,		  /* fields: connections= */

@@ -234,6 +234,12 @@ static void worker_channel_cb(evutil_socket_t fd, short what, void *arg)
 		case IPC_SHUTDOWN:
 			worker_begin_shutdown(w);
 			break;
+		case IPC_KICK: {
+			const char *user = ipc_msg_get(msg, "user");
+			if (user != NULL && w->ops->kick != NULL && w->initialised)
+				w->ops->kick(w, user);
+			break;
+		}
 		default:
 			log_error("unexpected message %d from the master; exiting", (int)msg->type);
 			exit(1);

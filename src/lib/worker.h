@@ -34,6 +34,9 @@ struct worker_service_ops {
 	 * then call worker_shutdown_done(). May be NULL: the runtime then
 	 * exits at once. */
 	void (*shutdown)(struct worker *w);
+	/* End every session of user (compare case-insensitively) at once:
+	 * the administrator changed or removed the account. May be NULL. */
+	void (*kick)(struct worker *w, const char *user);
 	/* Number of open sessions, reported in `posternctl service status`. */
 	unsigned (*connection_count)(struct worker *w);
 };

@@ -123,6 +123,9 @@ void master_reap_children(struct master *m);
 void master_shutdown(struct master *m);
 bool master_all_stopped(const struct master *m);
 int master_authd_start(struct master *m, char **error_r);
+/* Tell every running worker to end user's sessions. Returns how many
+ * workers were told. */
+unsigned master_kick_user(struct master *m, const char *user);
 /* Release everything the master holds (at exit). */
 void master_free(struct master *m);
 

@@ -305,6 +305,14 @@ static void control_execute(struct master *m, struct bufferevent *bev, char *lin
 	} else if (strcmp(cmd, "restart") == 0) {
 		control_cmd_stop(m, bev, rest, nrest, WAIT_STOPPED_START);
 		return;
+	} else if (strcmp(cmd, "kick") == 0) {
+		if (nrest != 1) {
+			control_reply_line(bev, "error usage: kick USER");
+		} else {
+			unsigned told = master_kick_user(m, rest[0]);
+			log_info("ending the sessions of %s (%u worker(s) told)", rest[0], told);
+			control_reply_line(bev, "ok");
+		}
 	} else if (strcmp(cmd, "reload") == 0) {
 		control_cmd_reload(m, bev);
 	} else if (strcmp(cmd, "shutdown") == 0) {

@@ -751,3 +751,19 @@ void master_free(struct master *m)
 		event_base_free(m->base);
 	m->base = NULL;
 }
+
+unsigned master_kick_user(struct master *m, const char *user)
+{
+	unsigned told = 0;
+	struct ipc_field f = {"user", user};
+	for (size_t i = 0; i < m->nservices; i++) {
+		struct master_service *svc = &m->services[i];
+		for (size_t j = 0; j < svc->nworkers; j++) {
+			struct master_worker *wk = &svc->workers[j];
+			if (wk->pid > 0 && wk->channel >= 0 &&
+			    ipc_send(wk->channel, IPC_KICK, -1, &f, 1, 1000) == 0)
+				told++;
+		}
+	}
+	return told;
+}

@@ -2,6 +2,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,56 @@ static void master_signal_cb(evutil_socket_t sig, short what, void *arg)
 	default:
 		break;
 	}
+}
+
+/* Started as root, the roles run as their own users: give each the part of
+ * the data dir it works in, and say so when the path to the data dir is not
+ * searchable by them. */
+static void master_prepare_permissions(const char *datadir)
+{
+	if (geteuid() != 0)
+		return;
+	struct passwd *mail = getpwnam("postern-mail");
+	struct passwd *front = getpwnam("postern-front");
+	char *path = xasprintf("%s/mail", datadir);
+	if (mail != NULL && chown(path, mail->pw_uid, mail->pw_gid) == 0)
+		chmod(path, 0700);
+	else
+		log_warn("cannot give %s to postern-mail: %s", path,
+			 mail == NULL ? "no such user" : strerror(errno));
+	free(path);
+	if (front != NULL) {
+		static const struct {
+			const char *name;
+			mode_t mode;
+		} tls_files[] = {{"tls", 0750}, {"tls/server.crt", 0644}, {"tls/server.key", 0640}};
+		for (size_t i = 0; i < sizeof(tls_files) / sizeof(tls_files[0]); i++) {
+			path = xasprintf("%s/%s", datadir, tls_files[i].name);
+			if (chown(path, 0, front->pw_gid) == 0)
+				chmod(path, tls_files[i].mode);
+			free(path);
+		}
+	}
+	/* every directory on the way must be searchable by the role users */
+	char *copy = xstrdup(datadir);
+	for (char *slash = copy; slash != NULL; slash = strchr(slash + 1, '/')) {
+		char saved = slash[1];
+		slash[1] = '\0';
+		struct stat st;
+		if (stat(copy, &st) == 0 && (st.st_mode & S_IXOTH) == 0)
+			log_warn("%s is not searchable by others: the postern-* role users cannot "
+				 "reach the data dir (chmod o+x it)",
+				 copy);
+		slash[1] = saved;
+		if (saved == '\0')
+			break;
+	}
+	struct stat st;
+	if (stat(datadir, &st) == 0 && (st.st_mode & S_IXOTH) == 0)
+		log_warn("%s is not searchable by others: the postern-* role users cannot use it "
+			 "(chmod o+x it)",
+			 datadir);
+	free(copy);
 }
 
 static int master_write_pidfile(const char *datadir, char **error_r)
@@ -123,6 +174,7 @@ static int master_run(const char *datadir)
 		master_free(&m);
 		return 1;
 	}
+	master_prepare_permissions(datadir);
 	log_info("posternd started on %s", datadir);
 	for (size_t i = 0; i < m.nservices; i++) {
 		struct master_service *svc = &m.services[i];

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "lib/ipc.h"
@@ -211,6 +212,21 @@ static void pop3d_shutdown(struct worker *w)
 	event_add(srv->shutdown_ev, &tv);
 }
 
+static void pop3d_kick(struct worker *w, const char *user)
+{
+	struct pop3d *srv = worker_context(w);
+	for (struct pop3d_session *s = srv->sessions; s != NULL; s = s->next) {
+		if (s->user == NULL || strcasecmp(s->user, user) != 0 || s->closing)
+			continue;
+		log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "user=%s: session ended by the administrator",
+			s->user);
+		/* no UPDATE: nothing marked for deletion is removed */
+		if (s->retr_fd < 0)
+			pop3d_reply(s, "-ERR [SYS/TEMP] Session ended by the administrator");
+		pop3d_close(s);
+	}
+}
+
 static unsigned pop3d_connection_count(struct worker *w)
 {
 	struct pop3d *srv = worker_context(w);
@@ -252,5 +268,6 @@ const struct worker_service_ops pop3_backend_ops = {
 	.accepted = pop3d_accepted,
 	.authd_reply = pop3d_authd_reply,
 	.shutdown = pop3d_shutdown,
+	.kick = pop3d_kick,
 	.connection_count = pop3d_connection_count,
 };

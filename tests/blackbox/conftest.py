@@ -147,6 +147,11 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
 
 @pytest.fixture
 def instance(tmp_path):
+    if os.geteuid() == 0:
+        # posternd's roles run as postern-* users: they must be able to
+        # reach the data dir through pytest's private temp folders
+        for p in (tmp_path, tmp_path.parent, tmp_path.parent.parent):
+            os.chmod(p, 0o755)
     inst = Instance(tmp_path / "data")
     yield inst
     inst.stop()

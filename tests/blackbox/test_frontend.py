@@ -4,9 +4,12 @@ the login policy (login type, guests, admins, anonymous, per-user switches,
 wrong passwords), bounds, and the hand-over to an unreachable back end."""
 
 import imaplib
+import os
 import poplib
+import signal
 import socket
 import ssl
+import subprocess
 import time
 
 import pytest
@@ -337,3 +340,64 @@ def test_imap_overlong_line(fe):
     c.send("a NOOP " + "x" * 50000 + "\r\n")
     assert c.line().startswith("* BAD Command line too long")
     assert c.cmd("b NOOP") == "b OK NOOP completed"
+
+
+# ---- resilience and live changes ----
+
+def authd_pid(inst):
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmd = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if b"--authd" in cmd and str(inst.datadir).encode() in cmd:
+            return int(entry)
+    return None
+
+
+def test_logins_work_again_after_authd_is_killed(fe):
+    pid = authd_pid(fe)
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: authd_pid(fe) not in (None, pid), timeout=5)
+
+    def login_answered():
+        c = Raw(fe.port("pop3", tls=True), use_tls=True, timeout=30)
+        c.line()
+        c.cmd("USER alice")
+        r = c.cmd("PASS Secret-pw1")
+        c.close()
+        return r.startswith("-ERR [SYS/TEMP] Mailbox")
+
+    assert wait_until(login_answered, timeout=10, interval=0.2)
+    assert "authd: worker" in fe.read_log()
+
+
+def served_certificate_subject(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with tls_context().wrap_socket(raw) as tls:
+            der = tls.getpeercert(binary_form=True)
+    r = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-subject"],
+                       input=der, capture_output=True, timeout=10)
+    return r.stdout.decode()
+
+
+def test_replaced_certificate_is_served_to_new_connections(fe):
+    port = fe.port("imap4", tls=True)
+    assert "mail.example.test" in served_certificate_subject(port)
+    tls_dir = fe.datadir / "tls"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                    "-subj", "/CN=renewed.example.test",
+                    "-keyout", str(tls_dir / "new.key"), "-out", str(tls_dir / "new.crt")],
+                   check=True, capture_output=True, timeout=30)
+    for name in ("new.key", "new.crt"):
+        st = os.stat(tls_dir / "server.key")
+        os.chown(tls_dir / name, st.st_uid, st.st_gid)
+        os.chmod(tls_dir / name, 0o640)
+    os.rename(tls_dir / "new.key", tls_dir / "server.key")
+    os.rename(tls_dir / "new.crt", tls_dir / "server.crt")
+    assert wait_until(lambda: "renewed.example.test" in served_certificate_subject(port),
+                      timeout=10, interval=0.5)
