@@ -3,10 +3,11 @@
 #
 #   fuzz/build.sh [SECONDS] [TARGET...]
 #
-# SECONDS defaults to 60 per target; TARGET is proxy_header and/or
-# line_reader (default: both). Seeds in fuzz/corpus/<target>/ are read, never
-# written; inputs found while fuzzing go to $FUZZ_OUT/corpus-<target>
-# (default fuzz/out/, ignored by git), crashes to $FUZZ_OUT/.
+# SECONDS defaults to 60 per target; TARGET is any of proxy_header,
+# line_reader, smtp (default: proxy_header and line_reader). Seeds in
+# fuzz/corpus/<target>/ are read, never written; inputs found while fuzzing
+# go to $FUZZ_OUT/corpus-<target> (default fuzz/out/, ignored by git),
+# crashes to $FUZZ_OUT/.
 # Exits non-zero when a target crashes or an invariant check aborts.
 set -eu
 
@@ -15,7 +16,7 @@ secs=${1:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${FUZZ_OUT:-$root/fuzz/out}
 cc=${CC:-clang}
-targets=${*:-proxy_header line_reader}
+targets=${*:-proxy_header line_reader frontend}
 cflags="-std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined"
 cflags="$cflags -fno-sanitize-recover=undefined -I$root/src"
 
@@ -24,7 +25,14 @@ for t in $targets; do
 	case $t in
 	proxy_header) srcs="src/net/proxy_header.c" ;;
 	line_reader) srcs="src/net/line_reader.c src/lib/xalloc.c src/lib/log.c" ;;
-	*) echo "unknown fuzz target: $t (proxy_header, line_reader)" >&2; exit 2 ;;
+	smtp) srcs="src/proto/smtp/smtp_server.c src/proto/smtp/smtp_address.c src/lib/xalloc.c src/lib/log.c" ;;
+	frontend) srcs="src/frontend/frontend.c src/frontend/frontend_relay.c
+		src/frontend/frontend_sasl.c src/frontend/frontend_pop3.c
+		src/frontend/frontend_imap.c src/net/conn.c src/net/tls.c src/net/line_reader.c
+		src/net/proxy_header.c src/net/cidr.c src/net/conn_limits.c src/net/net.c
+		src/net/test_cert.c src/lib/log.c src/lib/xalloc.c src/lib/net_addr.c
+		src/lib/ipc.c -levent -levent_openssl -lssl -lcrypto" ;;
+	*) echo "unknown fuzz target: $t (proxy_header, line_reader, frontend)" >&2; exit 2 ;;
 	esac
 	bin="$out/${t}_fuzz"
 	echo "== building $bin"
