@@ -18,6 +18,7 @@ static void usage(FILE *out)
 		"  settings get|set|reset SERVICE ...\n"
 		"  service list|status|start|stop|restart [NAME...]\n"
 		"  service set NAME startup=automatic|manual|disabled\n"
+		"  backend add|del|list ...\n"
 		"\n"
 		"Run `posternctl COMMAND --help` for a command's options.\n");
 }
@@ -55,6 +56,7 @@ int main(int argc, char **argv)
 		{"user", admin_user_main},
 		{"settings", admin_settings_main},
 		{"service", admin_service_main},
+		{"backend", admin_backend_main},
 	};
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
 		if (strcmp(argv[i], groups[g].name) == 0)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -845,6 +846,54 @@ int directory_backend_add(struct directory *dir, const struct directory_backend 
 		ret = -1;
 	}
 	sqlite3_finalize(stmt);
+	return ret;
+}
+
+int directory_backend_del(struct directory *dir, const char *name, char **error_r)
+{
+	if (strcasecmp(name, DIRECTORY_BACKEND_LOCAL) == 0) {
+		*error_r = xasprintf("back end '%s' is this instance's own and cannot be removed",
+				     name);
+		return -1;
+	}
+	if (sqldb_begin(dir->db, error_r) < 0)
+		return -1;
+	sqlite3_stmt *stmt;
+	if (sqldb_prepare(dir->db, "SELECT count(*) FROM users WHERE backend = ? COLLATE NOCASE",
+			  &stmt, error_r) < 0) {
+		sqldb_rollback(dir->db);
+		return -1;
+	}
+	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	long long users = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
+	sqlite3_finalize(stmt);
+	if (users != 0) {
+		*error_r = users < 0 ? sqldb_error(dir->db, "counting a back end's users")
+				     : xasprintf("back end '%s' still holds the mailboxes of %lld "
+						 "user(s); move them first (user set NAME backend=...)",
+						 name, users);
+		sqldb_rollback(dir->db);
+		return -1;
+	}
+	if (sqldb_prepare(dir->db, "DELETE FROM backends WHERE name = ?", &stmt, error_r) < 0) {
+		sqldb_rollback(dir->db);
+		return -1;
+	}
+	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	int ret = 1;
+	if (sqlite3_step(stmt) != SQLITE_DONE) {
+		*error_r = sqldb_error(dir->db, "removing a back end");
+		ret = -1;
+	} else if (sqlite3_changes(dir->db) == 0) {
+		ret = 0;
+	}
+	sqlite3_finalize(stmt);
+	if (ret < 0) {
+		sqldb_rollback(dir->db);
+		return -1;
+	}
+	if (sqldb_commit(dir->db, error_r) < 0)
+		return -1;
 	return ret;
 }
 

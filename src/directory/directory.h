@@ -158,6 +158,10 @@ void directory_user_list_free(struct directory_user **users, size_t count);
  * the name is taken, -1 on error. */
 int directory_backend_add(struct directory *dir, const struct directory_backend *b, char **error_r);
 
+/* Remove a back end that holds no user's mailbox (the local one stays).
+ * Returns 1 removed, 0 unknown, -1 on error (also when users are on it). */
+int directory_backend_del(struct directory *dir, const char *name, char **error_r);
+
 /* Look up a back end by name (ignoring ASCII case). Returns 1 with *backend_r
  * (free with directory_backend_free()), 0 when unknown, -1 on error. */
 int directory_backend_get(struct directory *dir, const char *name,

@@ -215,8 +215,17 @@ static const struct settings_def settings_defs[] = {
 	.type = ST_SECONDS,
 	.min = 30,
 	.max = 3600,
-	.help = "idle time allowed before login, 30 seconds to 1 hour",
-	.defaults = SESSION_SERVICES("60"),
+	.help = "idle time allowed before login (lmtp: between commands), 30 seconds to "
+		"1 hour",
+	.defaults =
+	    {
+		[SVC_IMAP4] = "60",
+		[SVC_IMAP4_BACKEND] = "60",
+		[SVC_POP3] = "60",
+		[SVC_POP3_BACKEND] = "60",
+		[SVC_SUBMISSION] = "60",
+		[SVC_LMTP] = "300",
+	    },
     },
     {
 	.key = "authenticated-connection-timeout",
@@ -249,6 +258,14 @@ static const struct settings_def settings_defs[] = {
 	.max = 16384,
 	.help = "bytes in one command line, 512 to 16384",
 	.defaults = {[SVC_SUBMISSION] = "4096", [SVC_LMTP] = "4096"},
+    },
+    {
+	.key = "max-message-size",
+	.type = ST_NUMBER,
+	.min = 1024,
+	.max = 2147483648LL,
+	.help = "bytes in one message (advertised as SIZE), 1024 to 2147483648",
+	.defaults = {[SVC_SUBMISSION] = "36700160", [SVC_LMTP] = "36700160"},
     },
     {
 	.key = "banner",

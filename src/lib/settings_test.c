@@ -145,6 +145,7 @@ static void test_defaults(void **state)
 					   "pre-authenticated-connection-timeout",
 					   "authenticated-connection-timeout",
 					   "max-command-size",
+					   "max-message-size",
 					   "banner",
 					   "protocol-log-enabled",
 					   "proxy-protocol-trusted",
@@ -187,7 +188,7 @@ static void test_foreach(void **state)
 	assert_int_equal(o.n, 21);
 	o = (struct order_ctx){0};
 	settings_foreach_key("lmtp", order_cb, &o);
-	assert_int_equal(o.n, 8);
+	assert_int_equal(o.n, 10);
 	o = (struct order_ctx){0};
 	settings_foreach_key("unknown", order_cb, &o);
 	assert_int_equal(o.n, 0);
@@ -234,6 +235,18 @@ static void test_number(void **state)
 	refuse("imap4", "max-command-size", "16385", NULL);
 	accept("submission", "max-command-size", "512", "512");
 	refuse("lmtp", "max-command-size", "511", "from 512 to 16384");
+	/* max-message-size: lmtp and submission only, 1 KiB to 2 GiB */
+	assert_string_equal(settings_default("lmtp", "max-message-size"), "36700160");
+	assert_string_equal(settings_default("submission", "max-message-size"), "36700160");
+	assert_null(settings_default("imap4", "max-message-size"));
+	assert_string_equal(settings_default("lmtp", "pre-authenticated-connection-timeout"), "300");
+	accept("lmtp", "max-message-size", "1024", "1024");
+	accept("lmtp", "max-message-size", "2147483648", "2147483648");
+	accept("submission", "max-message-size", "52428800", "52428800");
+	refuse("lmtp", "max-message-size", "1023", "from 1024 to 2147483648");
+	refuse("lmtp", "max-message-size", "2147483649", NULL);
+	refuse("lmtp", "max-message-size", "35M", NULL);
+	refuse("pop3", "max-message-size", "1024", "unknown setting");
 	accept("http", "workers", "1", "1");
 	accept("http", "workers", "64", "64");
 	refuse("http", "workers", "0", "from 1 to 64");

@@ -71,23 +71,29 @@ static void master_prepare_permissions(const char *datadir)
 {
 	if (geteuid() != 0)
 		return;
-	struct passwd *mail = getpwnam("postern-mail");
-	struct passwd *front = getpwnam("postern-front");
+	/* getpwnam() returns one static buffer: copy what is needed at once */
+	struct passwd *pw = getpwnam("postern-mail");
+	bool have_mail = pw != NULL;
+	uid_t mail_uid = have_mail ? pw->pw_uid : 0;
+	gid_t mail_gid = have_mail ? pw->pw_gid : 0;
+	pw = getpwnam("postern-front");
+	bool have_front = pw != NULL;
+	gid_t front_gid = have_front ? pw->pw_gid : 0;
 	char *path = xasprintf("%s/mail", datadir);
-	if (mail != NULL && chown(path, mail->pw_uid, mail->pw_gid) == 0)
+	if (have_mail && chown(path, mail_uid, mail_gid) == 0)
 		chmod(path, 0700);
 	else
 		log_warn("cannot give %s to postern-mail: %s", path,
-			 mail == NULL ? "no such user" : strerror(errno));
+			 !have_mail ? "no such user" : strerror(errno));
 	free(path);
-	if (front != NULL) {
+	if (have_front) {
 		static const struct {
 			const char *name;
 			mode_t mode;
 		} tls_files[] = {{"tls", 0750}, {"tls/server.crt", 0644}, {"tls/server.key", 0640}};
 		for (size_t i = 0; i < sizeof(tls_files) / sizeof(tls_files[0]); i++) {
 			path = xasprintf("%s/%s", datadir, tls_files[i].name);
-			if (chown(path, 0, front->pw_gid) == 0)
+			if (chown(path, 0, front_gid) == 0)
 				chmod(path, tls_files[i].mode);
 			free(path);
 		}

@@ -70,6 +70,8 @@ struct store_message {
 	uint64_t modseq;
 	unsigned flags;	     /* STORE_FLAG_* */
 	char guid[33];	     /* stable across moves and UIDVALIDITY changes; POP3 UIDL */
+	const char *keywords; /* space-separated IMAP keywords, "" if none; owned by the
+				 folder snapshot */
 };
 
 enum store_flag {
@@ -80,6 +82,9 @@ enum store_flag {
 	STORE_FLAG_DRAFT = 1 << 4,
 	STORE_FLAG_RECENT = 1 << 5,
 };
+#define STORE_FLAGS_SYSTEM \
+	(STORE_FLAG_SEEN | STORE_FLAG_ANSWERED | STORE_FLAG_FLAGGED | STORE_FLAG_DELETED | \
+	 STORE_FLAG_DRAFT)
 
 /* Open a folder by name ("INBOX" case-insensitively, others exactly).
  * Returns 1, 0 when it does not exist, -1 on error. The folder's message
@@ -109,5 +114,244 @@ int store_flags_update(struct store_folder *folder, uint32_t uid, unsigned add, 
  * released). UIDs are never reused. */
 int store_expunge(struct store_folder *folder, const uint32_t *uids, size_t count,
 		  char **error_r);
+
+/* ==== additions for the IMAP back end, admin and delivery ==== */
+
+/* Limits of folder names (UTF-8, '/' separates levels). */
+#define STORE_FOLDER_NAME_MAX 255
+#define STORE_FOLDER_DEPTH_MAX 16
+#define STORE_KEYWORD_MAX 64	  /* bytes of one keyword */
+#define STORE_KEYWORDS_MAX 128	  /* keywords on one message */
+#define STORE_SEARCH_DEPTH_MAX 32 /* nesting of AND/OR/NOT in a search */
+
+/* Check a folder name: non-empty UTF-8 of at most STORE_FOLDER_NAME_MAX
+ * bytes and STORE_FOLDER_DEPTH_MAX levels, no control bytes, no leading or
+ * trailing '/', no empty level ("a//b"), no "." or ".." level. "INBOX" in any
+ * letter case (also as the first level) is normalised to "INBOX".
+ * Returns 0 with *normalised_r (malloc'ed) or -1 with *error_r saying what
+ * is wrong. */
+int store_folder_name_check(const char *name, char **normalised_r, char **error_r);
+
+/* Special-use roles (RFC 6154), as IMAP spells them. */
+#define STORE_ROLE_SENT "\\Sent"
+#define STORE_ROLE_DRAFTS "\\Drafts"
+#define STORE_ROLE_TRASH "\\Trash"
+#define STORE_ROLE_JUNK "\\Junk"
+#define STORE_ROLE_ARCHIVE "\\Archive"
+
+/* Create a folder (missing parent levels are created too, without role).
+ * role is NULL or a STORE_ROLE_*. Returns 1, 0 when it exists already
+ * (with *error_r), -1 on error (bad name: *error_r says why). */
+int store_folder_create(struct store *store, const char *name, const char *role,
+			char **error_r);
+/* Delete a folder, its messages and every folder below it. INBOX cannot be
+ * deleted. Quota is released. Returns 1, 0 when it does not exist, -1. */
+int store_folder_delete(struct store *store, const char *name, char **error_r);
+/* Rename a folder and every folder below it (keeping UIDVALIDITY, UIDs
+ * and messages). Renaming INBOX is refused (RFC 3501's move-all-messages
+ * rename is not offered); a target that exists or is below the source is
+ * refused. Returns 1, 0 when the source does not exist, -1. */
+int store_folder_rename(struct store *store, const char *from, const char *to, char **error_r);
+/* Subscribe (true) or unsubscribe a name; the folder need not exist.
+ * Returns 1 or -1. */
+int store_folder_subscribe(struct store *store, const char *name, bool subscribed,
+			   char **error_r);
+
+struct store_folder_info {
+	char *name;
+	char *role; /* NULL or STORE_ROLE_* */
+	bool subscribed;
+	bool exists; /* false for a subscription to a folder that does not exist */
+	bool has_children;
+	uint32_t uidvalidity, uidnext;
+	uint64_t highestmodseq;
+	uint32_t messages, unseen, deleted;
+	uint64_t bytes;
+};
+/* Every folder (and every subscribed name), sorted by name with INBOX
+ * first. Counts come from the index (no folder is opened or reconciled).
+ * Free with store_folder_list_free(). Returns 1 or -1. */
+int store_folder_list(struct store *store, struct store_folder_info **list_r, size_t *count_r,
+		      char **error_r);
+void store_folder_list_free(struct store_folder_info **list, size_t count);
+
+/* The folder's name (normalised), HIGHESTMODSEQ and role. */
+const char *store_folder_name(const struct store_folder *folder);
+uint64_t store_folder_highestmodseq(const struct store_folder *folder);
+/* Snapshot index of uid, or -1 when the snapshot does not hold it. */
+long store_folder_find(const struct store_folder *folder, uint32_t uid);
+
+/* Flags and keywords in one change, as IMAP STORE does. mode: 0 replace
+ * (flags := add, keywords := keywords), 1 add, -1 remove. keywords are
+ * IMAP atoms (no "\\"), at most STORE_KEYWORD_MAX bytes each. Bumps MODSEQ
+ * when anything changed; *modseq_r (may be NULL) gets the message's MODSEQ
+ * afterwards. Returns 1, 0 when the message is gone, -1. */
+int store_flags_change(struct store_folder *folder, uint32_t uid, int mode, unsigned flags,
+		       const char *const *keywords, size_t nkeywords, uint64_t *modseq_r,
+		       char **error_r);
+
+/* Parse IMAP flag words ("\\Seen", "$Forwarded") into system flags and
+ * keywords (pointers into the input). Returns 0 or -1 with *error_r for an
+ * unknown system flag ("\\Foo") or a bad keyword. */
+int store_flags_parse(const char *const *words, size_t nwords, unsigned *flags_r,
+		      const char ***keywords_r, size_t *nkeywords_r, char **error_r);
+
+/* Copy (move = false) or move messages into folder dest (which must exist),
+ * in the order given. New UIDs in dest; *dest_uids_r (malloc'ed, *count_r
+ * entries) holds them in the order of *src_uids_r (the UIDs that were
+ * actually copied: vanished ones are skipped) -- COPYUID data. Flags and
+ * keywords go with the messages. A move expunges the sources. Quota is
+ * checked first (over quota: -1 with *over_quota_r = true, nothing done).
+ * Returns 1 (also when nothing was left to copy), 0 when dest does not
+ * exist, -1. */
+int store_copy(struct store_folder *src, const uint32_t *uids, size_t count,
+	       const char *dest, bool move, uint32_t *dest_uidvalidity_r, uint32_t **src_uids_r,
+	       uint32_t **dest_uids_r, size_t *count_r, bool *over_quota_r, char **error_r);
+
+/* ---- reading parts of a message without reading the whole file ---- */
+
+/* Cached IMAP ENVELOPE, BODY and BODYSTRUCTURE texts (malloc'ed). Any
+ * pointer may be NULL. Returns 1, 0 when the message is gone, -1. */
+int store_message_imap(struct store_folder *folder, uint32_t uid, char **envelope_r,
+		       char **body_r, char **bodystructure_r, char **error_r);
+
+enum store_section_part {
+	STORE_SECTION_ALL,    /* "" whole message, "1.2" the part's body */
+	STORE_SECTION_HEADER, /* a message's header ("", or an rfc822 part's) */
+	STORE_SECTION_TEXT,   /* a message's body */
+	STORE_SECTION_MIME,   /* a part's MIME header */
+};
+/* Byte range of a section ("" top message, "2.1" ...) from the cached part
+ * table: for ALL on "" the whole message; for ALL on a part its body; for
+ * HEADER/TEXT the header/body of the message at section (the top, or a
+ * message/rfc822 part); for MIME the part's header. Returns 1 with
+ * *offset_r, *size_r, 0 when the message or the section does not exist,
+ * -1 on error. */
+int store_message_section(struct store_folder *folder, uint32_t uid, const char *section,
+			  enum store_section_part what, uint64_t *offset_r, uint64_t *size_r,
+			  uint64_t *lines_r, char **error_r);
+/* Read up to size bytes at offset of a message into buf (pread; the file is
+ * opened and closed here). *got_r is what was read (less at the end).
+ * Returns 1, 0 when the message is gone, -1. */
+int store_message_pread(struct store_folder *folder, uint32_t uid, uint64_t offset, void *buf,
+			size_t size, size_t *got_r, char **error_r);
+
+/* ---- search ---- */
+
+enum store_search_op {
+	STORE_SEARCH_ALL,
+	STORE_SEARCH_AND,  /* every child */
+	STORE_SEARCH_OR,   /* any child */
+	STORE_SEARCH_NOT,  /* first child false */
+	STORE_SEARCH_FLAGS,	/* all of flags set (SEEN, ANSWERED, ...) */
+	STORE_SEARCH_UNFLAGS,	/* none of flags set (UNSEEN, ...) */
+	STORE_SEARCH_KEYWORD,	/* text: the keyword is set */
+	STORE_SEARCH_UNKEYWORD, /* text: not set */
+	STORE_SEARCH_BEFORE,	/* internal date (day, UTC) < date's day */
+	STORE_SEARCH_ON,
+	STORE_SEARCH_SINCE, /* >= */
+	STORE_SEARCH_SENTBEFORE, /* Date: header's day as written */
+	STORE_SEARCH_SENTON,
+	STORE_SEARCH_SENTSINCE,
+	STORE_SEARCH_LARGER, /* size > number */
+	STORE_SEARCH_SMALLER,
+	STORE_SEARCH_HEADER, /* field contains text (decoded, case-insensitive);
+				"" text: the field exists */
+	STORE_SEARCH_BODY,   /* decoded text parts contain text */
+	STORE_SEARCH_TEXT,   /* header or body contains text */
+	STORE_SEARCH_UID,    /* UID in set */
+	STORE_SEARCH_SEQ,    /* sequence number (1-based snapshot index) in set */
+	STORE_SEARCH_MODSEQ, /* MODSEQ >= number */
+};
+
+/* A range of a UID or sequence set; STORE_SEQ_STAR stands for '*' (the
+ * highest UID / the last message). */
+#define STORE_SEQ_STAR UINT32_MAX
+struct store_seq_range {
+	uint32_t lo, hi;
+};
+
+/* A search key tree the IMAP parser builds: FROM x is HEADER "From" x,
+ * NEW is AND(RECENT, UNSEEN), etc. Children are linked through next. */
+struct store_search {
+	enum store_search_op op;
+	struct store_search *children;
+	struct store_search *next;
+	unsigned flags;	   /* FLAGS, UNFLAGS */
+	char *field;	   /* HEADER */
+	char *text;	   /* HEADER, BODY, TEXT, KEYWORD, UNKEYWORD */
+	time_t date;	   /* BEFORE...SENTSINCE: any time within the day (UTC) */
+	uint64_t number;   /* LARGER, SMALLER, MODSEQ */
+	struct store_seq_range *ranges; /* UID, SEQ */
+	size_t nranges;
+};
+
+/* Helpers to build a tree; strings are copied. Children are appended with
+ * store_search_add(). Free the whole tree with store_search_free(). */
+struct store_search *store_search_new(enum store_search_op op);
+void store_search_add(struct store_search *parent, struct store_search *child);
+struct store_search *store_search_text(enum store_search_op op, const char *field,
+				       const char *text);
+void store_search_free(struct store_search **search);
+
+/* Search the folder's snapshot. use_fts: answer BODY/TEXT from the FTS
+ * index (texts of 3 or more characters); false scans the message files
+ * (same answers, slower). Returns 1 with *uids_r (malloc'ed, ascending,
+ * may be NULL when *count_r is 0), -1 on error (bad tree or nesting deeper
+ * than STORE_SEARCH_DEPTH_MAX). */
+int store_search_run(struct store_folder *folder, const struct store_search *search,
+		     bool use_fts, uint32_t **uids_r, size_t *count_r, char **error_r);
+
+/* ---- change notifications (same process) ---- */
+
+enum store_event_kind {
+	STORE_EVENT_APPEND,  /* a new message */
+	STORE_EVENT_FLAGS,   /* flags or keywords changed */
+	STORE_EVENT_EXPUNGE, /* a message was removed */
+	STORE_EVENT_FOLDERS, /* folders created, deleted or renamed */
+};
+struct store_event {
+	enum store_event_kind kind;
+	const char *folder;
+	uint32_t uid;
+	unsigned flags; /* FLAGS: the new system flags */
+	uint64_t modseq;
+};
+typedef void store_event_cb(void *ctx, const struct store_event *event);
+
+/* Register a callback for every change made through this store (by any
+ * folder handle) and every change picked up from the files. Returns an id
+ * for store_unsubscribe(). Callbacks may open and refresh folders but not
+ * unsubscribe others. */
+unsigned store_subscribe(struct store *store, store_event_cb *cb, void *ctx);
+void store_unsubscribe(struct store *store, unsigned id);
+
+/* A descriptor (inotify) that becomes readable when other programs add or
+ * remove files in the user's Maildir folders. Add it to the event loop and
+ * call store_watch_handle() when it is readable; it reconciles the folders
+ * concerned and reports their changes to the subscribers. Returns the fd,
+ * or -1 with *error_r. The store owns and closes it. */
+int store_watch_fd(struct store *store, char **error_r);
+int store_watch_handle(struct store *store, char **error_r);
+
+/* ---- maintenance ---- */
+
+/* Recount quota usage from the index (all folders) and store it. Returns 1
+ * with *used_r, or -1. */
+int store_quota_recalculate(struct store *store, uint64_t *used_r, char **error_r);
+/* Reconcile every folder with its files and rebuild every message's cached
+ * parsed form and search text from the files. UIDs and UIDVALIDITY are
+ * kept. Returns 1 with *messages_r (messages re-read), or -1. */
+int store_reindex(struct store *store, uint64_t *messages_r, char **error_r);
+/* Reconcile one folder with its files now (also done on open). *added_r
+ * and *removed_r (may be NULL) count the changes. Returns 1, 0 when the
+ * folder does not exist, -1. */
+int store_folder_reconcile(struct store *store, const char *name, unsigned *added_r,
+			   unsigned *removed_r, char **error_r);
+/* Path of the user's Maildir root (for tools and tests). */
+const char *store_path(const struct store *store);
+/* Directory of a folder's Maildir (cur/, new/, tmp/ inside), malloc'ed;
+ * NULL for a bad name. */
+char *store_folder_path(const struct store *store, const char *name);
 
 #endif

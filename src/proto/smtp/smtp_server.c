@@ -1,6 +1,5 @@
 #include "proto/smtp/smtp_server.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +96,7 @@ struct smtp_server {
 	bool auth_lines;
 	bool authenticated;
 	bool drop_input; /* STARTTLS accepted: the rest of this input is dropped */
+	unsigned running; /* inside srv_run: completions do not process input */
 	unsigned bad_commands;
 
 	/* the transaction */
@@ -178,7 +178,9 @@ void smtp_server_vreply(struct smtp_server *srv, unsigned code, const char *enh,
 	char text[SMTP_MAX_REPLY_LINE + 1];
 	vsnprintf(text, sizeof(text), fmt, ap);
 	srv_reply_line(srv, code, ' ', enh, text);
-	srv->replies++;
+	/* a SASL challenge is not the answer to AUTH */
+	if (code != 334)
+		srv->replies++;
 }
 
 void smtp_server_reply(struct smtp_server *srv, unsigned code, const char *enh, const char *fmt,
@@ -240,192 +242,6 @@ static void srv_bad(struct smtp_server *srv, unsigned code, const char *enh, con
 }
 
 /* ---- paths ---- */
-
-static bool srv_atext(unsigned char c)
-{
-	return isalnum(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
-}
-
-/* length of a well-formed UTF-8 sequence at p (at most n bytes) whose first
- * byte is >= 0x80, or 0 */
-static size_t srv_utf8_len(const unsigned char *p, size_t n)
-{
-	size_t len;
-	unsigned cp;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		len = 2;
-		cp = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		len = 3;
-		cp = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		len = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-static int srv_check_domain(const unsigned char *p, size_t n, bool utf8, const char **error_r)
-{
-	if (n == 0) {
-		*error_r = "missing domain";
-		return -1;
-	}
-	if (n > SMTP_MAX_DOMAIN) {
-		*error_r = "domain longer than 255 bytes";
-		return -1;
-	}
-	if (p[0] == '[') {
-		if (n < 3 || p[n - 1] != ']') {
-			*error_r = "bad address literal";
-			return -1;
-		}
-		char lit[SMTP_MAX_DOMAIN + 1];
-		memcpy(lit, p + 1, n - 2);
-		lit[n - 2] = '\0';
-		unsigned char addr[16];
-		if (strncasecmp(lit, "IPv6:", 5) == 0) {
-			if (inet_pton(AF_INET6, lit + 5, addr) == 1)
-				return 0;
-		} else if (isdigit((unsigned char)lit[0])) {
-			if (inet_pton(AF_INET, lit, addr) == 1)
-				return 0;
-		} else {
-			/* General-address-literal: Standardized-tag ":" 1*dcontent */
-			char *colon = strchr(lit, ':');
-			bool ok = colon != NULL && colon > lit && colon[1] != '\0' &&
-				  isalnum((unsigned char)lit[0]) &&
-				  isalnum((unsigned char)colon[-1]);
-			for (char *q = lit; ok && q < colon; q++)
-				ok = isalnum((unsigned char)*q) || *q == '-';
-			for (char *q = colon != NULL ? colon + 1 : lit; ok && *q != '\0'; q++)
-				ok = *q >= 33 && *q <= 126 && *q != '[' && *q != '\\' && *q != ']';
-			if (ok)
-				return 0;
-		}
-		*error_r = "bad address literal";
-		return -1;
-	}
-	size_t label = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = p[i];
-		if (c == '.') {
-			if (label == 0 || p[i - 1] == '-') {
-				*error_r = "bad domain syntax";
-				return -1;
-			}
-			label = 0;
-			continue;
-		}
-		if (c >= 0x80) {
-			size_t l = utf8 ? srv_utf8_len(p + i, n - i) : 0;
-			if (l == 0) {
-				*error_r = "bad domain syntax";
-				return -1;
-			}
-			i += l - 1;
-			label += l;
-		} else if (isalnum(c) || (c == '-' && label > 0)) {
-			label++;
-		} else {
-			*error_r = "bad domain syntax";
-			return -1;
-		}
-		if (label > 63) {
-			*error_r = "domain label longer than 63 bytes";
-			return -1;
-		}
-	}
-	if (label == 0 || p[n - 1] == '-') {
-		*error_r = "bad domain syntax";
-		return -1;
-	}
-	return 0;
-}
-
-/* Length of the local part at the start of p (up to its '@'), checked; or
- * 0 with *error_r. */
-static size_t srv_local_part(const unsigned char *p, size_t n, bool utf8, const char **error_r)
-{
-	size_t i = 0;
-	*error_r = "bad local part syntax";
-	if (n > 0 && p[0] == '"') {
-		for (i = 1; i < n && p[i] != '"'; i++) {
-			unsigned char c = p[i];
-			if (c == '\\') {
-				if (i + 1 >= n || p[i + 1] < 32 || p[i + 1] > 126)
-					return 0;
-				i++;
-			} else if (c >= 0x80) {
-				size_t l = utf8 ? srv_utf8_len(p + i, n - i) : 0;
-				if (l == 0)
-					return 0;
-				i += l - 1;
-			} else if (c < 32 || c > 126) {
-				return 0;
-			}
-		}
-		if (i >= n)
-			return 0;
-		i++;
-	} else {
-		bool dot_ok = false;
-		for (; i < n && p[i] != '@'; i++) {
-			unsigned char c = p[i];
-			if (c == '.') {
-				if (!dot_ok)
-					return 0;
-				dot_ok = false;
-			} else if (c >= 0x80) {
-				size_t l = utf8 ? srv_utf8_len(p + i, n - i) : 0;
-				if (l == 0)
-					return 0;
-				i += l - 1;
-				dot_ok = true;
-			} else if (srv_atext(c)) {
-				dot_ok = true;
-			} else {
-				return 0;
-			}
-		}
-		if (!dot_ok)
-			return 0;
-	}
-	if (i > SMTP_MAX_LOCAL_PART) {
-		*error_r = "local part longer than 64 bytes";
-		return 0;
-	}
-	return i;
-}
-
-int smtp_mailbox_check(const char *mailbox, size_t len, bool utf8, const char **error_r)
-{
-	const unsigned char *p = (const unsigned char *)mailbox;
-	if (len + 2 > SMTP_MAX_PATH) {
-		*error_r = "path longer than 256 bytes";
-		return -1;
-	}
-	size_t l = srv_local_part(p, len, utf8, error_r);
-	if (l == 0)
-		return -1;
-	if (l >= len || p[l] != '@') {
-		*error_r = "missing domain";
-		return -1;
-	}
-	return srv_check_domain(p + l + 1, len - l - 1, utf8, error_r);
-}
 
 static bool srv_has_8bit(const char *s, size_t n)
 {
@@ -554,22 +370,6 @@ static int srv_parse_path(struct smtp_server *srv, char *inner, size_t len, bool
 
 /* ---- parameters ---- */
 
-static bool srv_xtext_valid(const char *s)
-{
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '+') {
-			if (!isxdigit((unsigned char)s[1]) || !isxdigit((unsigned char)s[2]) ||
-			    islower((unsigned char)s[1]) || islower((unsigned char)s[2]))
-				return false;
-			s += 2;
-		} else if (c < 33 || c > 126 || c == '=') {
-			return false;
-		}
-	}
-	return true;
-}
-
 /* Split params into keyword/value pairs in place. Returns the count, or -1
  * on a syntax error. */
 static int srv_split_params(char *params, char **keys, char **values)
@@ -648,7 +448,8 @@ static void srv_after_callback(struct smtp_server *srv, enum srv_pending what, i
 	if (srv->pending != what)
 		return; /* completed from inside the callback */
 	if (result == 0) {
-		srv->paused = true;
+		/* AUTH stays undecided but reads SASL lines when asked to */
+		srv->paused = !(what == PEND_AUTH && srv->auth_lines);
 		return;
 	}
 	srv_decide(srv, what, result);
@@ -783,7 +584,7 @@ static void cmd_hello(struct smtp_server *srv, char *args, enum smtp_hello_kind 
 	/* some clients add a comment after the domain: keep the first word */
 	if (strchr(args, ' ') != NULL)
 		*strchr(args, ' ') = '\0';
-	if (srv_check_domain((const unsigned char *)args, strlen(args), true, &error) < 0) {
+	if (smtp_domain_check((const unsigned char *)args, strlen(args), true, &error) < 0) {
 		srv_bad(srv, 501, "5.5.4", "Invalid domain name: %s", error);
 		return;
 	}
@@ -858,13 +659,13 @@ static void cmd_mail(struct smtp_server *srv, char *args)
 				return;
 			}
 		} else if (strcasecmp(k, "ENVID") == 0 && srv_ext(srv, EXT_DSN)) {
-			if (v == NULL || strlen(v) > SMTP_MAX_ENVID || !srv_xtext_valid(v)) {
+			if (v == NULL || strlen(v) > SMTP_MAX_ENVID || !smtp_xtext_valid(v)) {
 				srv_bad(srv, 501, "5.5.4", "Bad ENVID parameter");
 				return;
 			}
 			mail.envid = v;
 		} else if (strcasecmp(k, "AUTH") == 0 && srv_ext(srv, EXT_AUTH)) {
-			if (v == NULL || (strcmp(v, "<>") != 0 && !srv_xtext_valid(v))) {
+			if (v == NULL || (strcmp(v, "<>") != 0 && !smtp_xtext_valid(v))) {
 				srv_bad(srv, 501, "5.5.4", "Bad AUTH parameter");
 				return;
 			}
@@ -931,8 +732,8 @@ static void cmd_rcpt(struct smtp_server *srv, char *args)
 			bool ok = semi != NULL && semi > v && strlen(v) <= SMTP_MAX_ORCPT &&
 				  semi[1] != '\0';
 			for (char *q = v; ok && q < semi; q++)
-				ok = srv_atext((unsigned char)*q);
-			if (!ok || !srv_xtext_valid(semi + 1)) {
+				ok = smtp_atext((unsigned char)*q);
+			if (!ok || !smtp_xtext_valid(semi + 1)) {
 				srv_bad(srv, 501, "5.5.4", "Bad ORCPT parameter");
 				return;
 			}
@@ -1178,18 +979,31 @@ static void srv_body_flush(struct smtp_server *srv)
 	srv->out_len = 0;
 }
 
-static void srv_body_emit(struct smtp_server *srv, const unsigned char *p, size_t n)
+/* Hand out body bytes up to the bounds. What is handed out before a bound
+ * is hit does not depend on how the input was split. */
+static void srv_body_emit(struct smtp_server *srv, const unsigned char *p, size_t n, bool crlf)
 {
 	if (srv->body_error != SMTP_DATA_OK)
 		return;
-	srv->body_line += n;
-	if (srv->body_line > srv->set.max_message_line) {
-		srv->body_error = SMTP_DATA_LINE_TOO_LONG;
-		return;
-	}
-	if (n > srv->set.max_message_size - srv->body_size) {
-		srv->body_error = SMTP_DATA_TOO_BIG;
-		return;
+	uint64_t size_room = srv->set.max_message_size - srv->body_size;
+	if (crlf) {
+		if (size_room < n) {
+			srv->body_error = SMTP_DATA_TOO_BIG;
+			return;
+		}
+	} else {
+		size_t line_room = srv->set.max_message_line - srv->body_line;
+		size_t m = n;
+		if (m > line_room)
+			m = line_room;
+		if (m > size_room)
+			m = (size_t)size_room;
+		if (m < n)
+			srv->body_error = n > line_room && line_room <= size_room
+						  ? SMTP_DATA_LINE_TOO_LONG
+						  : SMTP_DATA_TOO_BIG;
+		n = m;
+		srv->body_line += n;
 	}
 	srv->body_size += n;
 	while (n > 0) {
@@ -1207,8 +1021,7 @@ static void srv_body_emit(struct smtp_server *srv, const unsigned char *p, size_
 static void srv_body_crlf(struct smtp_server *srv)
 {
 	srv->body_line = 0;
-	srv_body_emit(srv, (const unsigned char *)"\r\n", 2);
-	srv->body_line = 0;
+	srv_body_emit(srv, (const unsigned char *)"\r\n", 2, true);
 }
 
 /* Run the body reader over p; dot: DATA rules. Returns the bytes used;
@@ -1234,7 +1047,7 @@ static size_t srv_body_feed(struct smtp_server *srv, const unsigned char *p, siz
 			while (j < n && p[j] != '\r' && p[j] != '\n')
 				j++;
 			if (j > i) {
-				srv_body_emit(srv, p + i, j - i);
+				srv_body_emit(srv, p + i, j - i, false);
 				i = j;
 			} else if (c == '\r') {
 				srv->bst = B_CR;
@@ -1262,7 +1075,7 @@ static size_t srv_body_feed(struct smtp_server *srv, const unsigned char *p, siz
 				i++;
 			} else if (c == '\n') {
 				/* ".\n" is no end: the line "." is kept */
-				srv_body_emit(srv, (const unsigned char *)".", 1);
+				srv_body_emit(srv, (const unsigned char *)".", 1, false);
 				srv_body_crlf(srv);
 				srv->bst = B_MID;
 				i++;
@@ -1277,7 +1090,7 @@ static size_t srv_body_feed(struct smtp_server *srv, const unsigned char *p, siz
 				return i + 1;
 			}
 			/* ".\r" then something else: a bare CR, the line "." is kept */
-			srv_body_emit(srv, (const unsigned char *)".", 1);
+			srv_body_emit(srv, (const unsigned char *)".", 1, false);
 			srv_body_crlf(srv);
 			srv->bst = B_MID;
 			break;
@@ -1388,6 +1201,7 @@ static size_t srv_command_feed(struct smtp_server *srv, const unsigned char *p, 
 static size_t srv_run(struct smtp_server *srv, const unsigned char *p, size_t n)
 {
 	size_t i = 0;
+	srv->running++;
 	while (i < n && !srv->paused && srv->state != ST_QUIT && !srv->drop_input) {
 		switch (srv->input) {
 		case IN_COMMAND:
@@ -1408,6 +1222,7 @@ static size_t srv_run(struct smtp_server *srv, const unsigned char *p, size_t n)
 			break;
 		}
 	}
+	srv->running--;
 	if (srv->state == ST_QUIT || srv->drop_input)
 		return n;
 	return i;
@@ -1516,17 +1331,22 @@ void smtp_server_complete(struct smtp_server *srv, int result)
 {
 	if (srv->pending == PEND_NONE)
 		return;
-	bool was_paused = srv->paused;
 	srv_decide(srv, srv->pending, result);
-	/* completed from inside its own callback: the running loop goes on */
-	if (was_paused)
+	/* completed from inside a callback: the running loop goes on */
+	if (srv->running == 0) {
 		srv_process_kept(srv);
-	srv->drop_input = false;
+		srv->drop_input = false;
+	}
 }
 
 void smtp_server_auth_lines(struct smtp_server *srv, bool on)
 {
 	srv->auth_lines = on;
+	/* the SASL dialogue needs the client's lines while AUTH is undecided */
+	if (srv->pending == PEND_AUTH)
+		srv->paused = !on;
+	if (on && srv->running == 0)
+		srv_process_kept(srv);
 }
 
 void smtp_server_set_authenticated(struct smtp_server *srv)

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/smtp/smtp_address.h"
+
 /* The SMTP / LMTP server engine (RFC 5321, RFC 2033), shared by the
  * submission and lmtp services. Wire syntax only: no sockets, no store.
  *
@@ -56,13 +58,6 @@ enum smtp_protocol {
 	SMTP_PROTOCOL_LMTP,
 };
 
-/* bounds of RFC 5321 section 4.5.3.1 */
-#define SMTP_MAX_LOCAL_PART 64
-#define SMTP_MAX_DOMAIN	    255
-#define SMTP_MAX_PATH	    256 /* including the angle brackets */
-/* RFC 3461: ENVID at most 100 characters, ORCPT 500 */
-#define SMTP_MAX_ENVID 100
-#define SMTP_MAX_ORCPT 500
 /* reply lines are cut to this many bytes (RFC 5321: 512 with CRLF) */
 #define SMTP_MAX_REPLY_LINE 510
 
@@ -253,10 +248,5 @@ void smtp_server_reply_data_error(struct smtp_server *srv, enum smtp_data_error 
 
 /* Recipients accepted in the current transaction. */
 unsigned smtp_server_recipient_count(const struct smtp_server *srv);
-
-/* Check a path's Mailbox syntax (RFC 5321 4.1.2, RFC 6531 when utf8) and
- * its length bounds, without angle brackets: "local@domain",
- * "\"quoted local\"@[192.0.2.1]". Returns 0, or -1 with a static *error_r. */
-int smtp_mailbox_check(const char *mailbox, size_t len, bool utf8, const char **error_r);
 
 #endif

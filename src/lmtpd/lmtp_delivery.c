@@ -1,0 +1,298 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "lib/worker.h"
+#include "lib/xalloc.h"
+#include "lmtpd/lmtpd_private.h"
+#include "net/conn.h"
+#include "proto/smtp/smtp_server.h"
+#include "store/store.h"
+
+/* One LMTP transaction: recipients checked with authd, the body streamed
+ * into every recipient's store, one reply per recipient at the end.
+ *
+ * Streaming rather than spooling: at DATA each distinct user's store is
+ * opened and an appender begun (store_append_begin writes to the Maildir's
+ * tmp/), and every body chunk the engine hands out is written to every open
+ * appender at once. Memory stays bounded by the engine's and conn's buffers
+ * whatever the message size, there is no spool file to clean up after a
+ * crash (an unfinished tmp/ file is the store's to reap), and no second
+ * copy of the bytes is made. The cost is one open store per distinct user
+ * for the duration of DATA, bounded by LMTP_MAX_RECIPIENTS. Recipients of
+ * the same user (alice and alice+tag) share one stored copy and each get
+ * the reply of that copy. */
+
+/* ---- MAIL ---- */
+
+int lmtp_delivery_mail(struct lmtp_session *s, const struct smtp_mail *mail)
+{
+	lmtp_delivery_reset(s);
+	s->in_mail = true;
+	s->sender = xstrdup(mail->path.address);
+	s->size_hint = mail->size;
+	smtp_server_reply(s->srv, 250, "2.1.0", "<%s> Sender ok", s->sender);
+	return 1;
+}
+
+/* ---- RCPT: ask authd ---- */
+
+int lmtp_delivery_rcpt(struct lmtp_session *s, const struct smtp_rcpt *rcpt)
+{
+	struct lmtpd *lm = s->lm;
+	char user[SMTP_MAX_PATH + 1];
+	snprintf(user, sizeof(user), "%s", rcpt->path.local_part);
+	/* a sub-address delivers to its user: alice+tag -> alice */
+	char *plus = strchr(user, '+');
+	if (plus != NULL && plus != user)
+		*plus = '\0';
+	if (user[0] == '\0') {
+		smtp_server_reply(s->srv, 550, "5.1.1", "<%s> User unknown", rcpt->path.address);
+		return -1;
+	}
+	if (++lm->next_lookup_id == 0)
+		lm->next_lookup_id = 1;
+	char id[16];
+	snprintf(id, sizeof(id), "%u", lm->next_lookup_id);
+	struct ipc_field f[] = {{"id", id}, {"user", user}};
+	if (worker_authd_send(lm->worker, IPC_USER_LOOKUP, f, 2) < 0) {
+		log_msg(LOG_LEVEL_ERROR, conn_log(s->conn), "authd unreachable");
+		smtp_server_reply(s->srv, 451, "4.3.0", "<%s> Temporary lookup failure",
+				  rcpt->path.address);
+		return -1;
+	}
+	s->lookup_id = lm->next_lookup_id;
+	free(s->lookup_address);
+	s->lookup_address = xstrdup(rcpt->path.address);
+	return 0;
+}
+
+static size_t lmtp_box_for(struct lmtp_session *s, const char *user, uint64_t quota,
+			   const char *address)
+{
+	for (size_t i = 0; i < s->nboxes; i++)
+		if (strcmp(s->boxes[i].user, user) == 0)
+			return i;
+	struct lmtp_box *b = &s->boxes[s->nboxes];
+	memset(b, 0, sizeof(*b));
+	b->user = xstrdup(user);
+	b->quota = quota;
+	b->first_rcpt = xstrdup(address);
+	b->state = LMTP_BOX_WAITING;
+	return s->nboxes++;
+}
+
+void lmtp_delivery_lookup_reply(struct lmtp_session *s, const struct ipc_msg *msg)
+{
+	const char *result = ipc_msg_get(msg, "result");
+	const char *user = ipc_msg_get(msg, "user");
+	const char *quota_text = ipc_msg_get(msg, "quota");
+	const char *address = s->lookup_address != NULL ? s->lookup_address : "";
+	s->lookup_id = 0;
+	int verdict;
+	if (result != NULL && strcmp(result, "ok") == 0 && user != NULL && *user != '\0' &&
+	    s->nrcpts < LMTP_MAX_RECIPIENTS) {
+		uint64_t quota = quota_text != NULL ? strtoull(quota_text, NULL, 10) : 0;
+		struct lmtp_rcpt *r = &s->rcpts[s->nrcpts++];
+		r->address = xstrdup(address);
+		r->box = lmtp_box_for(s, user, quota, address);
+		smtp_server_reply(s->srv, 250, "2.1.5", "<%s> Recipient ok", address);
+		verdict = 1;
+	} else if (result != NULL && strcmp(result, "unknown") == 0) {
+		log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "rejected: unknown recipient <%s>",
+			address);
+		smtp_server_reply(s->srv, 550, "5.1.1", "<%s> User unknown", address);
+		verdict = -1;
+	} else {
+		const char *reason = ipc_msg_get(msg, "reason");
+		log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "recipient <%s>: lookup failed: %s",
+			address, reason != NULL ? reason : result != NULL ? result : "?");
+		smtp_server_reply(s->srv, 451, "4.3.0", "<%s> Temporary lookup failure", address);
+		verdict = -1;
+	}
+	free(s->lookup_address);
+	s->lookup_address = NULL;
+	smtp_server_complete(s->srv, verdict);
+}
+
+/* ---- DATA: open every user's store ---- */
+
+static void lmtp_box_fail(struct lmtp_session *s, struct lmtp_box *b, const char *what,
+			  char *error)
+{
+	log_msg(LOG_LEVEL_ERROR, conn_log(s->conn), "delivery to %s: %s: %s", b->user, what,
+		error != NULL ? error : "?");
+	free(error);
+	if (b->append != NULL)
+		store_append_abort(&b->append);
+	store_close(&b->store);
+	b->state = LMTP_BOX_FAILED;
+}
+
+/* The trace lines every stored copy starts with (RFC 5321 4.4). */
+static char *lmtp_trace_header(struct lmtp_session *s, const struct lmtp_box *b)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	long off = tm.tm_gmtoff / 60;
+	char sign = off < 0 ? '-' : '+';
+	if (off < 0)
+		off = -off;
+	snprintf(date, sizeof(date), "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday],
+		 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+		 tm.tm_sec, sign, off / 60, off % 60);
+	return xasprintf("Return-Path: <%s>\r\n"
+			 "Received: from %s (%s)\r\n"
+			 "\tby %s (postern) with LMTP id %s\r\n"
+			 "\tfor <%s>; %s\r\n",
+			 s->sender != NULL ? s->sender : "", s->lhlo != NULL ? s->lhlo : "unknown",
+			 conn_peer(s->conn), s->lm->hostname, conn_session_id(s->conn),
+			 b->first_rcpt, date);
+}
+
+int lmtp_delivery_data_begin(struct lmtp_session *s)
+{
+	for (size_t i = 0; i < s->nboxes; i++) {
+		struct lmtp_box *b = &s->boxes[i];
+		char *error = NULL;
+		if (store_open(s->lm->mail_root, b->user, b->quota, &b->store, &error) < 0) {
+			lmtp_box_fail(s, b, "cannot open the store", error);
+			continue;
+		}
+		char *header = lmtp_trace_header(s, b);
+		size_t header_len = strlen(header);
+		bool over_quota = false;
+		uint64_t hint = s->size_hint != 0 ? s->size_hint + header_len : 0;
+		if (store_append_begin(b->store, "INBOX", hint, &b->append, &over_quota, &error) < 0) {
+			free(header);
+			if (over_quota) {
+				free(error);
+				store_close(&b->store);
+				b->state = LMTP_BOX_OVER_QUOTA;
+				continue;
+			}
+			lmtp_box_fail(s, b, "cannot begin the message", error);
+			continue;
+		}
+		int r = store_append_write(b->append, header, header_len, &error);
+		free(header);
+		if (r < 0) {
+			lmtp_box_fail(s, b, "cannot write", error);
+			continue;
+		}
+		b->state = LMTP_BOX_OPEN;
+	}
+	/* the 354 goes out even when no store could be opened: LMTP wants the
+	 * body before the per-recipient replies */
+	return 1;
+}
+
+void lmtp_delivery_data(struct lmtp_session *s, const void *data, size_t len)
+{
+	for (size_t i = 0; i < s->nboxes; i++) {
+		struct lmtp_box *b = &s->boxes[i];
+		char *error = NULL;
+		if (b->state == LMTP_BOX_OPEN && store_append_write(b->append, data, len, &error) < 0)
+			lmtp_box_fail(s, b, "cannot write", error);
+	}
+}
+
+/* ---- the end: commit, then one reply per recipient ---- */
+
+int lmtp_delivery_data_end(struct lmtp_session *s, const struct smtp_data_result *result)
+{
+	for (size_t i = 0; i < s->nboxes; i++) {
+		struct lmtp_box *b = &s->boxes[i];
+		if (b->state != LMTP_BOX_OPEN)
+			continue;
+		if (result->error != SMTP_DATA_OK) {
+			store_append_abort(&b->append);
+			store_close(&b->store);
+			b->state = LMTP_BOX_REJECTED;
+			continue;
+		}
+		bool over_quota = false;
+		char *error = NULL;
+		uint32_t uid = 0;
+		int r = store_append_commit(&b->append, NULL, 0, 0, &uid, &over_quota, &error);
+		if (r == 1) {
+			b->state = LMTP_BOX_DONE;
+			b->uid = uid;
+			store_close(&b->store);
+		} else if (over_quota) {
+			free(error);
+			store_close(&b->store);
+			b->state = LMTP_BOX_OVER_QUOTA;
+		} else {
+			lmtp_box_fail(s, b, "cannot commit", error);
+		}
+	}
+	for (size_t i = 0; i < s->nrcpts; i++) {
+		const struct lmtp_rcpt *r = &s->rcpts[i];
+		const struct lmtp_box *b = &s->boxes[r->box];
+		switch (b->state) {
+		case LMTP_BOX_DONE:
+			log_msg(LOG_LEVEL_INFO, conn_log(s->conn),
+				"delivered: from=<%s> to=<%s> user=%s uid=%u size=%llu",
+				s->sender != NULL ? s->sender : "", r->address, b->user, b->uid,
+				(unsigned long long)result->size);
+			smtp_server_reply(s->srv, 250, "2.0.0", "<%s> Saved as UID %u", r->address,
+					  b->uid);
+			break;
+		case LMTP_BOX_OVER_QUOTA:
+			log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "rejected: <%s> over quota",
+				r->address);
+			smtp_server_reply(s->srv, 552, "5.2.2", "<%s> Mailbox full: over quota",
+					  r->address);
+			break;
+		case LMTP_BOX_REJECTED:
+			smtp_server_reply_data_error(s->srv, result->error, r->address);
+			break;
+		case LMTP_BOX_WAITING:
+		case LMTP_BOX_OPEN:
+		case LMTP_BOX_FAILED:
+			smtp_server_reply(s->srv, 451, "4.3.0", "<%s> Temporary failure, try again later",
+					  r->address);
+			break;
+		}
+	}
+	if (result->error != SMTP_DATA_OK)
+		log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "rejected: message from <%s>: %s",
+			s->sender != NULL ? s->sender : "",
+			result->error == SMTP_DATA_TOO_BIG ? "too big" : "line too long");
+	lmtp_delivery_reset(s);
+	return 1;
+}
+
+void lmtp_delivery_reset(struct lmtp_session *s)
+{
+	for (size_t i = 0; i < s->nboxes; i++) {
+		struct lmtp_box *b = &s->boxes[i];
+		if (b->append != NULL)
+			store_append_abort(&b->append);
+		store_close(&b->store);
+		free(b->user);
+		free(b->first_rcpt);
+	}
+	s->nboxes = 0;
+	for (size_t i = 0; i < s->nrcpts; i++)
+		free(s->rcpts[i].address);
+	s->nrcpts = 0;
+	free(s->sender);
+	s->sender = NULL;
+	s->size_hint = 0;
+	s->in_mail = false;
+	/* a lookup still out is forgotten: its answer finds no session id */
+	s->lookup_id = 0;
+	free(s->lookup_address);
+	s->lookup_address = NULL;
+}

@@ -1,0 +1,673 @@
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "lib/xalloc.h"
+#include "store/store_private.h"
+
+/* Folders: create, delete, rename, subscriptions, listing, and the message
+ * list snapshot of an open folder. A folder is a Maildir directory and an
+ * index row; the directory is made (or moved away) before the index row
+ * changes, so a crash leaves at worst a directory that store_open() adopts
+ * or a row whose messages reconcile as expunged. */
+
+static void ignore_error(char *error)
+{
+	free(error);
+}
+
+static int folder_exists(struct store *store, const char *name, char **error_r)
+{
+	return store_index_folder_get(store, name, NULL, NULL, NULL, NULL, error_r);
+}
+
+static int create_one(struct store *store, const char *name, const char *role, char **error_r)
+{
+	char *dir = store_maildir_dir(store, name);
+	int r = store_maildir_create(dir, error_r);
+	free(dir);
+	if (r < 0)
+		return -1;
+	if (store_index_begin(store, error_r) < 0)
+		return -1;
+	if (store_index_folder_add(store, name, role, error_r) < 0) {
+		store_index_rollback(store);
+		return -1;
+	}
+	if (store_index_commit(store, error_r) < 0)
+		return -1;
+	store_watch_add_folder(store, name);
+	return 0;
+}
+
+int store_folder_create(struct store *store, const char *name, const char *role,
+			char **error_r)
+{
+	char *norm;
+	if (store_folder_name_check(name, &norm, error_r) < 0)
+		return -1;
+	int r = folder_exists(store, norm, error_r);
+	if (r != 0) {
+		if (r > 0)
+			*error_r = xasprintf("folder '%s' exists already", norm);
+		free(norm);
+		return r > 0 ? 0 : -1;
+	}
+	/* parents first */
+	for (char *slash = strchr(norm, '/'); slash != NULL; slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		int e = folder_exists(store, norm, error_r);
+		if (e == 0)
+			e = create_one(store, norm, NULL, error_r) < 0 ? -1 : 1;
+		*slash = '/';
+		if (e < 0) {
+			free(norm);
+			return -1;
+		}
+	}
+	r = create_one(store, norm, role, error_r);
+	if (r == 0)
+		store_notify(store, STORE_EVENT_FOLDERS, norm, 0, 0, 0);
+	free(norm);
+	return r < 0 ? -1 : 1;
+}
+
+/* Names of a folder and every folder below it. */
+static int family(struct store *store, const char *name, char ***names_r, int64_t **ids_r,
+		  size_t *count_r, char **error_r)
+{
+	sqlite3_stmt *st = store_stmt(store,
+				      "SELECT name, id FROM folders WHERE name = ?1 OR "
+				      "substr(name, 1, length(?1) + 1) = ?1 || '/' ORDER BY name",
+				      error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	char **names = NULL;
+	int64_t *ids = NULL;
+	size_t n = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		ids = xrealloc(ids, (n + 1) * sizeof(*ids));
+		names[n] = xstrdup((const char *)sqlite3_column_text(st, 0));
+		ids[n] = sqlite3_column_int64(st, 1);
+		n++;
+	}
+	sqlite3_finalize(st);
+	*names_r = names;
+	*ids_r = ids;
+	*count_r = n;
+	return 0;
+}
+
+static void free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+int store_folder_delete(struct store *store, const char *name, char **error_r)
+{
+	char *norm;
+	if (store_folder_name_check(name, &norm, error_r) < 0)
+		return -1;
+	if (strcmp(norm, "INBOX") == 0) {
+		free(norm);
+		*error_r = xstrdup("INBOX cannot be deleted");
+		return -1;
+	}
+	char **names;
+	int64_t *ids;
+	size_t n;
+	if (family(store, norm, &names, &ids, &n, error_r) < 0) {
+		free(norm);
+		return -1;
+	}
+	if (n == 0 || strcmp(names[0], norm) != 0) {
+		free_names(names, n);
+		free(ids);
+		free(norm);
+		return 0;
+	}
+	/* move the directories out of the way first (one rename each) */
+	char **trash = xcalloc(n, sizeof(*trash));
+	for (size_t i = 0; i < n; i++) {
+		char *dir = store_maildir_dir(store, names[i]);
+		unsigned char rnd[8];
+		RAND_bytes(rnd, sizeof(rnd));
+		trash[i] = xasprintf("%s/.#deleted-%02x%02x%02x%02x%02x%02x%02x%02x", store->path,
+				     rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+		if (rename(dir, trash[i]) < 0 && errno != ENOENT) {
+			*error_r = xasprintf("rename %s: %s", dir, strerror(errno));
+			free(dir);
+			for (size_t k = 0; k < n; k++)
+				free(trash[k]);
+			free(trash);
+			free_names(names, n);
+			free(ids);
+			free(norm);
+			return -1;
+		}
+		free(dir);
+	}
+	store_fsync_dir_quiet(store->path);
+	int ret = 1;
+	if (store_index_begin(store, error_r) < 0) {
+		ret = -1;
+	} else {
+		for (size_t i = 0; i < n && ret == 1; i++) {
+			sqlite3_stmt *st = store_stmt(
+				store,
+				"UPDATE meta SET value = max(0, value - (SELECT coalesce(sum(size), 0) "
+				"FROM messages WHERE folder_id = ?1)) WHERE key = 'quota_used'",
+				error_r);
+			if (st == NULL) {
+				ret = -1;
+				break;
+			}
+			sqlite3_bind_int64(st, 1, ids[i]);
+			int rc = sqlite3_step(st);
+			sqlite3_finalize(st);
+			st = store_stmt(store, "DELETE FROM folders WHERE id = ?", error_r);
+			if (st == NULL) {
+				ret = -1;
+				break;
+			}
+			sqlite3_bind_int64(st, 1, ids[i]);
+			if (rc != SQLITE_DONE || sqlite3_step(st) != SQLITE_DONE) {
+				*error_r = store_db_error(store, "folder delete");
+				ret = -1;
+			}
+			sqlite3_finalize(st);
+		}
+		if (ret == 1 && store_index_commit(store, error_r) < 0)
+			ret = -1;
+		if (ret < 0)
+			store_index_rollback(store);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (ret == 1)
+			store_rmtree(trash[i]);
+		free(trash[i]);
+	}
+	free(trash);
+	if (ret == 1)
+		store_notify(store, STORE_EVENT_FOLDERS, norm, 0, 0, 0);
+	free_names(names, n);
+	free(ids);
+	free(norm);
+	return ret;
+}
+
+int store_folder_rename(struct store *store, const char *from, const char *to, char **error_r)
+{
+	char *src, *dst;
+	if (store_folder_name_check(from, &src, error_r) < 0)
+		return -1;
+	if (store_folder_name_check(to, &dst, error_r) < 0) {
+		free(src);
+		return -1;
+	}
+	int ret = -1;
+	char **names = NULL;
+	int64_t *ids = NULL;
+	size_t n = 0;
+	size_t slen = strlen(src);
+	if (strcmp(src, "INBOX") == 0 || strcmp(dst, "INBOX") == 0) {
+		*error_r = xstrdup("INBOX cannot be renamed, and no folder can become INBOX");
+		goto out;
+	}
+	if (strncmp(dst, src, slen) == 0 && (dst[slen] == '/' || dst[slen] == '\0')) {
+		*error_r = xasprintf("cannot rename '%s' to itself or below itself", src);
+		goto out;
+	}
+	int r = folder_exists(store, dst, error_r);
+	if (r != 0) {
+		if (r > 0)
+			*error_r = xasprintf("folder '%s' exists already", dst);
+		goto out;
+	}
+	if (family(store, src, &names, &ids, &n, error_r) < 0)
+		goto out;
+	if (n == 0 || strcmp(names[0], src) != 0) {
+		ret = 0;
+		goto out;
+	}
+	/* missing parents of the target */
+	char *parent = xstrdup(dst);
+	char *slash = strrchr(parent, '/');
+	if (slash != NULL) {
+		*slash = '\0';
+		r = store_folder_create(store, parent, NULL, error_r);
+		if (r == 0) {
+			free(*error_r);
+			*error_r = NULL;
+		}
+	} else {
+		r = 1;
+	}
+	free(parent);
+	if (r < 0)
+		goto out;
+	char **newnames = xcalloc(n, sizeof(*newnames));
+	for (size_t i = 0; i < n; i++)
+		newnames[i] = xasprintf("%s%s", dst, names[i] + slen);
+	size_t moved = 0;
+	for (; moved < n; moved++) {
+		char *od = store_maildir_dir(store, names[moved]);
+		char *nd = store_maildir_dir(store, newnames[moved]);
+		int rr = rename(od, nd);
+		if (rr < 0 && errno != ENOENT)
+			*error_r = xasprintf("rename %s: %s", od, strerror(errno));
+		free(od);
+		free(nd);
+		if (rr < 0 && errno != ENOENT)
+			break;
+	}
+	if (moved == n && store_index_begin(store, error_r) == 0) {
+		bool ok = true;
+		for (size_t i = 0; i < n && ok; i++) {
+			sqlite3_stmt *st =
+				store_stmt(store, "UPDATE folders SET name = ? WHERE id = ?", error_r);
+			if (st == NULL) {
+				ok = false;
+				break;
+			}
+			sqlite3_bind_text(st, 1, newnames[i], -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, ids[i]);
+			if (sqlite3_step(st) != SQLITE_DONE) {
+				*error_r = store_db_error(store, "folder rename");
+				ok = false;
+			}
+			sqlite3_finalize(st);
+		}
+		if (ok && store_index_commit(store, error_r) == 0)
+			ret = 1;
+		else
+			store_index_rollback(store);
+	}
+	if (ret != 1) {
+		/* put the directories back */
+		while (moved-- > 0) {
+			char *od = store_maildir_dir(store, names[moved]);
+			char *nd = store_maildir_dir(store, newnames[moved]);
+			if (rename(nd, od) < 0)
+				ignore_error(NULL);
+			free(od);
+			free(nd);
+		}
+	} else {
+		store_fsync_dir_quiet(store->path);
+		for (struct store_folder *f = store->open_folders; f != NULL; f = f->next_open)
+			for (size_t i = 0; i < n; i++)
+				if (f->id == ids[i]) {
+					free(f->name);
+					free(f->dir);
+					f->name = xstrdup(newnames[i]);
+					f->dir = store_maildir_dir(store, newnames[i]);
+				}
+		for (size_t i = 0; i < n; i++)
+			store_watch_add_folder(store, newnames[i]);
+		store_notify(store, STORE_EVENT_FOLDERS, dst, 0, 0, 0);
+	}
+	free_names(newnames, n);
+out:
+	free_names(names, n);
+	free(ids);
+	free(src);
+	free(dst);
+	return ret;
+}
+
+int store_folder_subscribe(struct store *store, const char *name, bool subscribed,
+			   char **error_r)
+{
+	char *norm;
+	if (store_folder_name_check(name, &norm, error_r) < 0)
+		return -1;
+	sqlite3_stmt *st = store_stmt(store,
+				      subscribed ? "INSERT OR IGNORE INTO subscriptions VALUES(?)"
+						 : "DELETE FROM subscriptions WHERE name = ?",
+				      error_r);
+	if (st == NULL) {
+		free(norm);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, norm, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	free(norm);
+	if (rc != SQLITE_DONE) {
+		*error_r = store_db_error(store, "subscription");
+		return -1;
+	}
+	return 1;
+}
+
+static int info_cmp(const void *a, const void *b)
+{
+	const struct store_folder_info *x = a, *y = b;
+	bool xi = strcmp(x->name, "INBOX") == 0, yi = strcmp(y->name, "INBOX") == 0;
+	if (xi != yi)
+		return xi ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+int store_folder_list(struct store *store, struct store_folder_info **list_r, size_t *count_r,
+		      char **error_r)
+{
+	sqlite3_stmt *st = store_stmt(
+		store,
+		"SELECT f.name, f.role, f.uidvalidity, f.uidnext, f.highestmodseq,"
+		" count(m.id), coalesce(sum((m.flags & 1) = 0), 0),"
+		" coalesce(sum((m.flags & 8) != 0), 0), coalesce(sum(m.size), 0),"
+		" EXISTS(SELECT 1 FROM subscriptions s WHERE s.name = f.name)"
+		" FROM folders f LEFT JOIN messages m ON m.folder_id = f.id GROUP BY f.id "
+		"UNION ALL SELECT s.name, NULL, 0, 0, 0, 0, 0, 0, 0, 2 FROM subscriptions s"
+		" WHERE NOT EXISTS(SELECT 1 FROM folders f WHERE f.name = s.name)",
+		error_r);
+	if (st == NULL)
+		return -1;
+	struct store_folder_info *list = NULL;
+	size_t n = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		list = xrealloc(list, (n + 1) * sizeof(*list));
+		struct store_folder_info *fi = &list[n++];
+		memset(fi, 0, sizeof(*fi));
+		fi->name = xstrdup((const char *)sqlite3_column_text(st, 0));
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+			fi->role = xstrdup((const char *)sqlite3_column_text(st, 1));
+		fi->uidvalidity = (uint32_t)sqlite3_column_int64(st, 2);
+		fi->uidnext = (uint32_t)sqlite3_column_int64(st, 3);
+		fi->highestmodseq = (uint64_t)sqlite3_column_int64(st, 4);
+		fi->messages = (uint32_t)sqlite3_column_int64(st, 5);
+		fi->unseen = (uint32_t)sqlite3_column_int64(st, 6);
+		fi->deleted = (uint32_t)sqlite3_column_int64(st, 7);
+		fi->bytes = (uint64_t)sqlite3_column_int64(st, 8);
+		int sub = sqlite3_column_int(st, 9);
+		fi->subscribed = sub != 0;
+		fi->exists = sub != 2;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		store_folder_list_free(&list, n);
+		*error_r = store_db_error(store, "folder list");
+		return -1;
+	}
+	if (n > 1)
+		qsort(list, n, sizeof(*list), info_cmp);
+	for (size_t i = 0; i + 1 < n; i++) {
+		size_t l = strlen(list[i].name);
+		for (size_t k = i + 1; k < n; k++)
+			if (list[k].exists && strncmp(list[k].name, list[i].name, l) == 0 &&
+			    list[k].name[l] == '/') {
+				list[i].has_children = true;
+				break;
+			}
+	}
+	*list_r = list;
+	*count_r = n;
+	return 1;
+}
+
+void store_folder_list_free(struct store_folder_info **list, size_t count)
+{
+	if (*list == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free((*list)[i].name);
+		free((*list)[i].role);
+	}
+	free(*list);
+	*list = NULL;
+}
+
+/* ---- an open folder ---- */
+
+static void snapshot_clear(struct store_folder *f)
+{
+	for (size_t i = 0; i < f->count; i++)
+		free(f->keywords[i]);
+	free(f->keywords);
+	free(f->msgs);
+	f->keywords = NULL;
+	f->msgs = NULL;
+	f->count = 0;
+}
+
+static int snapshot_load(struct store_folder *f, char **error_r)
+{
+	struct store *store = f->store;
+	if (store_index_folder_get(store, f->name, NULL, &f->uidvalidity, &f->uidnext,
+				   &f->highestmodseq, error_r) < 0)
+		return -1;
+	sqlite3_stmt *st = store_stmt(store,
+				      "SELECT uid, size, internal_date, modseq, flags, guid, keywords "
+				      "FROM messages WHERE folder_id = ? ORDER BY uid",
+				      error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, f->id);
+	snapshot_clear(f);
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (f->count == cap) {
+			cap = cap * 2 + 64;
+			f->msgs = xrealloc(f->msgs, cap * sizeof(*f->msgs));
+			f->keywords = xrealloc(f->keywords, cap * sizeof(*f->keywords));
+		}
+		struct store_message *m = &f->msgs[f->count];
+		memset(m, 0, sizeof(*m));
+		m->uid = (uint32_t)sqlite3_column_int64(st, 0);
+		m->size = (uint64_t)sqlite3_column_int64(st, 1);
+		m->internal_date = (time_t)sqlite3_column_int64(st, 2);
+		m->modseq = (uint64_t)sqlite3_column_int64(st, 3);
+		m->flags = (unsigned)sqlite3_column_int(st, 4);
+		const char *guid = (const char *)sqlite3_column_text(st, 5);
+		snprintf(m->guid, sizeof(m->guid), "%s", guid != NULL ? guid : "");
+		const char *kw = (const char *)sqlite3_column_text(st, 6);
+		f->keywords[f->count] = xstrdup(kw != NULL ? kw : "");
+		f->count++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*error_r = store_db_error(store, "message list");
+		return -1;
+	}
+	/* pointers only once the arrays stop moving */
+	for (size_t i = 0; i < f->count; i++)
+		f->msgs[i].keywords = f->keywords[i];
+	return 0;
+}
+
+int store_folder_open(struct store *store, const char *name, struct store_folder **folder_r,
+		      char **error_r)
+{
+	char *norm;
+	if (store_folder_name_check(name, &norm, error_r) < 0)
+		return -1;
+	int64_t id;
+	int r = store_index_folder_get(store, norm, &id, NULL, NULL, NULL, error_r);
+	if (r <= 0) {
+		free(norm);
+		return r;
+	}
+	if (store_reconcile_folder(store, id, norm, false, NULL, NULL, error_r) < 0) {
+		free(norm);
+		return -1;
+	}
+	struct store_folder *f = xcalloc(1, sizeof(*f));
+	f->store = store;
+	f->id = id;
+	f->name = norm;
+	f->dir = store_maildir_dir(store, norm);
+	if (snapshot_load(f, error_r) < 0) {
+		snapshot_clear(f);
+		free(f->name);
+		free(f->dir);
+		free(f);
+		return -1;
+	}
+	f->next_open = store->open_folders;
+	store->open_folders = f;
+	*folder_r = f;
+	return 1;
+}
+
+void store_folder_close(struct store_folder **folderp)
+{
+	struct store_folder *f = *folderp;
+	if (f == NULL)
+		return;
+	for (struct store_folder **p = &f->store->open_folders; *p != NULL; p = &(*p)->next_open)
+		if (*p == f) {
+			*p = f->next_open;
+			break;
+		}
+	snapshot_clear(f);
+	free(f->name);
+	free(f->dir);
+	free(f);
+	*folderp = NULL;
+}
+
+int store_folder_refresh(struct store_folder *folder, char **error_r)
+{
+	int r = store_index_folder_get(folder->store, folder->name, NULL, NULL, NULL, NULL,
+				       error_r);
+	if (r == 0) {
+		*error_r = xasprintf("folder '%s' was deleted", folder->name);
+		return -1;
+	}
+	if (r < 0 || store_reconcile_folder(folder->store, folder->id, folder->name, false, NULL,
+					    NULL, error_r) < 0)
+		return -1;
+	return snapshot_load(folder, error_r) < 0 ? -1 : 1;
+}
+
+int store_folder_reconcile(struct store *store, const char *name, unsigned *added_r,
+			   unsigned *removed_r, char **error_r)
+{
+	char *norm;
+	if (store_folder_name_check(name, &norm, error_r) < 0)
+		return -1;
+	int64_t id;
+	int r = store_index_folder_get(store, norm, &id, NULL, NULL, NULL, error_r);
+	if (r > 0 && store_reconcile_folder(store, id, norm, true, added_r, removed_r,
+					    error_r) < 0)
+		r = -1;
+	free(norm);
+	return r;
+}
+
+uint32_t store_folder_uidvalidity(const struct store_folder *folder)
+{
+	return folder->uidvalidity;
+}
+
+uint32_t store_folder_uidnext(const struct store_folder *folder)
+{
+	return folder->uidnext;
+}
+
+uint64_t store_folder_highestmodseq(const struct store_folder *folder)
+{
+	return folder->highestmodseq;
+}
+
+const char *store_folder_name(const struct store_folder *folder)
+{
+	return folder->name;
+}
+
+size_t store_folder_count(const struct store_folder *folder)
+{
+	return folder->count;
+}
+
+const struct store_message *store_folder_message(const struct store_folder *folder,
+						 size_t index)
+{
+	return index < folder->count ? &folder->msgs[index] : NULL;
+}
+
+long store_folder_find(const struct store_folder *folder, uint32_t uid)
+{
+	size_t lo = 0, hi = folder->count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (folder->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < folder->count && folder->msgs[lo].uid == uid ? (long)lo : -1;
+}
+
+/* Adopt folder directories that have no index row (made by other tools, or
+ * left by a crash between mkdir and the index insert), and remove what a
+ * crashed delete left behind. */
+int store_adopt_folders(struct store *store, char **error_r)
+{
+	DIR *d = opendir(store->path);
+	if (d == NULL) {
+		*error_r = xasprintf("opendir %s: %s", store->path, strerror(errno));
+		return -1;
+	}
+	struct dirent *de;
+	char **found = NULL;
+	size_t n = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] != '.' || strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (strncmp(de->d_name, ".#deleted-", 10) == 0) {
+			char *p = xasprintf("%s/%s", store->path, de->d_name);
+			store_rmtree(p);
+			free(p);
+			continue;
+		}
+		char *cur = xasprintf("%s/%s/cur", store->path, de->d_name);
+		bool is_maildir = access(cur, F_OK) == 0;
+		free(cur);
+		if (!is_maildir)
+			continue;
+		char *name = store_maildir_unescape(de->d_name);
+		char *norm = NULL, *err = NULL;
+		if (name != NULL && store_folder_name_check(name, &norm, &err) == 0) {
+			found = xrealloc(found, (n + 1) * sizeof(*found));
+			found[n++] = norm;
+		}
+		free(err);
+		free(name);
+	}
+	closedir(d);
+	int ret = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ret == 0) {
+			int r = folder_exists(store, found[i], error_r);
+			if (r < 0)
+				ret = -1;
+			else if (r == 0) {
+				r = store_folder_create(store, found[i], NULL, error_r);
+				if (r == 0) {
+					free(*error_r);
+					*error_r = NULL;
+				}
+				if (r < 0)
+					ret = -1;
+			}
+		}
+		free(found[i]);
+	}
+	free(found);
+	return ret;
+}

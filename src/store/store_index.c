@@ -1,0 +1,293 @@
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/xalloc.h"
+#include "store/store_private.h"
+
+/* The per-user index: SQLite in WAL mode with synchronous=FULL, so that a
+ * committed UID or flag change survives a crash of the machine, not only of
+ * the process. Schema changes are numbered migrations applied in order;
+ * PRAGMA user_version records the last one applied. */
+
+static const char *const migrations[] = {
+	/* 1 */
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value);"
+	"INSERT INTO meta VALUES('quota_used', 0);"
+	"INSERT INTO meta VALUES('last_uidvalidity', 0);"
+	"CREATE TABLE folders("
+	" id INTEGER PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE,"
+	" uidvalidity INTEGER NOT NULL,"
+	" uidnext INTEGER NOT NULL DEFAULT 1,"
+	" highestmodseq INTEGER NOT NULL DEFAULT 1,"
+	" role TEXT,"
+	" cur_mtime INTEGER NOT NULL DEFAULT 0,"
+	" new_mtime INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE subscriptions(name TEXT PRIMARY KEY);"
+	"CREATE TABLE messages("
+	" id INTEGER PRIMARY KEY,"
+	" folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,"
+	" uid INTEGER NOT NULL,"
+	" base TEXT NOT NULL,"
+	" fname TEXT NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" internal_date INTEGER NOT NULL,"
+	" sent_day INTEGER,"
+	" flags INTEGER NOT NULL DEFAULT 0,"
+	" keywords TEXT NOT NULL DEFAULT '',"
+	" modseq INTEGER NOT NULL,"
+	" guid TEXT NOT NULL,"
+	" envelope TEXT, body TEXT, bodystructure TEXT,"
+	" UNIQUE(folder_id, uid), UNIQUE(folder_id, base));"
+	"CREATE TABLE parts("
+	" message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
+	" section TEXT NOT NULL, is_message INTEGER NOT NULL,"
+	" header_start INTEGER NOT NULL, body_start INTEGER NOT NULL,"
+	" end_off INTEGER NOT NULL, lines INTEGER NOT NULL,"
+	" PRIMARY KEY(message_id, section, is_message)) WITHOUT ROWID;"
+	/* the search text, folded (store_fold) so that FTS and the file scan
+	 * agree; trigram tokens give substring matching */
+	"CREATE VIRTUAL TABLE fts USING fts5(header, body, tokenize='trigram case_sensitive 1');"
+	"CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN"
+	" DELETE FROM fts WHERE rowid = old.id; END;",
+};
+
+char *store_db_error(struct store *store, const char *what)
+{
+	return xasprintf("mail index %s/%s: %s: %s", store->path, STORE_INDEX_FILE, what,
+			 sqlite3_errmsg(store->db));
+}
+
+int store_exec(struct store *store, const char *sql, char **error_r)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(store->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		*error_r = xasprintf("mail index %s/%s: %s", store->path, STORE_INDEX_FILE,
+				     msg != NULL ? msg : "error");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+sqlite3_stmt *store_stmt(struct store *store, const char *sql, char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(store->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		*error_r = store_db_error(store, "prepare");
+		return NULL;
+	}
+	return st;
+}
+
+int store_index_open(struct store *store, char **error_r)
+{
+	char *path = xasprintf("%s/%s", store->path, STORE_INDEX_FILE);
+	int rc = sqlite3_open_v2(path, &store->db,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+				 NULL);
+	free(path);
+	if (rc != SQLITE_OK) {
+		*error_r = store_db_error(store, "open");
+		return -1;
+	}
+	sqlite3_busy_timeout(store->db, 5000);
+	sqlite3_extended_result_codes(store->db, 1);
+	if (store_exec(store,
+		       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+		       "PRAGMA foreign_keys=ON;",
+		       error_r) < 0)
+		return -1;
+
+	sqlite3_stmt *st = store_stmt(store, "PRAGMA user_version", error_r);
+	if (st == NULL)
+		return -1;
+	int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	int latest = (int)(sizeof(migrations) / sizeof(migrations[0]));
+	if (version > latest) {
+		*error_r = xasprintf("mail index %s/%s: schema version %d is newer than this "
+				     "program's %d",
+				     store->path, STORE_INDEX_FILE, version, latest);
+		return -1;
+	}
+	for (int v = version; v < latest; v++) {
+		if (store_exec(store, "BEGIN IMMEDIATE", error_r) < 0)
+			return -1;
+		char *set = xasprintf("PRAGMA user_version=%d", v + 1);
+		int r = store_exec(store, migrations[v], error_r);
+		if (r == 0)
+			r = store_exec(store, set, error_r);
+		free(set);
+		if (r < 0 || store_exec(store, "COMMIT", error_r) < 0) {
+			store_index_rollback(store);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int store_index_begin(struct store *store, char **error_r)
+{
+	return store_exec(store, "BEGIN IMMEDIATE", error_r);
+}
+
+int store_index_commit(struct store *store, char **error_r)
+{
+	if (store_exec(store, "COMMIT", error_r) < 0) {
+		store_index_rollback(store);
+		return -1;
+	}
+	return 0;
+}
+
+void store_index_rollback(struct store *store)
+{
+	if (!sqlite3_get_autocommit(store->db))
+		sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int store_index_folder_get(struct store *store, const char *name, int64_t *id_r,
+			   uint32_t *uidvalidity_r, uint32_t *uidnext_r, uint64_t *modseq_r,
+			   char **error_r)
+{
+	sqlite3_stmt *st = store_stmt(store,
+				      "SELECT id, uidvalidity, uidnext, highestmodseq FROM folders "
+				      "WHERE name = ?",
+				      error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	int ret;
+	if (rc == SQLITE_ROW) {
+		if (id_r != NULL)
+			*id_r = sqlite3_column_int64(st, 0);
+		if (uidvalidity_r != NULL)
+			*uidvalidity_r = (uint32_t)sqlite3_column_int64(st, 1);
+		if (uidnext_r != NULL)
+			*uidnext_r = (uint32_t)sqlite3_column_int64(st, 2);
+		if (modseq_r != NULL)
+			*modseq_r = (uint64_t)sqlite3_column_int64(st, 3);
+		ret = 1;
+	} else if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else {
+		*error_r = store_db_error(store, "folder lookup");
+		ret = -1;
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Insert a folder row with a new UIDVALIDITY (greater than any handed out
+ * before in this store, so a deleted and re-created folder never repeats
+ * one). Must run inside a transaction. */
+int store_index_folder_add(struct store *store, const char *name, const char *role,
+			   char **error_r)
+{
+	sqlite3_stmt *st = store_stmt(store, "SELECT value FROM meta WHERE key='last_uidvalidity'",
+				      error_r);
+	if (st == NULL)
+		return -1;
+	int64_t last = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	int64_t uv = (int64_t)time(NULL);
+	if (uv <= last)
+		uv = last + 1;
+	if (uv > (int64_t)UINT32_MAX)
+		uv = 1;
+	st = store_stmt(store, "UPDATE meta SET value = ? WHERE key='last_uidvalidity'", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, uv);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*error_r = store_db_error(store, "uidvalidity");
+		return -1;
+	}
+	st = store_stmt(store, "INSERT INTO folders(name, uidvalidity, role) VALUES(?, ?, ?)",
+			error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, uv);
+	if (role != NULL)
+		sqlite3_bind_text(st, 3, role, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*error_r = store_db_error(store, "folder insert");
+		return -1;
+	}
+	return 0;
+}
+
+int store_index_next_uid(struct store *store, int64_t folder_id, uint32_t *uid_r,
+			 uint64_t *modseq_r, char **error_r)
+{
+	sqlite3_stmt *st = store_stmt(store,
+				      "UPDATE folders SET uidnext = uidnext + 1, "
+				      "highestmodseq = highestmodseq + 1 WHERE id = ? "
+				      "RETURNING uidnext - 1, highestmodseq",
+				      error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, folder_id);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		*error_r = store_db_error(store, "uid allocation");
+		sqlite3_finalize(st);
+		return -1;
+	}
+	int64_t uid = sqlite3_column_int64(st, 0);
+	*modseq_r = (uint64_t)sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	if (uid <= 0 || uid >= (int64_t)UINT32_MAX) {
+		*error_r = xstrdup("folder has run out of UIDs");
+		return -1;
+	}
+	*uid_r = (uint32_t)uid;
+	return 0;
+}
+
+int store_index_bump_modseq(struct store *store, int64_t folder_id, uint64_t *modseq_r,
+			    char **error_r)
+{
+	sqlite3_stmt *st = store_stmt(store,
+				      "UPDATE folders SET highestmodseq = highestmodseq + 1 "
+				      "WHERE id = ? RETURNING highestmodseq",
+				      error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, folder_id);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		*error_r = store_db_error(store, "modseq");
+		sqlite3_finalize(st);
+		return -1;
+	}
+	*modseq_r = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int store_index_quota_add(struct store *store, int64_t delta, char **error_r)
+{
+	sqlite3_stmt *st = store_stmt(store,
+				      "UPDATE meta SET value = max(0, value + ?) "
+				      "WHERE key = 'quota_used'",
+				      error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, delta);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*error_r = store_db_error(store, "quota");
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,146 @@
+#ifndef POSTERN_STORE_PRIVATE_H
+#define POSTERN_STORE_PRIVATE_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mail/mime_parser.h"
+#include "store/store.h"
+
+/* Internals shared by the store's files. Layout of a user's store:
+ *   <mail_root>/<user>/              INBOX's Maildir (cur/ new/ tmp/)
+ *   <mail_root>/<user>/.<a>.<b>/     folder "a/b" (Maildir++); each level
+ *                                    escaped: bytes other than letters,
+ *                                    digits, ' ', '-', '_' as %XX
+ *   <mail_root>/<user>/postern-index.sqlite   the index (WAL)
+ * File names: <sec>.M<usec>P<pid>Q<n>R<rand>.<host>,S=<size>:2,<flags>;
+ * the part before ":2," (the base) never changes, the flags do. */
+
+#define STORE_INDEX_FILE "postern-index.sqlite"
+#define STORE_TEXT_MAX (1024 * 1024) /* bytes of search text kept per message */
+
+struct store_sub {
+	unsigned id;
+	store_event_cb *cb;
+	void *ctx;
+};
+
+struct store {
+	char *path; /* the user's Maildir root */
+	sqlite3 *db;
+	uint64_t quota_limit;
+	struct store_folder *open_folders;
+	struct store_sub *subs;
+	size_t nsubs;
+	unsigned next_sub_id;
+	unsigned name_counter;
+	int watch_fd;
+	struct store_watch *watches;
+	size_t nwatches;
+	char host[64];
+};
+
+struct store_folder {
+	struct store *store;
+	struct store_folder *next_open;
+	int64_t id;
+	char *name;
+	char *dir;
+	uint32_t uidvalidity, uidnext;
+	uint64_t highestmodseq;
+	struct store_message *msgs;
+	size_t count;
+	char **keywords; /* per message, owned */
+};
+
+struct store_watch {
+	int wd;
+	char *folder;
+};
+
+/* store_index.c */
+int store_index_open(struct store *store, char **error_r);
+int store_index_begin(struct store *store, char **error_r);
+int store_index_commit(struct store *store, char **error_r);
+void store_index_rollback(struct store *store);
+char *store_db_error(struct store *store, const char *what);
+/* Prepare (cached by SQLite's statement cache is not used: plain prepare). */
+sqlite3_stmt *store_stmt(struct store *store, const char *sql, char **error_r);
+int store_exec(struct store *store, const char *sql, char **error_r);
+/* Folder row by normalised name: 1 with fields, 0 none, -1. */
+int store_index_folder_get(struct store *store, const char *name, int64_t *id_r,
+			   uint32_t *uidvalidity_r, uint32_t *uidnext_r, uint64_t *modseq_r,
+			   char **error_r);
+int store_index_folder_add(struct store *store, const char *name, const char *role,
+			   char **error_r);
+/* Take the next UID and MODSEQ of a folder inside a transaction. */
+int store_index_next_uid(struct store *store, int64_t folder_id, uint32_t *uid_r,
+			 uint64_t *modseq_r, char **error_r);
+int store_index_bump_modseq(struct store *store, int64_t folder_id, uint64_t *modseq_r,
+			    char **error_r);
+int store_index_quota_add(struct store *store, int64_t delta, char **error_r);
+
+/* store_maildir.c */
+char *store_maildir_escape(const char *name);
+char *store_maildir_unescape(const char *dirname);
+char *store_maildir_dir(const struct store *store, const char *name);
+int store_maildir_create(const char *dir, char **error_r);
+char *store_maildir_new_base(struct store *store, uint64_t size);
+/* base + ":2," + flag letters */
+char *store_maildir_fname(const char *base, unsigned flags);
+/* Split a file name: base (malloc'ed) and flags from the ":2," letters. */
+char *store_maildir_parse(const char *fname, unsigned *flags_r, bool *has_info_r);
+int store_fsync_dir(const char *dir, char **error_r);
+int store_rmtree(const char *path);
+void store_fsync_dir_quiet(const char *dir);
+/* store_folder.c */
+int store_adopt_folders(struct store *store, char **error_r);
+
+/* store_text.c: the parsed form and search text of a message */
+struct store_parsed {
+	char *envelope, *body, *bodystructure;
+	char *header_text; /* decoded header fields, one per line */
+	char *body_text;   /* decoded text of text/ parts */
+	int64_t sent_day;  /* days since 1970-01-01 from Date:, or INT64_MIN */
+	struct store_section *sections;
+	size_t nsections;
+};
+struct store_section {
+	char *section;
+	bool is_message;
+	uint64_t header_start, body_start, end, lines;
+};
+struct store_textgen;
+struct store_textgen *store_textgen_new(void);
+void store_textgen_feed(struct store_textgen *gen, const void *data, size_t len);
+/* Finish: fill *parsed (free with store_parsed_clear). */
+void store_textgen_finish(struct store_textgen **gen, struct store_parsed *parsed);
+void store_textgen_free(struct store_textgen **gen);
+/* Parse a whole file (read in bounded chunks). Returns 0 or -1. */
+int store_parse_fd(int fd, struct store_parsed *parsed, char **error_r);
+void store_parsed_clear(struct store_parsed *parsed);
+/* Case folding used for search text and queries (both paths alike). */
+char *store_fold(const char *s);
+int64_t store_date_day(const char *date_header);
+
+/* store_message.c */
+int store_index_insert_message(struct store *store, int64_t folder_id, uint32_t uid,
+			       uint64_t modseq, const char *base, const char *fname,
+			       uint64_t size, time_t internal_date, unsigned flags,
+			       const char *keywords, const char *guid,
+			       const struct store_parsed *parsed, char **error_r);
+void store_guid_new(char guid[33]);
+
+/* store_reconcile.c */
+int store_reconcile_folder(struct store *store, int64_t folder_id, const char *name,
+			   bool force, unsigned *added_r, unsigned *removed_r, char **error_r);
+
+/* store_notify.c */
+void store_notify(struct store *store, enum store_event_kind kind, const char *folder,
+		  uint32_t uid, unsigned flags, uint64_t modseq);
+void store_watch_close(struct store *store);
+void store_watch_add_folder(struct store *store, const char *name);
+
+#endif
