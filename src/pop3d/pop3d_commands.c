@@ -44,6 +44,8 @@ void pop3d_session_release(struct pop3d_session *s)
 	store_close(&s->store);
 	free(s->deleted);
 	s->deleted = NULL;
+	free(s->retrieved);
+	s->retrieved = NULL;
 	s->count = 0;
 }
 
@@ -138,6 +140,7 @@ void pop3d_login_verified(struct pop3d_session *s, bool ok, const char *user,
 	s->user = xstrdup(user);
 	s->count = store_folder_count(s->inbox);
 	s->deleted = xcalloc(s->count, sizeof(*s->deleted));
+	s->retrieved = xcalloc(s->count, sizeof(*s->retrieved));
 	s->state = POP3D_TRANSACTION;
 	pop3d_session_set_authenticated_timeout(s);
 	log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "login user=%s client=%s messages=%zu", user,
@@ -231,16 +234,9 @@ void pop3d_retr_continue(struct pop3d_session *s)
 			pop3_dotstuff_finish(&s->dotstuff);
 			close(s->retr_fd);
 			s->retr_fd = -1;
-			/* RETR reads the message: mark it seen for IMAP users */
-			if (!s->dotstuff.limit_lines) {
-				char *error = NULL;
-				if (store_flags_update(s->inbox, s->retr_uid, STORE_FLAG_SEEN, 0,
-						       &error) < 0) {
-					log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "user=%s: %s",
-						s->user, error);
-					free(error);
-				}
-			}
+			/* RETR read the message: IMAP shows it seen after QUIT */
+			if (!s->dotstuff.limit_lines)
+				s->retrieved[s->retr_index] = true;
 			conn_input_resume(s->conn);
 			return;
 		}
@@ -268,6 +264,7 @@ static void pop3d_send_message(struct pop3d_session *s, long index, long top_lin
 		pop3d_reply(s, "+OK");
 	s->retr_fd = fd;
 	s->retr_uid = m->uid;
+	s->retr_index = (size_t)index;
 	pop3_dotstuff_init(&s->dotstuff, top_lines, pop3d_dotstuff_out, s);
 	/* pipelined commands wait until the message has been sent */
 	conn_input_pause(s->conn);
@@ -331,7 +328,18 @@ static void pop3d_cmd_quit(struct pop3d_session *s, char *args)
 		pop3d_close(s);
 		return;
 	}
-	/* UPDATE */
+	/* UPDATE: retrieved messages become \Seen, deleted ones go */
+	for (size_t i = 0; i < s->count; i++) {
+		if (!s->retrieved[i] || s->deleted[i] ||
+		    (store_folder_message(s->inbox, i)->flags & STORE_FLAG_SEEN) != 0)
+			continue;
+		char *error = NULL;
+		if (store_flags_update(s->inbox, store_folder_message(s->inbox, i)->uid,
+				       STORE_FLAG_SEEN, 0, &error) < 0) {
+			log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "user=%s: %s", s->user, error);
+			free(error);
+		}
+	}
 	uint32_t *uids = xcalloc(s->count + 1, sizeof(*uids));
 	size_t n = 0;
 	for (size_t i = 0; i < s->count; i++)

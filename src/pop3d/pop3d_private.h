@@ -47,11 +47,13 @@ struct pop3d_session {
 	struct store_folder *inbox;
 	size_t count;	/* messages in the maildrop snapshot */
 	bool *deleted;	/* per message, marked by DELE */
+	bool *retrieved; /* per message, sent whole by RETR: \Seen at QUIT */
 
 	/* a RETR or TOP being streamed */
 	int retr_fd;
 	struct pop3_dotstuff dotstuff;
 	uint32_t retr_uid;
+	size_t retr_index;
 };
 
 #define POP3D_MAX_BAD_COMMANDS 10
