@@ -141,6 +141,52 @@ static bool authd_switch_on(const struct directory_user *u, const char *protocol
 	return u->smtp_enabled;
 }
 
+static bool authd_ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* An administrator's direct login at a back end, as another user (the
+ * back ends' debugging mode, off unless direct-admin-login is set there).
+ * admin is verified already. */
+static void authd_act_as(struct authd_client *c, const struct ipc_msg *msg, const char *id,
+			 const struct directory_user *admin, const char *target,
+			 const struct log_ctx *ctx)
+{
+	const char *service = ipc_msg_get(msg, "service");
+	if (!authd_ends_with(service, "-backend") || admin->kind != DIRECTORY_KIND_ADMIN) {
+		log_msg(LOG_LEVEL_WARN, ctx, "login refused: user=%s: only administrators may log "
+					     "in as another user, and only at a back end",
+			admin->name);
+		struct ipc_field f[] = {{"id", id},
+					{"result", "refused"},
+					{"code", "CONTACTADMIN"},
+					{"reason", "not allowed to log in as another user"}};
+		authd_send(c, f, 4);
+		return;
+	}
+	struct directory_user *u = NULL;
+	char *error = NULL;
+	int found = directory_user_get(c->authd->dir, target, &u, &error);
+	if (found <= 0) {
+		struct ipc_field f[] = {{"id", id},
+					{"result", found < 0 ? "tempfail" : "fail"},
+					{"reason", found < 0 ? error : "no such user"}};
+		authd_send(c, f, 3);
+		free(error);
+		return;
+	}
+	char quota[24];
+	snprintf(quota, sizeof(quota), "%llu", u->quota_bytes);
+	log_msg(LOG_LEVEL_WARN, ctx, "administrator %s logged in directly as %s", admin->name,
+		u->name);
+	struct ipc_field f[] = {{"id", id}, {"result", "ok"}, {"user", u->name},
+				{"kind", directory_kind_name(u->kind)}, {"quota", quota}};
+	authd_send(c, f, 5);
+	directory_user_free(&u);
+}
+
 static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 {
 	struct authd *a = c->authd;
@@ -207,6 +253,13 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 			found == 0 ? "unknown user" : "wrong password", key, failures, delay);
 		struct ipc_field f[] = {{"id", id}, {"result", "fail"}};
 		authd_reply_later(c, delay, f, 2);
+		directory_user_free(&u);
+		return;
+	}
+
+	const char *act_as = ipc_msg_get(msg, "act-as");
+	if (act_as != NULL) {
+		authd_act_as(c, msg, id, u, act_as, &ctx);
 		directory_user_free(&u);
 		return;
 	}

@@ -6,7 +6,9 @@
  *
  *   IPC_AUTH_REQUEST  id, service, user, password, peer (client address),
  *                     secured (yes|no), tarpit (yes|no: no for trusted
- *                     networks), failure-delay (seconds)
+ *                     networks), failure-delay (seconds), and from back
+ *                     ends only: act-as (an administrator's direct login as
+ *                     that user; ok carries the target's user and quota)
  *   IPC_AUTH_REPLY    id, result, and
  *       result=ok        user (canonical name), kind, backend,
  *                        backend-address, ticket-expiry, ticket-mac: the

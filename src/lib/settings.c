@@ -289,6 +289,13 @@ static const struct settings_def settings_defs[] = {
 	.defaults = PROTOCOL_SERVICES("false"),
     },
     {
+	.key = "direct-admin-login",
+	.type = ST_BOOL,
+	.help = "let administrators log in to this back end directly as any user, for "
+		"debugging (USER alice*admin, admin's password): true or false",
+	.defaults = {[SVC_IMAP4_BACKEND] = "false", [SVC_POP3_BACKEND] = "false"},
+    },
+    {
 	.key = "proxy-protocol-trusted",
 	.type = ST_NETWORKS,
 	.help = "networks allowed to send a PROXY v2 header: CIDR list such as "

@@ -29,6 +29,7 @@ static void pop3d_session_free(struct pop3d_session *s)
 	pop3d_session_release(s);
 	free(s->user);
 	free(s->client);
+	free(s->direct_user);
 	conn_free(&s->conn);
 	free(s);
 	if (srv->shutting_down && srv->nsessions == 0)
@@ -166,7 +167,9 @@ static void pop3d_accepted(struct worker *w, int fd, const struct sockaddr *peer
 static void pop3d_authd_reply(struct worker *w, const struct ipc_msg *msg)
 {
 	struct pop3d *srv = worker_context(w);
-	if (msg->type != IPC_USER_REPLY)
+	/* ticket checks come back as IPC_USER_REPLY, direct admin logins as
+	 * IPC_AUTH_REPLY; both carry id, result, user and quota */
+	if (msg->type != IPC_USER_REPLY && msg->type != IPC_AUTH_REPLY)
 		return;
 	const char *id_text = ipc_msg_get(msg, "id");
 	unsigned id = id_text != NULL ? (unsigned)strtoul(id_text, NULL, 10) : 0;
@@ -249,6 +252,31 @@ int pop3d_verify_ticket(struct pop3d_session *s, const char *user, const char *p
 	s->state = POP3D_VERIFYING;
 	conn_input_pause(s->conn);
 	return 0;
+}
+
+int pop3d_direct_login(struct pop3d_session *s, const char *admin, const char *password,
+		       const char *target)
+{
+	struct pop3d *srv = s->srv;
+	if (++srv->next_request_id == 0)
+		srv->next_request_id = 1;
+	s->request_id = srv->next_request_id;
+	char id[16];
+	snprintf(id, sizeof(id), "%u", s->request_id);
+	struct ipc_field f[] = {{"id", id},	  {"service", "pop3-backend"},
+				{"user", admin},  {"password", password},
+				{"peer", conn_peer(s->conn)}, {"secured", "no"},
+				{"tarpit", "yes"}, {"act-as", target}};
+	if (worker_authd_send(srv->worker, IPC_AUTH_REQUEST, f, 8) < 0)
+		return -1;
+	s->state = POP3D_VERIFYING;
+	conn_input_pause(s->conn);
+	return 0;
+}
+
+bool pop3d_direct_login_allowed(const struct pop3d_session *s)
+{
+	return worker_setting_bool(s->srv->worker, "direct-admin-login", false);
 }
 
 void pop3d_session_set_authenticated_timeout(struct pop3d_session *s)

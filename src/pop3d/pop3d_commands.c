@@ -116,6 +116,42 @@ static void pop3d_cmd_xlogin(struct pop3d_session *s, char *args)
 		pop3d_reply(s, "-ERR [SYS/TEMP] Authentication is temporarily unavailable");
 }
 
+/* The debugging mode for administrators (direct-admin-login): USER
+ * target*admin, then PASS with the administrator's own password. */
+static void pop3d_cmd_user(struct pop3d_session *s, char *args)
+{
+	char *star = args != NULL ? strchr(args, '*') : NULL;
+	if (!pop3d_direct_login_allowed(s)) {
+		pop3d_reply(s, "-ERR [AUTH] This back end serves front ends only (direct-admin-login "
+			       "is off)");
+		return;
+	}
+	if (star == NULL || star == args || star[1] == '\0' || strchr(args, ' ') != NULL) {
+		pop3d_bad(s, "Usage: USER user*administrator");
+		return;
+	}
+	free(s->direct_user);
+	s->direct_user = xstrdup(args);
+	pop3d_reply(s, "+OK");
+}
+
+static void pop3d_cmd_pass(struct pop3d_session *s, char *args)
+{
+	if (s->direct_user == NULL || args == NULL) {
+		pop3d_bad(s, "Send USER user*administrator first");
+		return;
+	}
+	char *target = s->direct_user;
+	s->direct_user = NULL;
+	char *star = strchr(target, '*');
+	*star = '\0';
+	free(s->client);
+	s->client = xstrdup(conn_peer(s->conn));
+	if (pop3d_direct_login(s, star + 1, args, target) < 0)
+		pop3d_reply(s, "-ERR [SYS/TEMP] Authentication is temporarily unavailable");
+	free(target);
+}
+
 void pop3d_login_verified(struct pop3d_session *s, bool ok, const char *user,
 			  unsigned long long quota, const char *reason)
 {
@@ -374,6 +410,7 @@ static const struct {
 	void (*run)(struct pop3d_session *s, char *args);
 } pop3d_commands[] = {
 	{"XLOGIN", WHEN_AUTH, pop3d_cmd_xlogin}, {"CAPA", WHEN_ANY, pop3d_cmd_capa},
+	{"USER", WHEN_AUTH, pop3d_cmd_user},	 {"PASS", WHEN_AUTH, pop3d_cmd_pass},
 	{"QUIT", WHEN_ANY, pop3d_cmd_quit},	 {"STAT", WHEN_TRANS, pop3d_cmd_stat},
 	{"LIST", WHEN_TRANS, pop3d_cmd_list},	 {"UIDL", WHEN_TRANS, pop3d_cmd_uidl},
 	{"RETR", WHEN_TRANS, pop3d_cmd_retr},	 {"TOP", WHEN_TRANS, pop3d_cmd_top},

@@ -43,6 +43,7 @@ struct pop3d_session {
 
 	char *user;
 	char *client; /* the client's address as the front end saw it */
+	char *direct_user; /* USER target*admin given, waiting for PASS */
 	struct store *store;
 	struct store_folder *inbox;
 	size_t count;	/* messages in the maildrop snapshot */
@@ -77,6 +78,13 @@ void pop3d_close(struct pop3d_session *s);
  * pop3d_login_verified(). Returns 0, or -1 when authd is unreachable. */
 int pop3d_verify_ticket(struct pop3d_session *s, const char *user, const char *peer,
 			const char *expiry, const char *mac);
+/* An administrator's direct login as target (debugging mode); the answer
+ * comes to pop3d_login_verified(). Returns 0, or -1 when authd is
+ * unreachable. */
+int pop3d_direct_login(struct pop3d_session *s, const char *admin, const char *password,
+		       const char *target);
+/* The back end's direct-admin-login setting. */
+bool pop3d_direct_login_allowed(const struct pop3d_session *s);
 void pop3d_session_set_authenticated_timeout(struct pop3d_session *s);
 const char *pop3d_mail_root(const struct pop3d_session *s);
 

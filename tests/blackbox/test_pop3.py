@@ -284,3 +284,37 @@ def test_two_back_ends_behind_one_front_end(pop, tmp_path):
     finally:
         second.stop()
         second.kill_all()
+
+
+def test_direct_admin_login_at_the_back_end(pop):
+    deliver(pop, "alice@example.test", message(1))
+    pop.ctl("user", "add", "boss", "--kind", "admin", input="Admin-pw-1\n", check=True)
+    pop.ctl("user", "add", "carol", input="Carol-pw-1\n", check=True)
+    port = pop.port("pop3-backend")
+
+    def direct(user, password):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            f = s.makefile("rwb")
+            assert f.readline().startswith(b"+OK")
+            f.write(f"USER {user}\r\n".encode())
+            f.flush()
+            first = f.readline()
+            if not first.startswith(b"+OK"):
+                return first, None
+            f.write(f"PASS {password}\r\nSTAT\r\nQUIT\r\n".encode())
+            f.flush()
+            return f.readline(), f.readline()
+
+    # off by default
+    r, _ = direct("alice*boss", "Admin-pw-1")
+    assert r.startswith(b"-ERR [AUTH]") and b"direct-admin-login" in r
+    pop.ctl("settings", "set", "pop3-backend", "direct-admin-login=true", check=True)
+    r, stat = direct("alice*boss", "Admin-pw-1")
+    assert r.startswith(b"+OK Logged in"), r
+    assert stat.startswith(b"+OK 1 ")
+    assert "administrator boss logged in directly as alice" in pop.read_log()
+    # an ordinary user cannot, nor a wrong password
+    r, _ = direct("alice*carol", "Carol-pw-1")
+    assert r.startswith(b"-ERR")
+    r, _ = direct("alice*boss", "wrong")
+    assert r.startswith(b"-ERR")
