@@ -32,6 +32,10 @@ for t in $targets; do
 		src/net/proxy_header.c src/net/cidr.c src/net/conn_limits.c src/net/net.c
 		src/net/test_cert.c src/lib/log.c src/lib/xalloc.c src/lib/net_addr.c
 		src/lib/ipc.c -levent -levent_openssl -lssl -lcrypto" ;;
+	mime) srcs="src/mail/mime_parser.c src/mail/mail_header.c src/mail/mail_decode.c
+		src/mail/mail_address.c src/mail/mail_imap.c src/lib/xalloc.c src/lib/log.c" ;;
+	imap) srcs="$(cd "$root" && ls src/proto/imap/*.c | grep -v _test.c | tr '\n' ' ')
+		src/net/line_reader.c src/lib/xalloc.c src/lib/log.c" ;;
 	*) echo "unknown fuzz target: $t (proxy_header, line_reader, frontend)" >&2; exit 2 ;;
 	esac
 	bin="$out/${t}_fuzz"

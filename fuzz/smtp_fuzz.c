@@ -1,13 +1,12 @@
 /* libFuzzer target for the SMTP/LMTP server engine (src/proto/smtp).
  *
  * Input: the first byte chooses the protocol (bit 0: LMTP), whether
- * STARTTLS is accepted (bit 1) and the split seed; the rest is what a client sends. The session is run three times:
- * fed whole, fed in pseudo-random chunks, and fed as the lmtp service
- * feeds it (complete lines while the engine wants lines, raw bytes
- * otherwise). Every run must give the same replies and events. Invariants
- * checked on the way: reply lines are well-formed and bounded, bodies hold
- * only CRLF line ends, no body line or body exceeds its bound, a paused
- * engine is always resumed by its completion. */
+ * STARTTLS is accepted (bit 1) and the split seed; the rest is what a client sends. The session is
+ * run three times: fed whole, fed in pseudo-random chunks, and fed as the lmtp service feeds it
+ * (complete lines while the engine wants lines, raw bytes otherwise). Every run must give the same
+ * replies and events. Invariants checked on the way: reply lines are well-formed and bounded,
+ * bodies hold only CRLF line ends, no body line or body exceeds its bound, a paused engine is
+ * always resumed by its completion. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -219,18 +218,18 @@ static void cb_quit(void *ctx)
 }
 
 static const struct smtp_server_callbacks fz_callbacks = {
-	.write = cb_write,
-	.hello = cb_hello,
-	.mail = cb_mail,
-	.rcpt = cb_rcpt,
-	.data_begin = cb_data_begin,
-	.data = cb_data,
-	.data_end = cb_data_end,
-	.reset = cb_reset,
-	.starttls = cb_starttls,
-	.auth = cb_auth,
-	.auth_line = cb_auth_line,
-	.quit = cb_quit,
+    .write = cb_write,
+    .hello = cb_hello,
+    .mail = cb_mail,
+    .rcpt = cb_rcpt,
+    .data_begin = cb_data_begin,
+    .data = cb_data,
+    .data_end = cb_data_end,
+    .reset = cb_reset,
+    .starttls = cb_starttls,
+    .auth = cb_auth,
+    .auth_line = cb_auth_line,
+    .quit = cb_quit,
 };
 
 static void fz_settle(struct fz *f)
@@ -250,17 +249,18 @@ static void fz_init(struct fz *f, bool lmtp, bool tls_ok)
 	f->lmtp = lmtp;
 	f->tls_ok = tls_ok;
 	struct smtp_server_settings set = {
-		.protocol = lmtp ? SMTP_PROTOCOL_LMTP : SMTP_PROTOCOL_SMTP,
-		.hostname = "fuzz.test",
-		.max_line = FZ_MAX_LINE,
-		.max_message_line = FZ_MAX_MESSAGE_LINE,
-		.max_message_size = FZ_MAX_MESSAGE,
-		.max_recipients = 5,
-		.max_bad_commands = 50,
+	    .protocol = lmtp ? SMTP_PROTOCOL_LMTP : SMTP_PROTOCOL_SMTP,
+	    .hostname = "fuzz.test",
+	    .max_line = FZ_MAX_LINE,
+	    .max_message_line = FZ_MAX_MESSAGE_LINE,
+	    .max_message_size = FZ_MAX_MESSAGE,
+	    .max_recipients = 5,
+	    .max_bad_commands = 50,
 	};
 	f->srv = smtp_server_new(&set, &fz_callbacks, f);
-	static const char *const lmtp_ext[] = {"PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME",
-					       "SIZE 2000",  "CHUNKING",	    "SMTPUTF8",
+	static const char *const lmtp_ext[] = {"PIPELINING", "ENHANCEDSTATUSCODES",
+					       "8BITMIME",   "SIZE 2000",
+					       "CHUNKING",   "SMTPUTF8",
 					       "DSN",	     NULL};
 	static const char *const smtp_ext[] = {"PIPELINING", "STARTTLS", "AUTH PLAIN LOGIN",
 					       "SIZE 2000",  "CHUNKING", "8BITMIME",

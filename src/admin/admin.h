@@ -9,6 +9,7 @@ int admin_init_main(const char *datadir, int argc, char **argv);
 int admin_user_main(const char *datadir, int argc, char **argv);
 int admin_settings_main(const char *datadir, int argc, char **argv);
 int admin_service_main(const char *datadir, int argc, char **argv);
+int admin_mailbox_main(const char *datadir, int argc, char **argv);
 int admin_backend_main(const char *datadir, int argc, char **argv);
 
 /* Send one command line to the running master's control socket

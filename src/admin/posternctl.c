@@ -56,6 +56,7 @@ int main(int argc, char **argv)
 		{"user", admin_user_main},
 		{"settings", admin_settings_main},
 		{"service", admin_service_main},
+		{"mailbox", admin_mailbox_main},
 		{"backend", admin_backend_main},
 	};
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)

@@ -110,7 +110,10 @@ void lmtp_delivery_lookup_reply(struct lmtp_session *s, const struct ipc_msg *ms
 	} else {
 		const char *reason = ipc_msg_get(msg, "reason");
 		log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "recipient <%s>: lookup failed: %s",
-			address, reason != NULL ? reason : result != NULL ? result : "?");
+			address,
+			reason != NULL	 ? reason
+			: result != NULL ? result
+					 : "?");
 		smtp_server_reply(s->srv, 451, "4.3.0", "<%s> Temporary lookup failure", address);
 		verdict = -1;
 	}
@@ -121,8 +124,7 @@ void lmtp_delivery_lookup_reply(struct lmtp_session *s, const struct ipc_msg *ms
 
 /* ---- DATA: open every user's store ---- */
 
-static void lmtp_box_fail(struct lmtp_session *s, struct lmtp_box *b, const char *what,
-			  char *error)
+static void lmtp_box_fail(struct lmtp_session *s, struct lmtp_box *b, const char *what, char *error)
 {
 	log_msg(LOG_LEVEL_ERROR, conn_log(s->conn), "delivery to %s: %s: %s", b->user, what,
 		error != NULL ? error : "?");
@@ -148,15 +150,18 @@ static char *lmtp_trace_header(struct lmtp_session *s, const struct lmtp_box *b)
 	if (off < 0)
 		off = -off;
 	snprintf(date, sizeof(date), "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday],
-		 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-		 tm.tm_sec, sign, off / 60, off % 60);
+		 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 sign, off / 60, off % 60);
+	/* a unix socket peer has no address worth naming */
+	const char *peer = conn_peer(s->conn);
+	if (strncmp(peer, "unix:", 5) == 0)
+		peer = "local";
 	return xasprintf("Return-Path: <%s>\r\n"
 			 "Received: from %s (%s)\r\n"
 			 "\tby %s (postern) with LMTP id %s\r\n"
 			 "\tfor <%s>; %s\r\n",
 			 s->sender != NULL ? s->sender : "", s->lhlo != NULL ? s->lhlo : "unknown",
-			 conn_peer(s->conn), s->lm->hostname, conn_session_id(s->conn),
-			 b->first_rcpt, date);
+			 peer, s->lm->hostname, conn_session_id(s->conn), b->first_rcpt, date);
 }
 
 int lmtp_delivery_data_begin(struct lmtp_session *s)
@@ -172,7 +177,8 @@ int lmtp_delivery_data_begin(struct lmtp_session *s)
 		size_t header_len = strlen(header);
 		bool over_quota = false;
 		uint64_t hint = s->size_hint != 0 ? s->size_hint + header_len : 0;
-		if (store_append_begin(b->store, "INBOX", hint, &b->append, &over_quota, &error) < 0) {
+		if (store_append_begin(b->store, "INBOX", hint, &b->append, &over_quota, &error) <
+		    0) {
 			free(header);
 			if (over_quota) {
 				free(error);
@@ -201,7 +207,8 @@ void lmtp_delivery_data(struct lmtp_session *s, const void *data, size_t len)
 	for (size_t i = 0; i < s->nboxes; i++) {
 		struct lmtp_box *b = &s->boxes[i];
 		char *error = NULL;
-		if (b->state == LMTP_BOX_OPEN && store_append_write(b->append, data, len, &error) < 0)
+		if (b->state == LMTP_BOX_OPEN &&
+		    store_append_write(b->append, data, len, &error) < 0)
 			lmtp_box_fail(s, b, "cannot write", error);
 	}
 }
@@ -260,8 +267,8 @@ int lmtp_delivery_data_end(struct lmtp_session *s, const struct smtp_data_result
 		case LMTP_BOX_WAITING:
 		case LMTP_BOX_OPEN:
 		case LMTP_BOX_FAILED:
-			smtp_server_reply(s->srv, 451, "4.3.0", "<%s> Temporary failure, try again later",
-					  r->address);
+			smtp_server_reply(s->srv, 451, "4.3.0",
+					  "<%s> Temporary failure, try again later", r->address);
 			break;
 		}
 	}

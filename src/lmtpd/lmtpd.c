@@ -105,15 +105,15 @@ static void lmtpd_ev_quit(void *ctx)
 }
 
 static const struct smtp_server_callbacks lmtpd_engine_callbacks = {
-	.write = lmtpd_ev_write,
-	.hello = lmtpd_ev_hello,
-	.mail = lmtpd_ev_mail,
-	.rcpt = lmtpd_ev_rcpt,
-	.data_begin = lmtpd_ev_data_begin,
-	.data = lmtpd_ev_data,
-	.data_end = lmtpd_ev_data_end,
-	.reset = lmtpd_ev_reset,
-	.quit = lmtpd_ev_quit,
+    .write = lmtpd_ev_write,
+    .hello = lmtpd_ev_hello,
+    .mail = lmtpd_ev_mail,
+    .rcpt = lmtpd_ev_rcpt,
+    .data_begin = lmtpd_ev_data_begin,
+    .data = lmtpd_ev_data,
+    .data_end = lmtpd_ev_data_end,
+    .reset = lmtpd_ev_reset,
+    .quit = lmtpd_ev_quit,
 };
 
 /* ---- sessions ---- */
@@ -200,8 +200,8 @@ static void lmtpd_cb_line_too_long(struct conn *conn, void *ctx)
 	lmtpd_sync_input(s);
 }
 
-static void lmtpd_cb_raw(struct conn *conn, const unsigned char *data, size_t len,
-			 size_t remaining, void *ctx)
+static void lmtpd_cb_raw(struct conn *conn, const unsigned char *data, size_t len, size_t remaining,
+			 void *ctx)
 {
 	(void)conn;
 	(void)remaining;
@@ -235,12 +235,12 @@ static void lmtpd_cb_closed(struct conn *conn, enum conn_close_reason reason, co
 }
 
 static const struct conn_callbacks lmtpd_conn_callbacks = {
-	.ready = lmtpd_cb_ready,
-	.line = lmtpd_cb_line,
-	.line_too_long = lmtpd_cb_line_too_long,
-	.raw = lmtpd_cb_raw,
-	.timeout = lmtpd_cb_timeout,
-	.closed = lmtpd_cb_closed,
+    .ready = lmtpd_cb_ready,
+    .line = lmtpd_cb_line,
+    .line_too_long = lmtpd_cb_line_too_long,
+    .raw = lmtpd_cb_raw,
+    .timeout = lmtpd_cb_timeout,
+    .closed = lmtpd_cb_closed,
 };
 
 static void lmtpd_accepted(struct worker *w, int fd, const struct sockaddr *peer,
@@ -258,9 +258,9 @@ static void lmtpd_accepted(struct worker *w, int fd, const struct sockaddr *peer
 	struct lmtp_session *s = xcalloc(1, sizeof(*s));
 	s->lm = lm;
 	struct conn_settings set = {
-		.service = "lmtp",
-		.max_line = lm->max_command_size,
-		.idle_timeout_ms = lm->idle_timeout_ms,
+	    .service = "lmtp",
+	    .max_line = lm->max_command_size,
+	    .idle_timeout_ms = lm->idle_timeout_ms,
 	};
 	char *error = NULL;
 	s->conn = conn_new(worker_event_base(w), fd, &set, &lmtpd_conn_callbacks, s, &error);
@@ -271,19 +271,19 @@ static void lmtpd_accepted(struct worker *w, int fd, const struct sockaddr *peer
 		return;
 	}
 	struct smtp_server_settings eset = {
-		.protocol = SMTP_PROTOCOL_LMTP,
-		.hostname = lm->hostname,
-		.max_line = lm->max_command_size,
-		.max_message_line = LMTP_MAX_MESSAGE_LINE,
-		.max_message_size = lm->max_message_size,
-		.max_recipients = LMTP_MAX_RECIPIENTS,
-		.max_bad_commands = LMTP_MAX_BAD_COMMANDS,
+	    .protocol = SMTP_PROTOCOL_LMTP,
+	    .hostname = lm->hostname,
+	    .max_line = lm->max_command_size,
+	    .max_message_line = LMTP_MAX_MESSAGE_LINE,
+	    .max_message_size = lm->max_message_size,
+	    .max_recipients = LMTP_MAX_RECIPIENTS,
+	    .max_bad_commands = LMTP_MAX_BAD_COMMANDS,
 	};
 	s->srv = smtp_server_new(&eset, &lmtpd_engine_callbacks, s);
 	char size_kw[40];
 	snprintf(size_kw, sizeof(size_kw), "SIZE %llu", (unsigned long long)lm->max_message_size);
-	const char *const keywords[] = {"PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", size_kw,
-					"CHUNKING",   "SMTPUTF8",	     NULL};
+	const char *const keywords[] = {
+	    "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", size_kw, "CHUNKING", "SMTPUTF8", NULL};
 	smtp_server_set_extensions(s->srv, keywords);
 	s->next = lm->sessions;
 	if (s->next != NULL)
@@ -373,11 +373,11 @@ static unsigned lmtpd_connection_count(struct worker *w)
 }
 
 const struct worker_service_ops lmtp_service_ops = {
-	.name = "lmtp",
-	.init = lmtpd_init,
-	.settings_changed = lmtpd_settings_changed,
-	.accepted = lmtpd_accepted,
-	.authd_reply = lmtpd_authd_reply,
-	.shutdown = lmtpd_shutdown,
-	.connection_count = lmtpd_connection_count,
+    .name = "lmtp",
+    .init = lmtpd_init,
+    .settings_changed = lmtpd_settings_changed,
+    .accepted = lmtpd_accepted,
+    .authd_reply = lmtpd_authd_reply,
+    .shutdown = lmtpd_shutdown,
+    .connection_count = lmtpd_connection_count,
 };

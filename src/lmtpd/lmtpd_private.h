@@ -48,12 +48,12 @@ struct lmtpd {
 
 /* One distinct user of a transaction: where its copy goes. */
 enum lmtp_box_state {
-	LMTP_BOX_WAITING,   /* before DATA */
-	LMTP_BOX_OPEN,	    /* receiving the body */
-	LMTP_BOX_DONE,	    /* committed: durable */
+	LMTP_BOX_WAITING, /* before DATA */
+	LMTP_BOX_OPEN,	  /* receiving the body */
+	LMTP_BOX_DONE,	  /* committed: durable */
 	LMTP_BOX_OVER_QUOTA,
-	LMTP_BOX_FAILED,    /* store error: temporary failure */
-	LMTP_BOX_REJECTED,  /* the body failed the bounds */
+	LMTP_BOX_FAILED,   /* store error: temporary failure */
+	LMTP_BOX_REJECTED, /* the body failed the bounds */
 };
 
 struct lmtp_box {
@@ -77,20 +77,20 @@ struct lmtp_session {
 	struct conn *conn;
 	struct smtp_server *srv;
 	struct lmtp_session *prev, *next;
-	bool raw;	/* conn delivers raw bytes (a body, or pipelined input) */
-	bool paused;	/* conn input paused while the engine waits */
+	bool raw;    /* conn delivers raw bytes (a body, or pipelined input) */
+	bool paused; /* conn input paused while the engine waits */
 	bool closing;
 
-	char *lhlo;	   /* the client's LHLO name */
+	char *lhlo; /* the client's LHLO name */
 	/* the transaction */
 	bool in_mail;
-	char *sender;	   /* MAIL FROM address, "" for <> */
+	char *sender;	    /* MAIL FROM address, "" for <> */
 	uint64_t size_hint; /* MAIL SIZE=, 0 when not given */
 	struct lmtp_rcpt rcpts[LMTP_MAX_RECIPIENTS];
 	size_t nrcpts;
 	struct lmtp_box boxes[LMTP_MAX_RECIPIENTS];
 	size_t nboxes;
-	unsigned lookup_id;    /* non-zero while authd is asked about a recipient */
+	unsigned lookup_id; /* non-zero while authd is asked about a recipient */
 	char *lookup_address;
 };
 

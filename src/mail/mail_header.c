@@ -487,9 +487,8 @@ char *mail_param_decode(const struct mime_param *params, size_t count, const cha
 	if (extended != NULL) {
 		const char *q1 = strchr(extended, '\'');
 		const char *q2 = q1 != NULL ? strchr(q1 + 1, '\'') : NULL;
-		char *charset = q1 != NULL && q2 != NULL
-					? xstrndup(extended, (size_t)(q1 - extended))
-					: NULL;
+		char *charset =
+		    q1 != NULL && q2 != NULL ? xstrndup(extended, (size_t)(q1 - extended)) : NULL;
 		struct sbuf raw = {0};
 		pct_decode(&raw, q2 != NULL ? q2 + 1 : extended);
 		char *r = mail_charset_to_utf8(charset, raw.d == NULL ? "" : raw.d, raw.len, NULL);

@@ -12,7 +12,8 @@
 
 static void test_unfold(void **state)
 {
-	const char *h = "Subject: a\r\n  folded\r\n\tline\r\nX-Empty:\r\nBad line\r\nTo: x@y\r\n\r\nBody: no\r\n";
+	const char *h = "Subject: a\r\n  folded\r\n\tline\r\nX-Empty:\r\nBad line\r\nTo: "
+			"x@y\r\n\r\nBody: no\r\n";
 	size_t pos = 0;
 	char *n, *v;
 	assert_int_equal(mail_header_next(h, strlen(h), &pos, &n, &v), 1);
@@ -149,9 +150,9 @@ static void test_charset(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_unfold),	  cmocka_unit_test(test_content_type),
-		cmocka_unit_test(test_rfc2047),	  cmocka_unit_test(test_rfc2231),
-		cmocka_unit_test(test_decoders), cmocka_unit_test(test_charset),
+	    cmocka_unit_test(test_unfold),   cmocka_unit_test(test_content_type),
+	    cmocka_unit_test(test_rfc2047),  cmocka_unit_test(test_rfc2231),
+	    cmocka_unit_test(test_decoders), cmocka_unit_test(test_charset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

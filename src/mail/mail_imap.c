@@ -287,8 +287,8 @@ char *mail_imap_bodystructure(const struct mime_part *message, bool extended)
 static void sections(const struct mime_part *msg, const char *prefix, mail_imap_section_cb *cb,
 		     void *ctx);
 
-static void part_sections(const struct mime_part *part, const char *sec,
-			  mail_imap_section_cb *cb, void *ctx)
+static void part_sections(const struct mime_part *part, const char *sec, mail_imap_section_cb *cb,
+			  void *ctx)
 {
 	cb(ctx, sec, part, false);
 	if (part->is_rfc822 && part->children != NULL) {
@@ -310,7 +310,8 @@ static void sections(const struct mime_part *msg, const char *prefix, mail_imap_
 	if (msg->is_multipart) {
 		unsigned i = 1;
 		for (const struct mime_part *c = msg->children; c != NULL; c = c->next, i++) {
-			char *s = *prefix == '\0' ? xasprintf("%u", i) : xasprintf("%s.%u", prefix, i);
+			char *s =
+			    *prefix == '\0' ? xasprintf("%u", i) : xasprintf("%s.%u", prefix, i);
 			part_sections(c, s, cb, ctx);
 			free(s);
 		}

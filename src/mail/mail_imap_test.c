@@ -103,9 +103,9 @@ static void test_sections(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_envelope),
-		cmocka_unit_test(test_body_basic),
-		cmocka_unit_test(test_sections),
+	    cmocka_unit_test(test_envelope),
+	    cmocka_unit_test(test_body_basic),
+	    cmocka_unit_test(test_sections),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

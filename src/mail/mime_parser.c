@@ -28,8 +28,8 @@ struct mime_parser {
 	char hold[HOLD];
 	size_t hold_len;
 	uint64_t line_len;
-	bool line_flushed; /* too long to be a boundary: passed on already */
-	bool held_cr;	   /* a flushed line's last byte, CR, not yet passed on */
+	bool line_flushed;     /* too long to be a boundary: passed on already */
+	bool held_cr;	       /* a flushed line's last byte, CR, not yet passed on */
 	unsigned char tail[2]; /* the last two bytes of the line so far */
 
 	/* the previous line */
@@ -45,8 +45,8 @@ struct mime_parser {
 	void *ctx;
 };
 
-static struct mime_part *part_new(struct mime_parser *p, struct mime_part *parent,
-				  uint64_t start, bool is_message)
+static struct mime_part *part_new(struct mime_parser *p, struct mime_part *parent, uint64_t start,
+				  bool is_message)
 {
 	struct mime_part *part = xcalloc(1, sizeof(*part));
 	part->parent = parent;
@@ -109,8 +109,8 @@ static void header_done(struct mime_parser *p)
 	char *name, *value;
 	bool have_type = false;
 	static const char *const env_names[MIME_ENV_COUNT] = {
-		"Date", "Subject", "From", "Sender", "Reply-To",
-		"To", "Cc", "Bcc", "In-Reply-To", "Message-ID"};
+	    "Date", "Subject", "From", "Sender",      "Reply-To",
+	    "To",   "Cc",      "Bcc",  "In-Reply-To", "Message-ID"};
 
 	while (mail_header_next(p->hdr, p->hdr_len, &pos, &name, &value) == 1) {
 		char **slot = NULL;
@@ -133,9 +133,19 @@ static void header_done(struct mime_parser *p)
 		} else if (strcasecmp(name, "Content-Location") == 0) {
 			slot = &part->location;
 		} else if (strcasecmp(name, "Content-Disposition") == 0) {
-			if (part->disposition == NULL)
-				mail_disposition_parse(value, &part->disposition,
-						       &part->disp_params, &part->ndisp_params);
+			if (part->disposition == NULL) {
+				char *dt;
+				struct mime_param *dp;
+				size_t ndp;
+				mail_disposition_parse(value, &dt, &dp, &ndp);
+				if (dt != NULL) {
+					part->disposition = dt;
+					part->disp_params = dp;
+					part->ndisp_params = ndp;
+				} else {
+					mail_params_free(&dp, ndp);
+				}
+			}
 		} else if (part->is_message) {
 			for (int i = 0; i < MIME_ENV_COUNT; i++)
 				if (strcasecmp(name, env_names[i]) == 0) {
@@ -184,9 +194,9 @@ static void header_done(struct mime_parser *p)
 		}
 	} else if (strcasecmp(part->type, "message") == 0 &&
 		   strcasecmp(part->subtype, "rfc822") == 0) {
-		bool encoded = part->encoding != NULL &&
-			       (strcasecmp(part->encoding, "base64") == 0 ||
-				strcasecmp(part->encoding, "quoted-printable") == 0);
+		bool encoded =
+		    part->encoding != NULL && (strcasecmp(part->encoding, "base64") == 0 ||
+					       strcasecmp(part->encoding, "quoted-printable") == 0);
 		if (part->depth >= MIME_MAX_DEPTH)
 			p->damaged = true;
 		else if (!encoded && !p->structure_off)
@@ -276,8 +286,16 @@ static void end_line(struct mime_parser *p, unsigned eol_len)
 	if (m != NULL) {
 		uint64_t e = p->line_start - p->prev_eol;
 		uint64_t lf_before = p->lf_at_line_start - (p->prev_eol > 0 ? 1 : 0);
+		bool nonempty = p->prev_nonempty;
 		while (p->cur != m) {
-			close_part(p, p->cur, e, lf_before, p->prev_nonempty);
+			close_part(p, p->cur, e, lf_before, nonempty);
+			if (p->cur->end > e) {
+				/* a header ended by the line end the boundary would
+				 * take: the parents keep it too, so they hold the child */
+				e = p->cur->end;
+				lf_before = p->lf_at_line_start;
+				nonempty = false;
+			}
 			p->cur = p->cur->parent;
 			p->in_header = false;
 		}
@@ -301,7 +319,7 @@ static void end_line(struct mime_parser *p, unsigned eol_len)
 			emit(p, p->hold, content_len);
 		else if (p->held_cr && eol_len == 0)
 			emit(p, "\r", 1);
-		memcpy(p->pending_eol, "\r\n" + (eol_len == 1 ? 1 : 0), eol_len);
+		memcpy(p->pending_eol, &"\r\n"[eol_len == 1 ? 1 : 0], eol_len);
 		p->pending_eol_len = eol_len;
 	}
 	p->prev_eol = eol_len;

@@ -17,9 +17,9 @@
  *   MIME_MAX_PARTS        parts in one message
  * Fed one byte at a time or all at once, the result is the same. */
 
-#define MIME_MAX_DEPTH 20
-#define MIME_MAX_HEADER (64 * 1024)
-#define MIME_MAX_PARTS 10000
+#define MIME_MAX_DEPTH	  20
+#define MIME_MAX_HEADER	  (64 * 1024)
+#define MIME_MAX_PARTS	  10000
 #define MIME_MAX_BOUNDARY 200
 
 struct mime_param {
@@ -62,7 +62,7 @@ struct mime_part {
 	char *disposition; /* the disposition type */
 	struct mime_param *disp_params;
 	size_t ndisp_params;
-	char *boundary; /* multipart only */
+	char *boundary;		   /* multipart only */
 	char *env[MIME_ENV_COUNT]; /* is_message only */
 
 	/* parser bookkeeping */
@@ -72,8 +72,7 @@ struct mime_part {
 
 /* Called for the body bytes of leaf parts (not multipart, not
  * message/rfc822), in order, exactly the bytes in [body_start, end). */
-typedef void mime_body_cb(void *ctx, const struct mime_part *part, const void *data,
-			  size_t len);
+typedef void mime_body_cb(void *ctx, const struct mime_part *part, const void *data, size_t len);
 
 struct mime_parser;
 

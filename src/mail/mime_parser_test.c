@@ -44,11 +44,11 @@ static void on_body(void *ctx, const struct mime_part *part, const void *data, s
 
 static void dump(const struct mime_part *p, char **out, size_t *len)
 {
-	char *line = xasprintf("[%u %d%d%d %s/%s %llu %llu %llu %llu]", p->depth, p->is_message,
-			       p->is_multipart, p->is_rfc822, p->type, p->subtype,
-			       (unsigned long long)p->header_start,
-			       (unsigned long long)p->body_start, (unsigned long long)p->end,
-			       (unsigned long long)p->body_lines);
+	char *line =
+	    xasprintf("[%u %d%d%d %s/%s %llu %llu %llu %llu]", p->depth, p->is_message,
+		      p->is_multipart, p->is_rfc822, p->type, p->subtype,
+		      (unsigned long long)p->header_start, (unsigned long long)p->body_start,
+		      (unsigned long long)p->end, (unsigned long long)p->body_lines);
 	size_t l = strlen(line);
 	*out = xrealloc(*out, *len + l + 1);
 	memcpy(*out + *len, line, l + 1);
@@ -166,9 +166,9 @@ static void test_alternative(void **state)
 	struct result r = check_splits(m, strlen(m));
 	assert_false(r.damaged);
 	assert_string_equal(
-		r.bs, "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 5 1 NIL NIL NIL "
-		      "NIL)(\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" "
-		      "16 2 NIL NIL NIL NIL) \"alternative\" (\"boundary\" \"b1\") NIL NIL NIL)");
+	    r.bs, "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 5 1 NIL NIL NIL "
+		  "NIL)(\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" "
+		  "16 2 NIL NIL NIL NIL) \"alternative\" (\"boundary\" \"b1\") NIL NIL NIL)");
 	free_result(&r);
 }
 
@@ -184,16 +184,16 @@ static void test_mixed_nested(void **state)
 	assert_false(r.damaged);
 	/* hand-checked against RFC 3501's grammar and the byte offsets */
 	assert_string_equal(
-		r.bs,
-		"(((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 12 2 NIL NIL NIL "
-		"NIL)(\"text\" \"html\" NIL NIL NIL \"7bit\" 9 1 NIL NIL NIL NIL) \"alternative\" "
-		"(\"boundary\" \"YY\") NIL NIL NIL)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 71 "
-		"(NIL \"inner\" ((NIL NIL \"a\" \"b.c\")) ((NIL NIL \"a\" \"b.c\")) ((NIL NIL \"a\" "
-		"\"b.c\")) ((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL "
-		"NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 10 1 NIL NIL "
-		"NIL NIL) 5 NIL NIL NIL NIL)(\"application\" \"pdf\" (\"name\" \"a.pdf\") NIL NIL "
-		"\"base64\" 8 NIL (\"attachment\" (\"filename\" \"a.pdf\")) NIL NIL) \"mixed\" "
-		"(\"boundary\" \"XX\") NIL NIL NIL)");
+	    r.bs,
+	    "(((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 12 2 NIL NIL NIL "
+	    "NIL)(\"text\" \"html\" NIL NIL NIL \"7bit\" 9 1 NIL NIL NIL NIL) \"alternative\" "
+	    "(\"boundary\" \"YY\") NIL NIL NIL)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 71 "
+	    "(NIL \"inner\" ((NIL NIL \"a\" \"b.c\")) ((NIL NIL \"a\" \"b.c\")) ((NIL NIL \"a\" "
+	    "\"b.c\")) ((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL "
+	    "NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 10 1 NIL NIL "
+	    "NIL NIL) 5 NIL NIL NIL NIL)(\"application\" \"pdf\" (\"name\" \"a.pdf\") NIL NIL "
+	    "\"base64\" 8 NIL (\"attachment\" (\"filename\" \"a.pdf\")) NIL NIL) \"mixed\" "
+	    "(\"boundary\" \"XX\") NIL NIL NIL)");
 	free_result(&r);
 }
 
@@ -225,22 +225,22 @@ static void test_signed(void **state)
 static void test_broken(void **state)
 {
 	const char *cases[] = {
-		/* boundary never closed */
-		"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nA: b\r\n\r\nbody",
-		/* boundary never appears */
-		"Content-Type: multipart/mixed; boundary=x\r\n\r\njust text\r\n",
-		/* multipart without a boundary parameter */
-		"Content-Type: multipart/mixed\r\n\r\n--x\r\n",
-		/* part header never ends */
-		"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nA: b\r\n--x--\r\n",
-		/* garbage header and content type */
-		"\x01\x02garbage\r\nContent-Type: ;;;/\r\n\r\n\r\n",
-		/* nothing */
-		"",
-		/* message/rfc822 with nothing in it */
-		"Content-Type: message/rfc822\r\n\r\n",
-		/* bare CR everywhere */
-		"Content-Type: multipart/mixed; boundary=x\r\r\r--x\r\r--x--",
+	    /* boundary never closed */
+	    "Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nA: b\r\n\r\nbody",
+	    /* boundary never appears */
+	    "Content-Type: multipart/mixed; boundary=x\r\n\r\njust text\r\n",
+	    /* multipart without a boundary parameter */
+	    "Content-Type: multipart/mixed\r\n\r\n--x\r\n",
+	    /* part header never ends */
+	    "Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nA: b\r\n--x--\r\n",
+	    /* garbage header and content type */
+	    "\x01\x02garbage\r\nContent-Type: ;;;/\r\n\r\n\r\n",
+	    /* nothing */
+	    "",
+	    /* message/rfc822 with nothing in it */
+	    "Content-Type: message/rfc822\r\n\r\n",
+	    /* bare CR everywhere */
+	    "Content-Type: multipart/mixed; boundary=x\r\r\r--x\r\r--x--",
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct result r = check_splits(cases[i], strlen(cases[i]));
@@ -277,8 +277,8 @@ static void test_bounds(void **state)
 	char *m = NULL;
 	size_t len = 0;
 	for (int i = 0; i < 40; i++) {
-		char *piece = xasprintf("Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n",
-					i, i);
+		char *piece =
+		    xasprintf("Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n", i, i);
 		m = xrealloc(m, len + strlen(piece) + 1);
 		memcpy(m + len, piece, strlen(piece) + 1);
 		len += strlen(piece);
@@ -320,7 +320,8 @@ static void test_long_lines(void **state)
 	/* lines longer than the hold buffer, with CRLF split across feeds */
 	size_t n = 5000;
 	char *m = xmalloc(n * 3 + 200);
-	size_t len = (size_t)sprintf(m, "Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\n\r\n");
+	size_t len =
+	    (size_t)sprintf(m, "Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\n\r\n");
 	for (int k = 0; k < 3; k++) {
 		memset(m + len, 'a' + k, n);
 		len += n;
@@ -337,11 +338,11 @@ static void test_long_lines(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plain),	    cmocka_unit_test(test_bare_lf_and_no_final_eol),
-		cmocka_unit_test(test_headers_only), cmocka_unit_test(test_alternative),
-		cmocka_unit_test(test_mixed_nested), cmocka_unit_test(test_signed),
-		cmocka_unit_test(test_broken),	    cmocka_unit_test(test_bounds),
-		cmocka_unit_test(test_long_lines),
+	    cmocka_unit_test(test_plain),	 cmocka_unit_test(test_bare_lf_and_no_final_eol),
+	    cmocka_unit_test(test_headers_only), cmocka_unit_test(test_alternative),
+	    cmocka_unit_test(test_mixed_nested), cmocka_unit_test(test_signed),
+	    cmocka_unit_test(test_broken),	 cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_long_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,12 +16,12 @@ static const struct {
 	const char *name;
 	const char *role;
 } default_folders[] = {
-	{"INBOX", NULL},
-	{"Sent", STORE_ROLE_SENT},
-	{"Drafts", STORE_ROLE_DRAFTS},
-	{"Trash", STORE_ROLE_TRASH},
-	{"Junk", STORE_ROLE_JUNK},
-	{"Archive", STORE_ROLE_ARCHIVE},
+    {"INBOX", NULL},
+    {"Sent", STORE_ROLE_SENT},
+    {"Drafts", STORE_ROLE_DRAFTS},
+    {"Trash", STORE_ROLE_TRASH},
+    {"Junk", STORE_ROLE_JUNK},
+    {"Archive", STORE_ROLE_ARCHIVE},
 };
 
 /* The directory validates user names; map them to a safe directory name
@@ -95,7 +95,8 @@ int store_folder_name_check(const char *name, char **normalised_r, char **error_
 			return -1;
 		}
 		if ((l == 1 && s[0] == '.') || (l == 2 && s[0] == '.' && s[1] == '.')) {
-			*error_r = xasprintf("folder name '%s': '.' and '..' are not allowed", name);
+			*error_r =
+			    xasprintf("folder name '%s': '.' and '..' are not allowed", name);
 			return -1;
 		}
 		s += l;
@@ -220,7 +221,7 @@ uint64_t store_quota_used(struct store *store)
 {
 	char *error = NULL;
 	sqlite3_stmt *st =
-		store_stmt(store, "SELECT value FROM meta WHERE key = 'quota_used'", &error);
+	    store_stmt(store, "SELECT value FROM meta WHERE key = 'quota_used'", &error);
 	if (st == NULL) {
 		free(error);
 		return 0;

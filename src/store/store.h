@@ -47,8 +47,7 @@ uint64_t store_quota_limit(struct store *store);
 int store_append_begin(struct store *store, const char *folder, uint64_t size_hint,
 		       struct store_append **append_r, bool *over_quota_r, char **error_r);
 /* Add message bytes, exactly as they are to be stored (CRLF line ends). */
-int store_append_write(struct store_append *append, const void *data, size_t len,
-		       char **error_r);
+int store_append_write(struct store_append *append, const void *data, size_t len, char **error_r);
 /* Make the message durable (file fsynced and renamed into cur/, directory
  * fsynced, index row committed) and give its UID. flags: system flags and
  * keywords as IMAP spells them ("\\Seen", "$Forwarded"), may be NULL.
@@ -56,8 +55,7 @@ int store_append_write(struct store_append *append, const void *data, size_t len
  * nothing of it remains. Over quota: -1 with *over_quota_r = true. The
  * append is freed in every case. */
 int store_append_commit(struct store_append **append, const char *const *flags, size_t nflags,
-			time_t internal_date, uint32_t *uid_r, bool *over_quota_r,
-			char **error_r);
+			time_t internal_date, uint32_t *uid_r, bool *over_quota_r, char **error_r);
 /* Drop an unfinished message. */
 void store_append_abort(struct store_append **append);
 
@@ -65,11 +63,11 @@ void store_append_abort(struct store_append **append);
 
 struct store_message {
 	uint32_t uid;
-	uint64_t size;	     /* exact bytes of the message as served */
+	uint64_t size; /* exact bytes of the message as served */
 	time_t internal_date;
 	uint64_t modseq;
-	unsigned flags;	     /* STORE_FLAG_* */
-	char guid[33];	     /* stable across moves and UIDVALIDITY changes; POP3 UIDL */
+	unsigned flags;	      /* STORE_FLAG_* */
+	char guid[33];	      /* stable across moves and UIDVALIDITY changes; POP3 UIDL */
 	const char *keywords; /* space-separated IMAP keywords, "" if none; owned by the
 				 folder snapshot */
 };
@@ -82,8 +80,8 @@ enum store_flag {
 	STORE_FLAG_DRAFT = 1 << 4,
 	STORE_FLAG_RECENT = 1 << 5,
 };
-#define STORE_FLAGS_SYSTEM \
-	(STORE_FLAG_SEEN | STORE_FLAG_ANSWERED | STORE_FLAG_FLAGGED | STORE_FLAG_DELETED | \
+#define STORE_FLAGS_SYSTEM                                                                         \
+	(STORE_FLAG_SEEN | STORE_FLAG_ANSWERED | STORE_FLAG_FLAGGED | STORE_FLAG_DELETED |         \
 	 STORE_FLAG_DRAFT)
 
 /* Open a folder by name ("INBOX" case-insensitively, others exactly).
@@ -96,8 +94,7 @@ uint32_t store_folder_uidvalidity(const struct store_folder *folder);
 uint32_t store_folder_uidnext(const struct store_folder *folder);
 /* Messages in the snapshot, in UID order. */
 size_t store_folder_count(const struct store_folder *folder);
-const struct store_message *store_folder_message(const struct store_folder *folder,
-						 size_t index);
+const struct store_message *store_folder_message(const struct store_folder *folder, size_t index);
 /* Re-read the folder's message list (new deliveries, other sessions'
  * expunges). */
 int store_folder_refresh(struct store_folder *folder, char **error_r);
@@ -112,17 +109,16 @@ int store_flags_update(struct store_folder *folder, uint32_t uid, unsigned add, 
 		       char **error_r);
 /* Remove messages for good (files unlinked, index rows deleted, quota
  * released). UIDs are never reused. */
-int store_expunge(struct store_folder *folder, const uint32_t *uids, size_t count,
-		  char **error_r);
+int store_expunge(struct store_folder *folder, const uint32_t *uids, size_t count, char **error_r);
 
 /* ==== additions for the IMAP back end, admin and delivery ==== */
 
 /* Limits of folder names (UTF-8, '/' separates levels). */
-#define STORE_FOLDER_NAME_MAX 255
+#define STORE_FOLDER_NAME_MAX  255
 #define STORE_FOLDER_DEPTH_MAX 16
-#define STORE_KEYWORD_MAX 64	  /* bytes of one keyword */
-#define STORE_KEYWORDS_MAX 128	  /* keywords on one message */
-#define STORE_SEARCH_DEPTH_MAX 32 /* nesting of AND/OR/NOT in a search */
+#define STORE_KEYWORD_MAX      64  /* bytes of one keyword */
+#define STORE_KEYWORDS_MAX     128 /* keywords on one message */
+#define STORE_SEARCH_DEPTH_MAX 32  /* nesting of AND/OR/NOT in a search */
 
 /* Check a folder name: non-empty UTF-8 of at most STORE_FOLDER_NAME_MAX
  * bytes and STORE_FOLDER_DEPTH_MAX levels, no control bytes, no leading or
@@ -133,17 +129,16 @@ int store_expunge(struct store_folder *folder, const uint32_t *uids, size_t coun
 int store_folder_name_check(const char *name, char **normalised_r, char **error_r);
 
 /* Special-use roles (RFC 6154), as IMAP spells them. */
-#define STORE_ROLE_SENT "\\Sent"
-#define STORE_ROLE_DRAFTS "\\Drafts"
-#define STORE_ROLE_TRASH "\\Trash"
-#define STORE_ROLE_JUNK "\\Junk"
+#define STORE_ROLE_SENT	   "\\Sent"
+#define STORE_ROLE_DRAFTS  "\\Drafts"
+#define STORE_ROLE_TRASH   "\\Trash"
+#define STORE_ROLE_JUNK	   "\\Junk"
 #define STORE_ROLE_ARCHIVE "\\Archive"
 
 /* Create a folder (missing parent levels are created too, without role).
  * role is NULL or a STORE_ROLE_*. Returns 1, 0 when it exists already
  * (with *error_r), -1 on error (bad name: *error_r says why). */
-int store_folder_create(struct store *store, const char *name, const char *role,
-			char **error_r);
+int store_folder_create(struct store *store, const char *name, const char *role, char **error_r);
 /* Delete a folder, its messages and every folder below it. INBOX cannot be
  * deleted. Quota is released. Returns 1, 0 when it does not exist, -1. */
 int store_folder_delete(struct store *store, const char *name, char **error_r);
@@ -154,8 +149,7 @@ int store_folder_delete(struct store *store, const char *name, char **error_r);
 int store_folder_rename(struct store *store, const char *from, const char *to, char **error_r);
 /* Subscribe (true) or unsubscribe a name; the folder need not exist.
  * Returns 1 or -1. */
-int store_folder_subscribe(struct store *store, const char *name, bool subscribed,
-			   char **error_r);
+int store_folder_subscribe(struct store *store, const char *name, bool subscribed, char **error_r);
 
 struct store_folder_info {
 	char *name;
@@ -204,16 +198,16 @@ int store_flags_parse(const char *const *words, size_t nwords, unsigned *flags_r
  * checked first (over quota: -1 with *over_quota_r = true, nothing done).
  * Returns 1 (also when nothing was left to copy), 0 when dest does not
  * exist, -1. */
-int store_copy(struct store_folder *src, const uint32_t *uids, size_t count,
-	       const char *dest, bool move, uint32_t *dest_uidvalidity_r, uint32_t **src_uids_r,
+int store_copy(struct store_folder *src, const uint32_t *uids, size_t count, const char *dest,
+	       bool move, uint32_t *dest_uidvalidity_r, uint32_t **src_uids_r,
 	       uint32_t **dest_uids_r, size_t *count_r, bool *over_quota_r, char **error_r);
 
 /* ---- reading parts of a message without reading the whole file ---- */
 
 /* Cached IMAP ENVELOPE, BODY and BODYSTRUCTURE texts (malloc'ed). Any
  * pointer may be NULL. Returns 1, 0 when the message is gone, -1. */
-int store_message_imap(struct store_folder *folder, uint32_t uid, char **envelope_r,
-		       char **body_r, char **bodystructure_r, char **error_r);
+int store_message_imap(struct store_folder *folder, uint32_t uid, char **envelope_r, char **body_r,
+		       char **bodystructure_r, char **error_r);
 
 enum store_section_part {
 	STORE_SECTION_ALL,    /* "" whole message, "1.2" the part's body */
@@ -240,16 +234,16 @@ int store_message_pread(struct store_folder *folder, uint32_t uid, uint64_t offs
 
 enum store_search_op {
 	STORE_SEARCH_ALL,
-	STORE_SEARCH_AND,  /* every child */
-	STORE_SEARCH_OR,   /* any child */
-	STORE_SEARCH_NOT,  /* first child false */
+	STORE_SEARCH_AND,	/* every child */
+	STORE_SEARCH_OR,	/* any child */
+	STORE_SEARCH_NOT,	/* first child false */
 	STORE_SEARCH_FLAGS,	/* all of flags set (SEEN, ANSWERED, ...) */
 	STORE_SEARCH_UNFLAGS,	/* none of flags set (UNSEEN, ...) */
 	STORE_SEARCH_KEYWORD,	/* text: the keyword is set */
 	STORE_SEARCH_UNKEYWORD, /* text: not set */
 	STORE_SEARCH_BEFORE,	/* internal date (day, UTC) < date's day */
 	STORE_SEARCH_ON,
-	STORE_SEARCH_SINCE, /* >= */
+	STORE_SEARCH_SINCE,	 /* >= */
 	STORE_SEARCH_SENTBEFORE, /* Date: header's day as written */
 	STORE_SEARCH_SENTON,
 	STORE_SEARCH_SENTSINCE,
@@ -277,11 +271,11 @@ struct store_search {
 	enum store_search_op op;
 	struct store_search *children;
 	struct store_search *next;
-	unsigned flags;	   /* FLAGS, UNFLAGS */
-	char *field;	   /* HEADER */
-	char *text;	   /* HEADER, BODY, TEXT, KEYWORD, UNKEYWORD */
-	time_t date;	   /* BEFORE...SENTSINCE: any time within the day (UTC) */
-	uint64_t number;   /* LARGER, SMALLER, MODSEQ */
+	unsigned flags;			/* FLAGS, UNFLAGS */
+	char *field;			/* HEADER */
+	char *text;			/* HEADER, BODY, TEXT, KEYWORD, UNKEYWORD */
+	time_t date;			/* BEFORE...SENTSINCE: any time within the day (UTC) */
+	uint64_t number;		/* LARGER, SMALLER, MODSEQ */
 	struct store_seq_range *ranges; /* UID, SEQ */
 	size_t nranges;
 };
@@ -299,8 +293,8 @@ void store_search_free(struct store_search **search);
  * (same answers, slower). Returns 1 with *uids_r (malloc'ed, ascending,
  * may be NULL when *count_r is 0), -1 on error (bad tree or nesting deeper
  * than STORE_SEARCH_DEPTH_MAX). */
-int store_search_run(struct store_folder *folder, const struct store_search *search,
-		     bool use_fts, uint32_t **uids_r, size_t *count_r, char **error_r);
+int store_search_run(struct store_folder *folder, const struct store_search *search, bool use_fts,
+		     uint32_t **uids_r, size_t *count_r, char **error_r);
 
 /* ---- change notifications (same process) ---- */
 

@@ -154,8 +154,7 @@ static char *keywords_join(const char *const *kw, size_t n)
 }
 
 int store_append_commit(struct store_append **ap, const char *const *flag_words, size_t nflags,
-			time_t internal_date, uint32_t *uid_r, bool *over_quota_r,
-			char **error_r)
+			time_t internal_date, uint32_t *uid_r, bool *over_quota_r, char **error_r)
 {
 	struct store_append *a = *ap;
 	struct store *store = a->store;
@@ -178,10 +177,10 @@ int store_append_commit(struct store_append **ap, const char *const *flag_words,
 		internal_date = time(NULL);
 	if (over_quota(store, a->size)) {
 		*over_quota_r = true;
-		*error_r = xasprintf("over quota: %llu of %llu bytes used, message of %llu bytes",
-				     (unsigned long long)store_quota_used(store),
-				     (unsigned long long)store->quota_limit,
-				     (unsigned long long)a->size);
+		*error_r =
+		    xasprintf("over quota: %llu of %llu bytes used, message of %llu bytes",
+			      (unsigned long long)store_quota_used(store),
+			      (unsigned long long)store->quota_limit, (unsigned long long)a->size);
 		goto out;
 	}
 	/* the file's mtime carries the internal date, for a rebuilt index */

@@ -57,8 +57,8 @@ static int copy_bytes(const char *from, const char *to, char **error_r)
 	return ret;
 }
 
-int store_copy(struct store_folder *src, const uint32_t *uids, size_t count,
-	       const char *dest, bool move, uint32_t *dest_uidvalidity_r, uint32_t **src_uids_r,
+int store_copy(struct store_folder *src, const uint32_t *uids, size_t count, const char *dest,
+	       bool move, uint32_t *dest_uidvalidity_r, uint32_t **src_uids_r,
 	       uint32_t **dest_uids_r, size_t *count_r, bool *over_quota_r, char **error_r)
 {
 	struct store *store = src->store;
@@ -69,8 +69,8 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count,
 	if (store_folder_name_check(dest, &norm, error_r) < 0)
 		return -1;
 	int64_t dest_id;
-	int r = store_index_folder_get(store, norm, &dest_id, dest_uidvalidity_r, NULL, NULL,
-				       error_r);
+	int r =
+	    store_index_folder_get(store, norm, &dest_id, dest_uidvalidity_r, NULL, NULL, error_r);
 	if (r <= 0) {
 		free(norm);
 		return r;
@@ -105,11 +105,12 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count,
 		ret = 1;
 		goto out;
 	}
-	if (!move && store->quota_limit > 0 && store_quota_used(store) + total > store->quota_limit) {
+	if (!move && store->quota_limit > 0 &&
+	    store_quota_used(store) + total > store->quota_limit) {
 		*over_quota_r = true;
-		*error_r = xasprintf("over quota: copying %llu bytes would pass the limit of %llu",
-				     (unsigned long long)total,
-				     (unsigned long long)store->quota_limit);
+		*error_r =
+		    xasprintf("over quota: copying %llu bytes would pass the limit of %llu",
+			      (unsigned long long)total, (unsigned long long)store->quota_limit);
 		goto out;
 	}
 	if (store_maildir_create(dest_dir, error_r) < 0)
@@ -124,8 +125,8 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count,
 		if (rr < 0 && !move && errno != ENOENT)
 			rr = copy_bytes(from, to, error_r);
 		else if (rr < 0 && errno != ENOENT)
-			*error_r = xasprintf("%s %s: %s", move ? "move" : "link", from,
-					     strerror(errno));
+			*error_r =
+			    xasprintf("%s %s: %s", move ? "move" : "link", from, strerror(errno));
 		int e = errno;
 		free(from);
 		free(to);
@@ -158,13 +159,14 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count,
 		uint32_t uid;
 		if (store_index_next_uid(store, dest_id, &uid, &modseq, error_r) < 0)
 			goto rollback;
-		st = store_stmt(store,
-				"INSERT INTO messages(folder_id, uid, base, fname, size, "
-				"internal_date, sent_day, flags, keywords, modseq, guid, envelope, "
-				"body, bodystructure) SELECT ?1, ?2, ?3, ?4, size, internal_date, "
-				"sent_day, flags, keywords, ?5, guid, envelope, body, bodystructure "
-				"FROM messages WHERE id = ?6",
-				error_r);
+		st =
+		    store_stmt(store,
+			       "INSERT INTO messages(folder_id, uid, base, fname, size, "
+			       "internal_date, sent_day, flags, keywords, modseq, guid, envelope, "
+			       "body, bodystructure) SELECT ?1, ?2, ?3, ?4, size, internal_date, "
+			       "sent_day, flags, keywords, ?5, guid, envelope, body, bodystructure "
+			       "FROM messages WHERE id = ?6",
+			       error_r);
 		if (st == NULL)
 			goto rollback;
 		sqlite3_bind_int64(st, 1, dest_id);
@@ -181,18 +183,19 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count,
 		}
 		int64_t new_id = sqlite3_last_insert_rowid(store->db);
 		char *sql = xasprintf(
-			"INSERT INTO parts SELECT %lld, section, is_message, header_start, "
-			"body_start, end_off, lines FROM parts WHERE message_id = %lld;"
-			"INSERT INTO fts(rowid, header, body) SELECT %lld, header, body FROM fts "
-			"WHERE rowid = %lld;",
-			(long long)new_id, (long long)it->src_id, (long long)new_id,
-			(long long)it->src_id);
+		    "INSERT INTO parts SELECT %lld, section, is_message, header_start, "
+		    "body_start, end_off, lines FROM parts WHERE message_id = %lld;"
+		    "INSERT INTO fts(rowid, header, body) SELECT %lld, header, body FROM fts "
+		    "WHERE rowid = %lld;",
+		    (long long)new_id, (long long)it->src_id, (long long)new_id,
+		    (long long)it->src_id);
 		int er = store_exec(store, sql, error_r);
 		free(sql);
 		if (er < 0)
 			goto rollback;
 		if (move) {
-			sql = xasprintf("DELETE FROM messages WHERE id = %lld", (long long)it->src_id);
+			sql = xasprintf("DELETE FROM messages WHERE id = %lld",
+					(long long)it->src_id);
 			er = store_exec(store, sql, error_r);
 			free(sql);
 			if (er < 0)

@@ -45,8 +45,7 @@ static int create_one(struct store *store, const char *name, const char *role, c
 	return 0;
 }
 
-int store_folder_create(struct store *store, const char *name, const char *role,
-			char **error_r)
+int store_folder_create(struct store *store, const char *name, const char *role, char **error_r)
 {
 	char *norm;
 	if (store_folder_name_check(name, &norm, error_r) < 0)
@@ -141,8 +140,9 @@ int store_folder_delete(struct store *store, const char *name, char **error_r)
 		char *dir = store_maildir_dir(store, names[i]);
 		unsigned char rnd[8];
 		RAND_bytes(rnd, sizeof(rnd));
-		trash[i] = xasprintf("%s/.#deleted-%02x%02x%02x%02x%02x%02x%02x%02x", store->path,
-				     rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+		trash[i] =
+		    xasprintf("%s/.#deleted-%02x%02x%02x%02x%02x%02x%02x%02x", store->path, rnd[0],
+			      rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 		if (rename(dir, trash[i]) < 0 && errno != ENOENT) {
 			*error_r = xasprintf("rename %s: %s", dir, strerror(errno));
 			free(dir);
@@ -163,10 +163,10 @@ int store_folder_delete(struct store *store, const char *name, char **error_r)
 	} else {
 		for (size_t i = 0; i < n && ret == 1; i++) {
 			sqlite3_stmt *st = store_stmt(
-				store,
-				"UPDATE meta SET value = max(0, value - (SELECT coalesce(sum(size), 0) "
-				"FROM messages WHERE folder_id = ?1)) WHERE key = 'quota_used'",
-				error_r);
+			    store,
+			    "UPDATE meta SET value = max(0, value - (SELECT coalesce(sum(size), 0) "
+			    "FROM messages WHERE folder_id = ?1)) WHERE key = 'quota_used'",
+			    error_r);
 			if (st == NULL) {
 				ret = -1;
 				break;
@@ -274,7 +274,7 @@ int store_folder_rename(struct store *store, const char *from, const char *to, c
 		bool ok = true;
 		for (size_t i = 0; i < n && ok; i++) {
 			sqlite3_stmt *st =
-				store_stmt(store, "UPDATE folders SET name = ? WHERE id = ?", error_r);
+			    store_stmt(store, "UPDATE folders SET name = ? WHERE id = ?", error_r);
 			if (st == NULL) {
 				ok = false;
 				break;
@@ -325,8 +325,7 @@ out:
 	return ret;
 }
 
-int store_folder_subscribe(struct store *store, const char *name, bool subscribed,
-			   char **error_r)
+int store_folder_subscribe(struct store *store, const char *name, bool subscribed, char **error_r)
 {
 	char *norm;
 	if (store_folder_name_check(name, &norm, error_r) < 0)
@@ -362,16 +361,16 @@ static int info_cmp(const void *a, const void *b)
 int store_folder_list(struct store *store, struct store_folder_info **list_r, size_t *count_r,
 		      char **error_r)
 {
-	sqlite3_stmt *st = store_stmt(
-		store,
-		"SELECT f.name, f.role, f.uidvalidity, f.uidnext, f.highestmodseq,"
-		" count(m.id), coalesce(sum((m.flags & 1) = 0), 0),"
-		" coalesce(sum((m.flags & 8) != 0), 0), coalesce(sum(m.size), 0),"
-		" EXISTS(SELECT 1 FROM subscriptions s WHERE s.name = f.name)"
-		" FROM folders f LEFT JOIN messages m ON m.folder_id = f.id GROUP BY f.id "
-		"UNION ALL SELECT s.name, NULL, 0, 0, 0, 0, 0, 0, 0, 2 FROM subscriptions s"
-		" WHERE NOT EXISTS(SELECT 1 FROM folders f WHERE f.name = s.name)",
-		error_r);
+	sqlite3_stmt *st =
+	    store_stmt(store,
+		       "SELECT f.name, f.role, f.uidvalidity, f.uidnext, f.highestmodseq,"
+		       " count(m.id), coalesce(sum((m.flags & 1) = 0), 0),"
+		       " coalesce(sum((m.flags & 8) != 0), 0), coalesce(sum(m.size), 0),"
+		       " EXISTS(SELECT 1 FROM subscriptions s WHERE s.name = f.name)"
+		       " FROM folders f LEFT JOIN messages m ON m.folder_id = f.id GROUP BY f.id "
+		       "UNION ALL SELECT s.name, NULL, 0, 0, 0, 0, 0, 0, 0, 2 FROM subscriptions s"
+		       " WHERE NOT EXISTS(SELECT 1 FROM folders f WHERE f.name = s.name)",
+		       error_r);
 	if (st == NULL)
 		return -1;
 	struct store_folder_info *list = NULL;
@@ -448,10 +447,11 @@ static int snapshot_load(struct store_folder *f, char **error_r)
 	if (store_index_folder_get(store, f->name, NULL, &f->uidvalidity, &f->uidnext,
 				   &f->highestmodseq, error_r) < 0)
 		return -1;
-	sqlite3_stmt *st = store_stmt(store,
-				      "SELECT uid, size, internal_date, modseq, flags, guid, keywords "
-				      "FROM messages WHERE folder_id = ? ORDER BY uid",
-				      error_r);
+	sqlite3_stmt *st =
+	    store_stmt(store,
+		       "SELECT uid, size, internal_date, modseq, flags, guid, keywords "
+		       "FROM messages WHERE folder_id = ? ORDER BY uid",
+		       error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, f->id);
@@ -541,8 +541,8 @@ void store_folder_close(struct store_folder **folderp)
 
 int store_folder_refresh(struct store_folder *folder, char **error_r)
 {
-	int r = store_index_folder_get(folder->store, folder->name, NULL, NULL, NULL, NULL,
-				       error_r);
+	int r =
+	    store_index_folder_get(folder->store, folder->name, NULL, NULL, NULL, NULL, error_r);
 	if (r == 0) {
 		*error_r = xasprintf("folder '%s' was deleted", folder->name);
 		return -1;
@@ -561,8 +561,7 @@ int store_folder_reconcile(struct store *store, const char *name, unsigned *adde
 		return -1;
 	int64_t id;
 	int r = store_index_folder_get(store, norm, &id, NULL, NULL, NULL, error_r);
-	if (r > 0 && store_reconcile_folder(store, id, norm, true, added_r, removed_r,
-					    error_r) < 0)
+	if (r > 0 && store_reconcile_folder(store, id, norm, true, added_r, removed_r, error_r) < 0)
 		r = -1;
 	free(norm);
 	return r;
@@ -593,8 +592,7 @@ size_t store_folder_count(const struct store_folder *folder)
 	return folder->count;
 }
 
-const struct store_message *store_folder_message(const struct store_folder *folder,
-						 size_t index)
+const struct store_message *store_folder_message(const struct store_folder *folder, size_t index)
 {
 	return index < folder->count ? &folder->msgs[index] : NULL;
 }

@@ -11,46 +11,46 @@
  * PRAGMA user_version records the last one applied. */
 
 static const char *const migrations[] = {
-	/* 1 */
-	"CREATE TABLE meta(key TEXT PRIMARY KEY, value);"
-	"INSERT INTO meta VALUES('quota_used', 0);"
-	"INSERT INTO meta VALUES('last_uidvalidity', 0);"
-	"CREATE TABLE folders("
-	" id INTEGER PRIMARY KEY,"
-	" name TEXT NOT NULL UNIQUE,"
-	" uidvalidity INTEGER NOT NULL,"
-	" uidnext INTEGER NOT NULL DEFAULT 1,"
-	" highestmodseq INTEGER NOT NULL DEFAULT 1,"
-	" role TEXT,"
-	" cur_mtime INTEGER NOT NULL DEFAULT 0,"
-	" new_mtime INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE subscriptions(name TEXT PRIMARY KEY);"
-	"CREATE TABLE messages("
-	" id INTEGER PRIMARY KEY,"
-	" folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,"
-	" uid INTEGER NOT NULL,"
-	" base TEXT NOT NULL,"
-	" fname TEXT NOT NULL,"
-	" size INTEGER NOT NULL,"
-	" internal_date INTEGER NOT NULL,"
-	" sent_day INTEGER,"
-	" flags INTEGER NOT NULL DEFAULT 0,"
-	" keywords TEXT NOT NULL DEFAULT '',"
-	" modseq INTEGER NOT NULL,"
-	" guid TEXT NOT NULL,"
-	" envelope TEXT, body TEXT, bodystructure TEXT,"
-	" UNIQUE(folder_id, uid), UNIQUE(folder_id, base));"
-	"CREATE TABLE parts("
-	" message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
-	" section TEXT NOT NULL, is_message INTEGER NOT NULL,"
-	" header_start INTEGER NOT NULL, body_start INTEGER NOT NULL,"
-	" end_off INTEGER NOT NULL, lines INTEGER NOT NULL,"
-	" PRIMARY KEY(message_id, section, is_message)) WITHOUT ROWID;"
-	/* the search text, folded (store_fold) so that FTS and the file scan
-	 * agree; trigram tokens give substring matching */
-	"CREATE VIRTUAL TABLE fts USING fts5(header, body, tokenize='trigram case_sensitive 1');"
-	"CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN"
-	" DELETE FROM fts WHERE rowid = old.id; END;",
+    /* 1 */
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value);"
+    "INSERT INTO meta VALUES('quota_used', 0);"
+    "INSERT INTO meta VALUES('last_uidvalidity', 0);"
+    "CREATE TABLE folders("
+    " id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " uidvalidity INTEGER NOT NULL,"
+    " uidnext INTEGER NOT NULL DEFAULT 1,"
+    " highestmodseq INTEGER NOT NULL DEFAULT 1,"
+    " role TEXT,"
+    " cur_mtime INTEGER NOT NULL DEFAULT 0,"
+    " new_mtime INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE subscriptions(name TEXT PRIMARY KEY);"
+    "CREATE TABLE messages("
+    " id INTEGER PRIMARY KEY,"
+    " folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,"
+    " uid INTEGER NOT NULL,"
+    " base TEXT NOT NULL,"
+    " fname TEXT NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " internal_date INTEGER NOT NULL,"
+    " sent_day INTEGER,"
+    " flags INTEGER NOT NULL DEFAULT 0,"
+    " keywords TEXT NOT NULL DEFAULT '',"
+    " modseq INTEGER NOT NULL,"
+    " guid TEXT NOT NULL,"
+    " envelope TEXT, body TEXT, bodystructure TEXT,"
+    " UNIQUE(folder_id, uid), UNIQUE(folder_id, base));"
+    "CREATE TABLE parts("
+    " message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
+    " section TEXT NOT NULL, is_message INTEGER NOT NULL,"
+    " header_start INTEGER NOT NULL, body_start INTEGER NOT NULL,"
+    " end_off INTEGER NOT NULL, lines INTEGER NOT NULL,"
+    " PRIMARY KEY(message_id, section, is_message)) WITHOUT ROWID;"
+    /* the search text, folded (store_fold) so that FTS and the file scan
+     * agree; trigram tokens give substring matching */
+    "CREATE VIRTUAL TABLE fts USING fts5(header, body, tokenize='trigram case_sensitive 1');"
+    "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN"
+    " DELETE FROM fts WHERE rowid = old.id; END;",
 };
 
 char *store_db_error(struct store *store, const char *what)
@@ -84,9 +84,9 @@ sqlite3_stmt *store_stmt(struct store *store, const char *sql, char **error_r)
 int store_index_open(struct store *store, char **error_r)
 {
 	char *path = xasprintf("%s/%s", store->path, STORE_INDEX_FILE);
-	int rc = sqlite3_open_v2(path, &store->db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-				 NULL);
+	int rc =
+	    sqlite3_open_v2(path, &store->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	free(path);
 	if (rc != SQLITE_OK) {
 		*error_r = store_db_error(store, "open");
@@ -184,11 +184,10 @@ int store_index_folder_get(struct store *store, const char *name, int64_t *id_r,
 /* Insert a folder row with a new UIDVALIDITY (greater than any handed out
  * before in this store, so a deleted and re-created folder never repeats
  * one). Must run inside a transaction. */
-int store_index_folder_add(struct store *store, const char *name, const char *role,
-			   char **error_r)
+int store_index_folder_add(struct store *store, const char *name, const char *role, char **error_r)
 {
-	sqlite3_stmt *st = store_stmt(store, "SELECT value FROM meta WHERE key='last_uidvalidity'",
-				      error_r);
+	sqlite3_stmt *st =
+	    store_stmt(store, "SELECT value FROM meta WHERE key='last_uidvalidity'", error_r);
 	if (st == NULL)
 		return -1;
 	int64_t last = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;

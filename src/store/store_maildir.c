@@ -141,8 +141,8 @@ static const struct {
 	char letter;
 	unsigned flag;
 } letters[] = {
-	{'D', STORE_FLAG_DRAFT},    {'F', STORE_FLAG_FLAGGED}, {'R', STORE_FLAG_ANSWERED},
-	{'S', STORE_FLAG_SEEN},	    {'T', STORE_FLAG_DELETED},
+    {'D', STORE_FLAG_DRAFT}, {'F', STORE_FLAG_FLAGGED}, {'R', STORE_FLAG_ANSWERED},
+    {'S', STORE_FLAG_SEEN},  {'T', STORE_FLAG_DELETED},
 };
 
 char *store_maildir_fname(const char *base, unsigned flags)

@@ -26,17 +26,16 @@ void store_guid_new(char guid[33])
 }
 
 int store_index_insert_message(struct store *store, int64_t folder_id, uint32_t uid,
-			       uint64_t modseq, const char *base, const char *fname,
-			       uint64_t size, time_t internal_date, unsigned flags,
-			       const char *keywords, const char *guid,
-			       const struct store_parsed *parsed, char **error_r)
+			       uint64_t modseq, const char *base, const char *fname, uint64_t size,
+			       time_t internal_date, unsigned flags, const char *keywords,
+			       const char *guid, const struct store_parsed *parsed, char **error_r)
 {
 	sqlite3_stmt *st = store_stmt(
-		store,
-		"INSERT INTO messages(folder_id, uid, base, fname, size, internal_date, sent_day,"
-		" flags, keywords, modseq, guid, envelope, body, bodystructure)"
-		" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-		error_r);
+	    store,
+	    "INSERT INTO messages(folder_id, uid, base, fname, size, internal_date, sent_day,"
+	    " flags, keywords, modseq, guid, envelope, body, bodystructure)"
+	    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	    error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, folder_id);
@@ -105,9 +104,9 @@ int store_flags_parse(const char *const *words, size_t nwords, unsigned *flags_r
 		const char *name;
 		unsigned flag;
 	} sys[] = {
-		{"\\Seen", STORE_FLAG_SEEN},	   {"\\Answered", STORE_FLAG_ANSWERED},
-		{"\\Flagged", STORE_FLAG_FLAGGED}, {"\\Deleted", STORE_FLAG_DELETED},
-		{"\\Draft", STORE_FLAG_DRAFT},	   {"\\Recent", STORE_FLAG_RECENT},
+	    {"\\Seen", STORE_FLAG_SEEN},       {"\\Answered", STORE_FLAG_ANSWERED},
+	    {"\\Flagged", STORE_FLAG_FLAGGED}, {"\\Deleted", STORE_FLAG_DELETED},
+	    {"\\Draft", STORE_FLAG_DRAFT},     {"\\Recent", STORE_FLAG_RECENT},
 	};
 	unsigned flags = 0;
 	const char **kw = nwords > 0 ? xcalloc(nwords, sizeof(*kw)) : NULL;
@@ -135,9 +134,10 @@ int store_flags_parse(const char *const *words, size_t nwords, unsigned *flags_r
 			ok = c > 0x20 && c < 0x7f && strchr("(){%*\"\\]", c) == NULL;
 		}
 		if (!ok) {
-			*error_r = xasprintf("bad keyword '%s' (1 to %d printable ASCII characters, "
-					     "none of (){%%*\"\\])",
-					     w, STORE_KEYWORD_MAX);
+			*error_r =
+			    xasprintf("bad keyword '%s' (1 to %d printable ASCII characters, "
+				      "none of (){%%*\"\\])",
+				      w, STORE_KEYWORD_MAX);
 			free(kw);
 			return -1;
 		}
@@ -225,8 +225,8 @@ static int find_renamed(struct store_folder *f, struct row *row, char **error_r)
 	closedir(d);
 	if (found == NULL)
 		return 0;
-	sqlite3_stmt *st = store_stmt(f->store, "UPDATE messages SET fname = ? WHERE id = ?",
-				      error_r);
+	sqlite3_stmt *st =
+	    store_stmt(f->store, "UPDATE messages SET fname = ? WHERE id = ?", error_r);
 	if (st != NULL) {
 		sqlite3_bind_text(st, 1, found, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, row->id);
@@ -295,8 +295,8 @@ int store_message_pread(struct store_folder *folder, uint32_t uid, uint64_t offs
 	return 1;
 }
 
-int store_message_imap(struct store_folder *folder, uint32_t uid, char **envelope_r,
-		       char **body_r, char **bodystructure_r, char **error_r)
+int store_message_imap(struct store_folder *folder, uint32_t uid, char **envelope_r, char **body_r,
+		       char **bodystructure_r, char **error_r)
 {
 	sqlite3_stmt *st = store_stmt(folder->store,
 				      "SELECT envelope, body, bodystructure FROM messages "
@@ -575,8 +575,7 @@ int store_flags_update(struct store_folder *folder, uint32_t uid, unsigned add, 
 
 /* ---- expunge ---- */
 
-int store_expunge(struct store_folder *folder, const uint32_t *uids, size_t count,
-		  char **error_r)
+int store_expunge(struct store_folder *folder, const uint32_t *uids, size_t count, char **error_r)
 {
 	struct store *store = folder->store;
 	/* unlink every file first, fsync the directory once, then drop the
@@ -594,7 +593,8 @@ int store_expunge(struct store_folder *folder, const uint32_t *uids, size_t coun
 		if (r == 0)
 			continue;
 		char *path = xasprintf("%s/cur/%s", folder->dir, row.fname);
-		if (unlink(path) < 0 && errno == ENOENT && find_renamed(folder, &row, error_r) > 0) {
+		if (unlink(path) < 0 && errno == ENOENT &&
+		    find_renamed(folder, &row, error_r) > 0) {
 			free(path);
 			path = xasprintf("%s/cur/%s", folder->dir, row.fname);
 			unlink(path);

@@ -32,11 +32,11 @@ void store_unsubscribe(struct store *store, unsigned id)
 		}
 }
 
-void store_notify(struct store *store, enum store_event_kind kind, const char *folder,
-		  uint32_t uid, unsigned flags, uint64_t modseq)
+void store_notify(struct store *store, enum store_event_kind kind, const char *folder, uint32_t uid,
+		  unsigned flags, uint64_t modseq)
 {
 	struct store_event ev = {
-		.kind = kind, .folder = folder, .uid = uid, .flags = flags, .modseq = modseq};
+	    .kind = kind, .folder = folder, .uid = uid, .flags = flags, .modseq = modseq};
 	/* a callback may subscribe more: iterate over a copy of the count */
 	size_t n = store->nsubs;
 	for (size_t i = 0; i < n && i < store->nsubs; i++)
@@ -48,9 +48,9 @@ static void watch_dir(struct store *store, const char *folder, const char *sub)
 	char *dir = store_maildir_dir(store, folder);
 	char *path = xasprintf("%s/%s", dir, sub);
 	free(dir);
-	int wd = inotify_add_watch(store->watch_fd, path,
-				   IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
-					   IN_ONLYDIR);
+	int wd =
+	    inotify_add_watch(store->watch_fd, path,
+			      IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR);
 	free(path);
 	if (wd < 0)
 		return;
@@ -63,6 +63,7 @@ static void watch_dir(struct store *store, const char *folder, const char *sub)
 	store->watches = xrealloc(store->watches, (store->nwatches + 1) * sizeof(*store->watches));
 	store->watches[store->nwatches].wd = wd;
 	store->watches[store->nwatches].folder = xstrdup(folder);
+	store->watches[store->nwatches].is_new = strcmp(sub, "new") == 0;
 	store->nwatches++;
 }
 
@@ -92,6 +93,27 @@ int store_watch_fd(struct store *store, char **error_r)
 	return store->watch_fd;
 }
 
+/* Whether an event in cur/ is one of our own: a name that appeared and is
+ * in the index, or a name that went away and is not (any more). */
+static bool own_change(struct store *store, const char *folder, const char *fname, bool appeared)
+{
+	char *error = NULL;
+	sqlite3_stmt *st =
+	    store_stmt(store,
+		       "SELECT 1 FROM messages m JOIN folders f ON f.id = m.folder_id "
+		       "WHERE f.name = ? AND m.fname = ?",
+		       &error);
+	if (st == NULL) {
+		free(error);
+		return false;
+	}
+	sqlite3_bind_text(st, 1, folder, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, fname, -1, SQLITE_STATIC);
+	bool known = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return appeared ? known : !known;
+}
+
 int store_watch_handle(struct store *store, char **error_r)
 {
 	if (store->watch_fd < 0)
@@ -106,13 +128,26 @@ int store_watch_handle(struct store *store, char **error_r)
 		for (char *p = buf; p < buf + n;) {
 			struct inotify_event ev;
 			memcpy(&ev, p, sizeof(ev));
+			const char *name = ev.len > 0 ? p + sizeof(struct inotify_event) : "";
 			for (size_t i = 0; i < store->nwatches; i++) {
-				if (store->watches[i].wd != ev.wd)
+				const struct store_watch *w = &store->watches[i];
+				if (w->wd != ev.wd)
+					continue;
+				bool appeared = (ev.mask & (IN_CREATE | IN_MOVED_TO)) != 0;
+				if (!w->is_new && (ev.mask & IN_Q_OVERFLOW) == 0 && *name != '\0' &&
+				    own_change(store, w->folder, name, appeared))
 					continue;
 				bool seen = false;
 				for (size_t k = 0; k < ndirty && !seen; k++)
-					seen = strcmp(dirty[k], store->watches[i].folder) == 0;
+					seen = strcmp(dirty[k], w->folder) == 0;
 				if (!seen) {
+					dirty = xrealloc(dirty, (ndirty + 1) * sizeof(*dirty));
+					dirty[ndirty++] = xstrdup(w->folder);
+				}
+			}
+			if (ev.mask & IN_Q_OVERFLOW) {
+				/* events were lost: look at every watched folder */
+				for (size_t i = 0; i < store->nwatches; i++) {
 					dirty = xrealloc(dirty, (ndirty + 1) * sizeof(*dirty));
 					dirty[ndirty++] = xstrdup(store->watches[i].folder);
 				}
@@ -122,8 +157,6 @@ int store_watch_handle(struct store *store, char **error_r)
 	}
 	int ret = 1;
 	for (size_t i = 0; i < ndirty; i++) {
-		/* our own changes are in the index already: reconcile finds
-		 * nothing to do for them */
 		if (ret == 1 && store_folder_reconcile(store, dirty[i], NULL, NULL, error_r) < 0)
 			ret = -1;
 		free(dirty[i]);

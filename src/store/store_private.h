@@ -19,7 +19,7 @@
  * the part before ":2," (the base) never changes, the flags do. */
 
 #define STORE_INDEX_FILE "postern-index.sqlite"
-#define STORE_TEXT_MAX (1024 * 1024) /* bytes of search text kept per message */
+#define STORE_TEXT_MAX	 (1024 * 1024) /* bytes of search text kept per message */
 
 struct store_sub {
 	unsigned id;
@@ -58,6 +58,7 @@ struct store_folder {
 struct store_watch {
 	int wd;
 	char *folder;
+	bool is_new; /* new/ (only other programs write there) or cur/ */
 };
 
 /* store_index.c */
@@ -73,8 +74,7 @@ int store_exec(struct store *store, const char *sql, char **error_r);
 int store_index_folder_get(struct store *store, const char *name, int64_t *id_r,
 			   uint32_t *uidvalidity_r, uint32_t *uidnext_r, uint64_t *modseq_r,
 			   char **error_r);
-int store_index_folder_add(struct store *store, const char *name, const char *role,
-			   char **error_r);
+int store_index_folder_add(struct store *store, const char *name, const char *role, char **error_r);
 /* Take the next UID and MODSEQ of a folder inside a transaction. */
 int store_index_next_uid(struct store *store, int64_t folder_id, uint32_t *uid_r,
 			 uint64_t *modseq_r, char **error_r);
@@ -127,19 +127,18 @@ int64_t store_date_day(const char *date_header);
 
 /* store_message.c */
 int store_index_insert_message(struct store *store, int64_t folder_id, uint32_t uid,
-			       uint64_t modseq, const char *base, const char *fname,
-			       uint64_t size, time_t internal_date, unsigned flags,
-			       const char *keywords, const char *guid,
-			       const struct store_parsed *parsed, char **error_r);
+			       uint64_t modseq, const char *base, const char *fname, uint64_t size,
+			       time_t internal_date, unsigned flags, const char *keywords,
+			       const char *guid, const struct store_parsed *parsed, char **error_r);
 void store_guid_new(char guid[33]);
 
 /* store_reconcile.c */
-int store_reconcile_folder(struct store *store, int64_t folder_id, const char *name,
-			   bool force, unsigned *added_r, unsigned *removed_r, char **error_r);
+int store_reconcile_folder(struct store *store, int64_t folder_id, const char *name, bool force,
+			   unsigned *added_r, unsigned *removed_r, char **error_r);
 
 /* store_notify.c */
-void store_notify(struct store *store, enum store_event_kind kind, const char *folder,
-		  uint32_t uid, unsigned flags, uint64_t modseq);
+void store_notify(struct store *store, enum store_event_kind kind, const char *folder, uint32_t uid,
+		  unsigned flags, uint64_t modseq);
 void store_watch_close(struct store *store);
 void store_watch_add_folder(struct store *store, const char *name);
 

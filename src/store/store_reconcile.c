@@ -65,8 +65,8 @@ static int move_new(const char *dir, char **error_r)
 			continue;
 		char *from = xasprintf("%s/%s", newdir, de->d_name);
 		char *to = strstr(de->d_name, ":2,") != NULL
-				   ? xasprintf("%s/cur/%s", dir, de->d_name)
-				   : xasprintf("%s/cur/%s:2,", dir, de->d_name);
+			       ? xasprintf("%s/cur/%s", dir, de->d_name)
+			       : xasprintf("%s/cur/%s:2,", dir, de->d_name);
 		if (rename(from, to) == 0)
 			moved = true;
 		free(from);
@@ -126,8 +126,8 @@ static int read_files(const char *dir, struct entry **files_r, size_t *count_r, 
 	return 0;
 }
 
-static int read_rows(struct store *store, int64_t folder_id, struct entry **rows_r,
-		     size_t *count_r, char **error_r)
+static int read_rows(struct store *store, int64_t folder_id, struct entry **rows_r, size_t *count_r,
+		     char **error_r)
 {
 	sqlite3_stmt *st = store_stmt(store,
 				      "SELECT id, uid, base, fname, flags, size FROM messages "
@@ -247,8 +247,8 @@ static int add_file(struct store *store, int64_t folder_id, const char *name, co
 	return r;
 }
 
-int store_reconcile_folder(struct store *store, int64_t folder_id, const char *name,
-			   bool force, unsigned *added_r, unsigned *removed_r, char **error_r)
+int store_reconcile_folder(struct store *store, int64_t folder_id, const char *name, bool force,
+			   unsigned *added_r, unsigned *removed_r, char **error_r)
 {
 	char *dir = store_maildir_dir(store, name);
 	unsigned added = 0, removed = 0;
@@ -264,9 +264,8 @@ int store_reconcile_folder(struct store *store, int64_t folder_id, const char *n
 		force = true;
 	}
 	if (!force) {
-		sqlite3_stmt *st = store_stmt(store,
-					      "SELECT cur_mtime, new_mtime FROM folders WHERE id = ?",
-					      error_r);
+		sqlite3_stmt *st = store_stmt(
+		    store, "SELECT cur_mtime, new_mtime FROM folders WHERE id = ?", error_r);
 		if (st == NULL)
 			goto out;
 		sqlite3_bind_int64(st, 1, folder_id);
@@ -288,12 +287,15 @@ int store_reconcile_folder(struct store *store, int64_t folder_id, const char *n
 		*error_r = xasprintf("stat %s: %s", cur, strerror(errno));
 		goto out;
 	}
-	if (read_files(dir, &files, &nfiles, error_r) < 0 ||
-	    read_rows(store, folder_id, &rows, &nrows, error_r) < 0)
-		goto out;
-
+	/* rows are read inside the write transaction: another process that
+	 * reconciles the same folder waits, then sees what this one added */
 	if (store_index_begin(store, error_r) < 0)
 		goto out;
+	if (read_files(dir, &files, &nfiles, error_r) < 0 ||
+	    read_rows(store, folder_id, &rows, &nrows, error_r) < 0) {
+		store_index_rollback(store);
+		goto out;
+	}
 	size_t i = 0, k = 0;
 	unsigned in_batch = 0;
 	struct entry **new_files = NULL;
@@ -303,7 +305,8 @@ int store_reconcile_folder(struct store *store, int64_t folder_id, const char *n
 		int r = 0;
 		if (c == 0) {
 			if (strcmp(files[i].fname, rows[k].fname) != 0)
-				r = update_row(store, folder_id, name, &rows[k], &files[i], error_r);
+				r = update_row(store, folder_id, name, &rows[k], &files[i],
+					       error_r);
 			i++;
 			k++;
 		} else if (c > 0) {
@@ -341,9 +344,8 @@ int store_reconcile_folder(struct store *store, int64_t folder_id, const char *n
 	free(new_files);
 	time_t now = time(NULL);
 	bool settled = now - st_cur.st_mtime >= 2 && now - st_new.st_mtime >= 2;
-	sqlite3_stmt *st = store_stmt(store,
-				      "UPDATE folders SET cur_mtime = ?, new_mtime = ? WHERE id = ?",
-				      error_r);
+	sqlite3_stmt *st = store_stmt(
+	    store, "UPDATE folders SET cur_mtime = ?, new_mtime = ? WHERE id = ?", error_r);
 	if (st == NULL) {
 		store_index_rollback(store);
 		goto out;
@@ -424,8 +426,8 @@ static int reindex_message(struct store *store, int64_t id, const char *path, ch
 		sqlite3_step(ps);
 	}
 	sqlite3_finalize(ps);
-	sqlite3_stmt *fs = store_stmt(store, "INSERT INTO fts(rowid, header, body) VALUES(?,?,?)",
-				      error_r);
+	sqlite3_stmt *fs =
+	    store_stmt(store, "INSERT INTO fts(rowid, header, body) VALUES(?,?,?)", error_r);
 	if (fs != NULL) {
 		sqlite3_bind_int64(fs, 1, id);
 		sqlite3_bind_text(fs, 2, p.header_text, -1, SQLITE_STATIC);
@@ -456,7 +458,8 @@ int store_reindex(struct store *store, uint64_t *messages_r, char **error_r)
 	sqlite3_finalize(st);
 	int ret = 1;
 	for (size_t i = 0; i < n && ret == 1; i++) {
-		if (store_reconcile_folder(store, ids[i], names[i], true, NULL, NULL, error_r) < 0) {
+		if (store_reconcile_folder(store, ids[i], names[i], true, NULL, NULL, error_r) <
+		    0) {
 			ret = -1;
 			break;
 		}

@@ -32,8 +32,7 @@ void store_search_add(struct store_search *parent, struct store_search *child)
 	*tail = child;
 }
 
-struct store_search *store_search_text(enum store_search_op op, const char *field,
-				       const char *text)
+struct store_search *store_search_text(enum store_search_op op, const char *field, const char *text)
 {
 	struct store_search *s = store_search_new(op);
 	s->field = field != NULL ? xstrdup(field) : NULL;
@@ -159,10 +158,10 @@ static int fts_prepare(struct run *r, const struct store_search *s, char **error
 				q[o++] = '"';
 				q[o] = '\0';
 				sqlite3_stmt *st = store_stmt(
-					r->f->store,
-					"SELECT m.uid FROM fts JOIN messages m ON m.id = fts.rowid "
-					"WHERE fts MATCH ? AND m.folder_id = ?",
-					error_r);
+				    r->f->store,
+				    "SELECT uid FROM messages WHERE id IN "
+				    "(SELECT rowid FROM fts WHERE fts MATCH ?1) AND folder_id = ?2",
+				    error_r);
 				if (st == NULL) {
 					free(q);
 					free(folded);
@@ -356,7 +355,8 @@ static bool match_text(struct run *r, const struct store_search *s)
 	const struct fts_hits *h = r->use_fts ? hits_for(r, s) : NULL;
 	uint32_t uid = r->f->msgs[r->cur].uid;
 	if (h != NULL)
-		return bsearch(&uid, h->uids, h->count, sizeof(uint32_t), uid_cmp) != NULL;
+		return h->count > 0 &&
+		       bsearch(&uid, h->uids, h->count, sizeof(uint32_t), uid_cmp) != NULL;
 	load_parsed(r);
 	char *want = store_fold(s->text);
 	bool found = strstr(r->parsed.body_text, want) != NULL;
@@ -428,8 +428,8 @@ static bool match(struct run *r, const struct store_search *s)
 	return false;
 }
 
-int store_search_run(struct store_folder *folder, const struct store_search *search,
-		     bool use_fts, uint32_t **uids_r, size_t *count_r, char **error_r)
+int store_search_run(struct store_folder *folder, const struct store_search *search, bool use_fts,
+		     uint32_t **uids_r, size_t *count_r, char **error_r)
 {
 	*uids_r = NULL;
 	*count_r = 0;

@@ -106,29 +106,24 @@ static void test_append_read(void **state)
 
 	/* sections from the part table, read by range */
 	uint64_t off, size, lines;
-	assert_int_equal(store_message_section(f, 2, "2", STORE_SECTION_ALL, &off, &size, &lines,
-					       &error),
-			 1);
+	assert_int_equal(
+	    store_message_section(f, 2, "2", STORE_SECTION_ALL, &off, &size, &lines, &error), 1);
 	char buf[64];
 	size_t got;
 	assert_int_equal(store_message_pread(f, 2, off, buf, size, &got, &error), 1);
 	assert_int_equal(got, 4);
 	assert_memory_equal(buf, "AAEC", 4);
-	assert_int_equal(store_message_section(f, 2, "1", STORE_SECTION_MIME, &off, &size, &lines,
-					       &error),
-			 1);
+	assert_int_equal(
+	    store_message_section(f, 2, "1", STORE_SECTION_MIME, &off, &size, &lines, &error), 1);
 	assert_int_equal(store_message_pread(f, 2, off, buf, size, &got, &error), 1);
 	assert_memory_equal(buf, "Content-Type: text/plain\r\n\r\n", got);
-	assert_int_equal(store_message_section(f, 2, "", STORE_SECTION_TEXT, &off, &size, &lines,
-					       &error),
-			 1);
+	assert_int_equal(
+	    store_message_section(f, 2, "", STORE_SECTION_TEXT, &off, &size, &lines, &error), 1);
 	assert_int_equal(off + size, strlen(msg2));
-	assert_int_equal(store_message_section(f, 2, "9", STORE_SECTION_ALL, &off, &size, &lines,
-					       &error),
-			 0);
-	assert_int_equal(store_message_section(f, 1, "", STORE_SECTION_HEADER, &off, &size,
-					       &lines, &error),
-			 1);
+	assert_int_equal(
+	    store_message_section(f, 2, "9", STORE_SECTION_ALL, &off, &size, &lines, &error), 0);
+	assert_int_equal(
+	    store_message_section(f, 1, "", STORE_SECTION_HEADER, &off, &size, &lines, &error), 1);
 	assert_int_equal(size, strlen(msg1) - 7);
 	store_folder_close(&f);
 	store_close(&store);
@@ -318,8 +313,7 @@ static void test_copy_move(void **state)
 	free(dst);
 	assert_int_equal(store_folder_refresh(f, &error), 1);
 	assert_int_equal(store_folder_count(f), 1);
-	assert_int_equal(store_copy(f, one, 1, "Nope", false, &uv, &src, &dst, &n, &oq, &error),
-			 0);
+	assert_int_equal(store_copy(f, one, 1, "Nope", false, &uv, &src, &dst, &n, &oq, &error), 0);
 	store_folder_close(&f);
 	assert_int_equal(store_folder_open(store, "Trash", &f, &error), 1);
 	char *body = test_read(f, 1);
@@ -440,14 +434,13 @@ static void test_reconcile(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_open_defaults, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_append_read, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_flags_expunge_no_reuse, test_setup,
-						test_teardown),
-		cmocka_unit_test_setup_teardown(test_folders, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_copy_move, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_quota, test_setup, test_teardown),
-		cmocka_unit_test_setup_teardown(test_reconcile, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_open_defaults, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_append_read, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_flags_expunge_no_reuse, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_folders, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_copy_move, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_quota, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_reconcile, test_setup, test_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

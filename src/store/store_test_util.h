@@ -14,24 +14,24 @@
 
 static char test_root[64];
 
-static int test_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static inline int test_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	return remove(path);
 }
 
-static int test_setup(void **state)
+static inline int test_setup(void **state)
 {
 	strcpy(test_root, "/tmp/postern-store-test-XXXXXX");
 	return mkdtemp(test_root) == NULL ? -1 : 0;
 }
 
-static int test_teardown(void **state)
+static inline int test_teardown(void **state)
 {
 	nftw(test_root, test_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return 0;
 }
 
-static struct store *test_open(const char *user, uint64_t quota)
+static inline struct store *test_open(const char *user, uint64_t quota)
 {
 	struct store *store = NULL;
 	char *error = NULL;
@@ -44,8 +44,8 @@ static struct store *test_open(const char *user, uint64_t quota)
 	return store;
 }
 
-static uint32_t test_append(struct store *store, const char *folder, const char *msg,
-			    const char *const *flags, size_t nflags, time_t date)
+static inline uint32_t test_append(struct store *store, const char *folder, const char *msg,
+				   const char *const *flags, size_t nflags, time_t date)
 {
 	struct store_append *a;
 	bool oq;
@@ -63,7 +63,7 @@ static uint32_t test_append(struct store *store, const char *folder, const char 
 	return uid;
 }
 
-static char *test_read(struct store_folder *f, uint32_t uid)
+static inline char *test_read(struct store_folder *f, uint32_t uid)
 {
 	int fd;
 	char *error = NULL;

@@ -55,8 +55,8 @@ static void flush_part(struct store_textgen *g)
 		tb_add(&g->raw, tail, n);
 		const char *cs = mime_param_get(g->part->params, g->part->nparams, "charset");
 		size_t ulen;
-		char *u = mail_charset_to_utf8(cs, g->raw.d != NULL ? g->raw.d : "", g->raw.len,
-					       &ulen);
+		char *u =
+		    mail_charset_to_utf8(cs, g->raw.d != NULL ? g->raw.d : "", g->raw.len, &ulen);
 		size_t room = STORE_TEXT_MAX > g->body.len ? STORE_TEXT_MAX - g->body.len : 0;
 		if (ulen > room)
 			ulen = room;

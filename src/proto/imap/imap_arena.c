@@ -119,12 +119,15 @@ char *imap_arena_strdup(struct imap_arena *arena, const char *str)
 
 char *imap_arena_printf(struct imap_arena *arena, const char *fmt, ...)
 {
+	char stack[256];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	int n = vsnprintf(stack, sizeof(stack), fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		abort();
+	if ((size_t)n < sizeof(stack))
+		return imap_arena_strndup(arena, stack, (size_t)n);
 	char *p = imap_arena_alloc(arena, (size_t)n + 1);
 	va_start(ap, fmt);
 	vsnprintf(p, (size_t)n + 1, fmt, ap);

@@ -306,7 +306,7 @@ int imap_parse_enable(struct imap_command *cmd, const struct imap_arg *args, uns
 int imap_parse_id(struct imap_command *cmd, const struct imap_arg *args, unsigned count,
 		  const char **error_r)
 {
-	struct imap_cmd_id *id = &cmd->u.id;
+	struct imap_cmd_idparams *id = &cmd->u.id;
 	const struct imap_arg *items;
 	unsigned n;
 	if (count != 1)

@@ -366,7 +366,7 @@ struct imap_cmd_compress {
 	const char *mechanism; /* "DEFLATE" */
 };
 
-struct imap_cmd_id {
+struct imap_cmd_idparams {
 	bool nil;
 	const char **fields; /* NULL values for NIL */
 	const char **values;
@@ -403,7 +403,7 @@ struct imap_command {
 		struct imap_cmd_quota_root quota;
 		struct imap_cmd_setquota setquota;
 		struct imap_cmd_compress compress;
-		struct imap_cmd_id id;
+		struct imap_cmd_idparams id;
 	} u;
 };
 

@@ -546,6 +546,13 @@ static int parse_tokens(struct imap_parser *p, const char *line, size_t len, siz
 					return set_error(p, IMAP_LIMIT_NONE, NULL,
 							 imap_arena_printf(p->arena,
 									   "Unexpected '%c'", c));
+				if ((unsigned char)c >= 0x80)
+					return set_error(p, IMAP_LIMIT_NONE, NULL,
+							 "8-bit data must be sent as a quoted "
+							 "string or a literal");
+				if (c == '\0')
+					return set_error(p, IMAP_LIMIT_NONE, NULL,
+							 "NUL in command line");
 				return set_error(p, IMAP_LIMIT_NONE, NULL,
 						 "Missing space between arguments");
 			}
@@ -667,6 +674,7 @@ static int line_failed(struct imap_parser *p, const char *line, size_t len,
 		r->literal_size = (size_t)size;
 		r->literal_sync = false;
 		r->literal8 = lit8;
+		r->literal_skip = true;
 		return 0;
 	}
 	return report_error(p, r);

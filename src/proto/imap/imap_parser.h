@@ -102,6 +102,9 @@ struct imap_parse_result {
 	size_t literal_size;
 	bool literal_sync;
 	bool literal8;
+	/* the command already failed: the bytes are read and dropped (the
+	 * error follows when the command ends) */
+	bool literal_skip;
 	/* IMAP_PARSE_COMMAND */
 	struct imap_command *command;
 	/* IMAP_PARSE_ERROR */

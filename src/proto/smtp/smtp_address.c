@@ -209,4 +209,3 @@ bool smtp_xtext_valid(const char *s)
 	}
 	return true;
 }
-

@@ -69,8 +69,8 @@ enum srv_cmd_flag {
 	CMD_LMTP_ONLY = 1 << 3,
 };
 
-#define SRV_BODY_BUF  16384
-#define SRV_MAX_VERB  16
+#define SRV_BODY_BUF   16384
+#define SRV_MAX_VERB   16
 #define SRV_MAX_PARAMS 16
 
 struct srv_path_buf {
@@ -95,7 +95,7 @@ struct smtp_server {
 	unsigned replies_before;
 	bool auth_lines;
 	bool authenticated;
-	bool drop_input; /* STARTTLS accepted: the rest of this input is dropped */
+	bool drop_input;  /* STARTTLS accepted: the rest of this input is dropped */
 	unsigned running; /* inside srv_run: completions do not process input */
 	unsigned bad_commands;
 
@@ -208,8 +208,9 @@ void smtp_server_reply_data_error(struct smtp_server *srv, enum smtp_data_error 
 		rcpt = "";
 	switch (error) {
 	case SMTP_DATA_TOO_BIG:
-		smtp_server_reply(srv, 552, "5.3.4", "%s%s%sMessage size exceeds fixed limit of %llu bytes",
-				  pre, rcpt, post, (unsigned long long)srv->set.max_message_size);
+		smtp_server_reply(srv, 552, "5.3.4",
+				  "%s%s%sMessage size exceeds fixed limit of %llu bytes", pre, rcpt,
+				  post, (unsigned long long)srv->set.max_message_size);
 		break;
 	case SMTP_DATA_LINE_TOO_LONG:
 		smtp_server_reply(srv, 500, "5.5.2", "%s%s%sMessage line longer than %zu bytes",
@@ -223,7 +224,7 @@ void smtp_server_reply_data_error(struct smtp_server *srv, enum smtp_data_error 
 
 /* a syntax or sequence error: counted, and past the bound the session ends */
 static void srv_bad(struct smtp_server *srv, unsigned code, const char *enh, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static void srv_bad(struct smtp_server *srv, unsigned code, const char *enh, const char *fmt, ...)
 {
 	va_list ap;
@@ -299,8 +300,8 @@ static int srv_split_path(char *args, const char *prefix, char **inner_r, size_t
 
 /* Check and decode a path (without brackets) into srv->path and *path_r.
  * Returns 0, or -1 after writing the error reply. */
-static int srv_parse_path(struct smtp_server *srv, char *inner, size_t len, bool is_rcpt,
-			  bool utf8, struct smtp_path *path_r)
+static int srv_parse_path(struct smtp_server *srv, char *inner, size_t len, bool is_rcpt, bool utf8,
+			  struct smtp_path *path_r)
 {
 	const char *sender_or_rcpt = is_rcpt ? "5.1.3" : "5.1.7";
 	const char *error = NULL;
@@ -678,7 +679,8 @@ static void cmd_mail(struct smtp_server *srv, char *args)
 	if (srv_parse_path(srv, inner, len, false, mail.smtputf8, &mail.path) < 0)
 		return;
 	if (mail.size > srv->set.max_message_size) {
-		smtp_server_reply(srv, 552, "5.3.4", "Message size exceeds fixed limit of %llu bytes",
+		smtp_server_reply(srv, 552, "5.3.4",
+				  "Message size exceeds fixed limit of %llu bytes",
 				  (unsigned long long)srv->set.max_message_size);
 		return;
 	}
@@ -882,22 +884,22 @@ static void cmd_auth(struct smtp_server *srv, char *args)
 }
 
 static const struct smtp_command smtp_commands[] = {
-	{"HELO", cmd_helo, ST_ANY, CMD_NEED_ARGS | CMD_SMTP_ONLY, 0},
-	{"EHLO", cmd_ehlo, ST_ANY, CMD_NEED_ARGS | CMD_SMTP_ONLY, 0},
-	{"LHLO", cmd_lhlo, ST_ANY, CMD_NEED_ARGS | CMD_LMTP_ONLY, 0},
-	{"MAIL", cmd_mail, ST_READY, CMD_NEED_ARGS, 0},
-	{"RCPT", cmd_rcpt, ST_MAIL | ST_RCPT, CMD_NEED_ARGS, 0},
-	{"DATA", cmd_data, ST_READY | ST_MAIL | ST_RCPT | ST_BDAT, CMD_NO_ARGS, 0},
-	/* BDAT's bytes follow whatever the state: cmd_bdat counts and drops them */
-	{"BDAT", cmd_bdat, ST_ANY, CMD_NEED_ARGS, EXT_CHUNKING},
-	{"RSET", cmd_rset, ST_ANY, CMD_NO_ARGS, 0},
-	{"NOOP", cmd_noop, ST_ANY, 0, 0},
-	{"QUIT", cmd_quit, ST_ANY, CMD_NO_ARGS, 0},
-	{"VRFY", cmd_vrfy, ST_ANY, CMD_NEED_ARGS, 0},
-	{"EXPN", cmd_expn, ST_ANY, 0, 0},
-	{"HELP", cmd_help, ST_ANY, 0, 0},
-	{"STARTTLS", cmd_starttls, ST_INIT | ST_READY, CMD_NO_ARGS, EXT_STARTTLS},
-	{"AUTH", cmd_auth, ST_READY, CMD_NEED_ARGS, EXT_AUTH},
+    {"HELO", cmd_helo, ST_ANY, CMD_NEED_ARGS | CMD_SMTP_ONLY, 0},
+    {"EHLO", cmd_ehlo, ST_ANY, CMD_NEED_ARGS | CMD_SMTP_ONLY, 0},
+    {"LHLO", cmd_lhlo, ST_ANY, CMD_NEED_ARGS | CMD_LMTP_ONLY, 0},
+    {"MAIL", cmd_mail, ST_READY, CMD_NEED_ARGS, 0},
+    {"RCPT", cmd_rcpt, ST_MAIL | ST_RCPT, CMD_NEED_ARGS, 0},
+    {"DATA", cmd_data, ST_READY | ST_MAIL | ST_RCPT | ST_BDAT, CMD_NO_ARGS, 0},
+    /* BDAT's bytes follow whatever the state: cmd_bdat counts and drops them */
+    {"BDAT", cmd_bdat, ST_ANY, CMD_NEED_ARGS, EXT_CHUNKING},
+    {"RSET", cmd_rset, ST_ANY, CMD_NO_ARGS, 0},
+    {"NOOP", cmd_noop, ST_ANY, 0, 0},
+    {"QUIT", cmd_quit, ST_ANY, CMD_NO_ARGS, 0},
+    {"VRFY", cmd_vrfy, ST_ANY, CMD_NEED_ARGS, 0},
+    {"EXPN", cmd_expn, ST_ANY, 0, 0},
+    {"HELP", cmd_help, ST_ANY, 0, 0},
+    {"STARTTLS", cmd_starttls, ST_INIT | ST_READY, CMD_NO_ARGS, EXT_STARTTLS},
+    {"AUTH", cmd_auth, ST_READY, CMD_NEED_ARGS, EXT_AUTH},
 };
 
 static const char *srv_sequence_error(const struct smtp_server *srv, const char *verb)
@@ -939,7 +941,9 @@ static void srv_command(struct smtp_server *srv, char *line, size_t len)
 			args = NULL;
 	}
 	const struct smtp_command *cmd = NULL;
-	for (size_t i = 0; verb_len <= SRV_MAX_VERB && i < sizeof(smtp_commands) / sizeof(smtp_commands[0]); i++) {
+	for (size_t i = 0;
+	     verb_len <= SRV_MAX_VERB && i < sizeof(smtp_commands) / sizeof(smtp_commands[0]);
+	     i++) {
 		if (strcasecmp(line, smtp_commands[i].name) == 0) {
 			cmd = &smtp_commands[i];
 			break;
@@ -1000,8 +1004,8 @@ static void srv_body_emit(struct smtp_server *srv, const unsigned char *p, size_
 			m = (size_t)size_room;
 		if (m < n)
 			srv->body_error = n > line_room && line_room <= size_room
-						  ? SMTP_DATA_LINE_TOO_LONG
-						  : SMTP_DATA_TOO_BIG;
+					      ? SMTP_DATA_LINE_TOO_LONG
+					      : SMTP_DATA_TOO_BIG;
 		n = m;
 		srv->body_line += n;
 	}
@@ -1104,9 +1108,9 @@ static void srv_body_end(struct smtp_server *srv, bool chunked)
 	srv_body_flush(srv);
 	srv->input = IN_COMMAND;
 	struct smtp_data_result result = {
-		.size = srv->body_size,
-		.error = srv->body_error,
-		.chunked = chunked,
+	    .size = srv->body_size,
+	    .error = srv->body_error,
+	    .chunked = chunked,
 	};
 	srv_begin_decision(srv, PEND_DATA_END);
 	int r = srv->cb.data_end != NULL ? srv->cb.data_end(srv->ctx, &result) : 1;
@@ -1255,7 +1259,8 @@ static int srv_keep(struct smtp_server *srv, const unsigned char *p, size_t n)
 static void srv_process_kept(struct smtp_server *srv)
 {
 	while (srv->keep_off < srv->keep_len && !srv->paused && srv->state != ST_QUIT) {
-		size_t used = srv_run(srv, srv->keep + srv->keep_off, srv->keep_len - srv->keep_off);
+		size_t used =
+		    srv_run(srv, srv->keep + srv->keep_off, srv->keep_len - srv->keep_off);
 		srv->keep_off += used;
 		if (srv->drop_input) {
 			srv->keep_off = srv->keep_len = 0;
@@ -1365,9 +1370,9 @@ void smtp_server_set_settings(struct smtp_server *srv, const struct smtp_server_
 {
 	char *old_host = srv->hostname;
 	srv->set = *set;
-	srv->hostname = xstrdup(set->hostname != NULL	? set->hostname
-				: old_host != NULL	? old_host
-							: "localhost");
+	srv->hostname = xstrdup(set->hostname != NULL ? set->hostname
+				: old_host != NULL    ? old_host
+						      : "localhost");
 	free(old_host);
 	srv->set.hostname = srv->hostname;
 	if (srv->set.max_line == 0)
@@ -1412,9 +1417,9 @@ void smtp_server_set_extensions(struct smtp_server *srv, const char *const *keyw
 		const char *name;
 		unsigned flag;
 	} known[] = {
-		{"SIZE", EXT_SIZE},	    {"8BITMIME", EXT_8BITMIME}, {"SMTPUTF8", EXT_SMTPUTF8},
-		{"DSN", EXT_DSN},	    {"CHUNKING", EXT_CHUNKING}, {"STARTTLS", EXT_STARTTLS},
-		{"AUTH", EXT_AUTH},
+	    {"SIZE", EXT_SIZE}, {"8BITMIME", EXT_8BITMIME}, {"SMTPUTF8", EXT_SMTPUTF8},
+	    {"DSN", EXT_DSN},	{"CHUNKING", EXT_CHUNKING}, {"STARTTLS", EXT_STARTTLS},
+	    {"AUTH", EXT_AUTH},
 	};
 	for (size_t i = 0; i < n; i++) {
 		srv->ext[i] = xstrdup(keywords[i]);

@@ -62,11 +62,11 @@ enum smtp_protocol {
 #define SMTP_MAX_REPLY_LINE 510
 
 /* defaults for struct smtp_server_settings fields left 0 */
-#define SMTP_SERVER_DEFAULT_MAX_LINE	       512
-#define SMTP_SERVER_DEFAULT_MAX_MESSAGE_LINE   (64 * 1024)
-#define SMTP_SERVER_DEFAULT_MAX_MESSAGE_SIZE   (35ULL * 1024 * 1024)
-#define SMTP_SERVER_DEFAULT_MAX_RECIPIENTS     100
-#define SMTP_SERVER_DEFAULT_MAX_BAD_COMMANDS   10
+#define SMTP_SERVER_DEFAULT_MAX_LINE	     512
+#define SMTP_SERVER_DEFAULT_MAX_MESSAGE_LINE (64 * 1024)
+#define SMTP_SERVER_DEFAULT_MAX_MESSAGE_SIZE (35ULL * 1024 * 1024)
+#define SMTP_SERVER_DEFAULT_MAX_RECIPIENTS   100
+#define SMTP_SERVER_DEFAULT_MAX_BAD_COMMANDS 10
 /* input kept while paused or after a body, beyond one partial line */
 #define SMTP_SERVER_MAX_PENDING (256 * 1024)
 
@@ -107,13 +107,13 @@ struct smtp_path {
 	const char *local_part;
 	/* the domain or address literal ("[192.0.2.1]"); "" for <Postmaster> and <> */
 	const char *domain;
-	bool null;	/* <> */
-	bool utf8;	/* holds non-ASCII (only accepted with SMTPUTF8) */
+	bool null; /* <> */
+	bool utf8; /* holds non-ASCII (only accepted with SMTPUTF8) */
 };
 
 struct smtp_mail {
 	struct smtp_path path;
-	uint64_t size;	/* SIZE=, 0 when not given */
+	uint64_t size; /* SIZE=, 0 when not given */
 	enum smtp_body_type body;
 	bool smtputf8;
 	enum smtp_dsn_ret ret;
@@ -123,8 +123,8 @@ struct smtp_mail {
 
 struct smtp_rcpt {
 	struct smtp_path path;
-	unsigned notify;    /* SMTP_NOTIFY_* mask, 0 when not given */
-	const char *orcpt;  /* "rfc822;..." as sent, NULL when not given */
+	unsigned notify;   /* SMTP_NOTIFY_* mask, 0 when not given */
+	const char *orcpt; /* "rfc822;..." as sent, NULL when not given */
 };
 
 enum smtp_data_error {
@@ -136,7 +136,7 @@ enum smtp_data_error {
 struct smtp_data_result {
 	uint64_t size; /* body bytes handed out (after unstuffing, normalised) */
 	enum smtp_data_error error;
-	bool chunked;  /* BDAT rather than DATA */
+	bool chunked; /* BDAT rather than DATA */
 };
 
 struct smtp_server_callbacks {

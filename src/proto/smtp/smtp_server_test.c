@@ -19,8 +19,8 @@ struct rec {
 	char *out, *ev, *body;
 	size_t out_len, ev_len, body_len;
 	bool lmtp;
-	int pending_rcpt;	/* a "later" recipient awaits its answer */
-	unsigned rcpts;		/* accepted in this transaction (LMTP replies) */
+	int pending_rcpt; /* a "later" recipient awaits its answer */
+	unsigned rcpts;	  /* accepted in this transaction (LMTP replies) */
 	bool quit;
 	bool starttls_seen;
 };
@@ -155,38 +155,38 @@ static void cb_quit(void *ctx)
 }
 
 static const struct smtp_server_callbacks rec_callbacks = {
-	.write = cb_write,
-	.hello = cb_hello,
-	.mail = cb_mail,
-	.rcpt = cb_rcpt,
-	.data_begin = cb_data_begin,
-	.data = cb_data,
-	.data_end = cb_data_end,
-	.reset = cb_reset,
-	.starttls = cb_starttls,
-	.auth = cb_auth,
-	.auth_line = cb_auth_line,
-	.quit = cb_quit,
+    .write = cb_write,
+    .hello = cb_hello,
+    .mail = cb_mail,
+    .rcpt = cb_rcpt,
+    .data_begin = cb_data_begin,
+    .data = cb_data,
+    .data_end = cb_data_end,
+    .reset = cb_reset,
+    .starttls = cb_starttls,
+    .auth = cb_auth,
+    .auth_line = cb_auth_line,
+    .quit = cb_quit,
 };
 
-static const char *const lmtp_ext[] = {"PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME",
-				       "SIZE 1000",  "CHUNKING",	    "SMTPUTF8",
-				       "DSN",	     NULL};
-static const char *const smtp_ext[] = {"PIPELINING", "STARTTLS", "AUTH PLAIN", "SIZE 1000",
-				       "8BITMIME", NULL};
+static const char *const lmtp_ext[] = {
+    "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "SIZE 1000", "CHUNKING", "SMTPUTF8", "DSN",
+    NULL};
+static const char *const smtp_ext[] = {"PIPELINING", "STARTTLS", "AUTH PLAIN",
+				       "SIZE 1000",  "8BITMIME", NULL};
 
 static void rec_init(struct rec *r, bool lmtp)
 {
 	memset(r, 0, sizeof(*r));
 	r->lmtp = lmtp;
 	struct smtp_server_settings set = {
-		.protocol = lmtp ? SMTP_PROTOCOL_LMTP : SMTP_PROTOCOL_SMTP,
-		.hostname = "mx.test",
-		.max_line = 100,
-		.max_message_line = 50,
-		.max_message_size = 1000,
-		.max_recipients = 3,
-		.max_bad_commands = 10,
+	    .protocol = lmtp ? SMTP_PROTOCOL_LMTP : SMTP_PROTOCOL_SMTP,
+	    .hostname = "mx.test",
+	    .max_line = 100,
+	    .max_message_line = 50,
+	    .max_message_size = 1000,
+	    .max_recipients = 3,
+	    .max_bad_commands = 10,
 	};
 	r->srv = smtp_server_new(&set, &rec_callbacks, r);
 	smtp_server_set_extensions(r->srv, lmtp ? lmtp_ext : smtp_ext);
@@ -290,17 +290,20 @@ static void test_greeting_and_lhlo(void **state)
 	assert_string_equal(r.ev, "HELLO 2 client.test\n");
 	rec_free(&r);
 
-	run(&r, true, "LHLO [192.0.2.1]\r\nLHLO [IPv6:2001:db8::1]\r\nLHLO\r\nLHLO bad..name\r\n"
-		      "HELO x.test\r\nEHLO x.test\r\n");
+	run(&r, true,
+	    "LHLO [192.0.2.1]\r\nLHLO [IPv6:2001:db8::1]\r\nLHLO\r\nLHLO bad..name\r\n"
+	    "HELO x.test\r\nEHLO x.test\r\n");
 	assert_contains(r.ev, "HELLO 2 [192.0.2.1]\nHELLO 2 [IPv6:2001:db8::1]\n");
 	assert_contains(r.out, "501 5.5.4 LHLO needs arguments\r\n");
 	assert_contains(r.out, "501 5.5.4 Invalid domain name");
 	/* LMTP has no HELO/EHLO (RFC 2033 4.1) */
-	assert_contains(r.out, "500 5.5.1 Command unrecognized\r\n500 5.5.1 Command unrecognized\r\n");
+	assert_contains(r.out,
+			"500 5.5.1 Command unrecognized\r\n500 5.5.1 Command unrecognized\r\n");
 	rec_free(&r);
 
 	run(&r, false, "EHLO a.test\r\nHELO b.test\r\nLHLO c.test\r\n");
-	assert_contains(r.out, "250-mx.test\r\n250-PIPELINING\r\n250-STARTTLS\r\n250-AUTH PLAIN\r\n");
+	assert_contains(r.out,
+			"250-mx.test\r\n250-PIPELINING\r\n250-STARTTLS\r\n250-AUTH PLAIN\r\n");
 	assert_contains(r.out, "250 mx.test\r\n500 5.5.1 Command unrecognized\r\n");
 	rec_free(&r);
 }
@@ -309,8 +312,9 @@ static void test_simple_commands(void **state)
 {
 	(void)state;
 	struct rec r;
-	run(&r, true, "NOOP\r\nNOOP anything\r\nRSET\r\nVRFY alice\r\nVRFY\r\nHELP\r\nEXPN list\r\n"
-		      "RSET x\r\nQUIT\r\nNOOP\r\n");
+	run(&r, true,
+	    "NOOP\r\nNOOP anything\r\nRSET\r\nVRFY alice\r\nVRFY\r\nHELP\r\nEXPN list\r\n"
+	    "RSET x\r\nQUIT\r\nNOOP\r\n");
 	assert_string_equal(r.out,
 			    "220 mx.test ready\r\n"
 			    "250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n"
@@ -344,8 +348,9 @@ static void test_sequence_errors(void **state)
 			       "503 5.5.1 Send LHLO first\r\n");
 	rec_free(&r);
 
-	run(&r, true, "LHLO c\r\nRCPT TO:<c@d.test>\r\nDATA\r\nMAIL FROM:<a@b.test>\r\n"
-		      "MAIL FROM:<a@b.test>\r\nDATA\r\nRCPT TO:<nobody@d.test>\r\nDATA\r\n");
+	run(&r, true,
+	    "LHLO c\r\nRCPT TO:<c@d.test>\r\nDATA\r\nMAIL FROM:<a@b.test>\r\n"
+	    "MAIL FROM:<a@b.test>\r\nDATA\r\nRCPT TO:<nobody@d.test>\r\nDATA\r\n");
 	assert_contains(r.out, "503 5.5.1 Need MAIL before RCPT\r\n"
 			       "503 5.5.1 Need MAIL and RCPT before DATA\r\n"
 			       "250 2.1.0 Ok\r\n"
@@ -357,7 +362,8 @@ static void test_sequence_errors(void **state)
 
 	/* AUTH and STARTTLS not advertised in LMTP */
 	run(&r, true, "LHLO c\r\nSTARTTLS\r\nAUTH PLAIN\r\n");
-	assert_contains(r.out, "502 5.5.1 STARTTLS not available\r\n502 5.5.1 AUTH not available\r\n");
+	assert_contains(r.out,
+			"502 5.5.1 STARTTLS not available\r\n502 5.5.1 AUTH not available\r\n");
 	rec_free(&r);
 }
 
@@ -392,12 +398,13 @@ static void test_path_syntax(void **state)
 	    "LHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<\"john smith\"@x.test>\r\n"
 	    "RCPT TO:<\"a\\\"b>c\"@[192.0.2.7]>\r\nRCPT TO:<postmaster>\r\nRCPT TO:<>\r\n"
 	    "RCPT TO:<@relay.test,@r2.test:u@x.test>\r\n");
-	assert_contains(r.ev, "MAIL <> size=0 body=0 utf8=0 ret=0 envid=- null=1\n"
-			      "RCPT <\"john smith\"@x.test> local=john smith domain=x.test "
-			      "notify=0 orcpt=-\n"
-			      "RCPT <\"a\\\"b>c\"@[192.0.2.7]> local=a\"b>c domain=[192.0.2.7] notify=0 "
-			      "orcpt=-\n"
-			      "RCPT <postmaster> local=Postmaster domain= notify=0 orcpt=-\n");
+	assert_contains(r.ev,
+			"MAIL <> size=0 body=0 utf8=0 ret=0 envid=- null=1\n"
+			"RCPT <\"john smith\"@x.test> local=john smith domain=x.test "
+			"notify=0 orcpt=-\n"
+			"RCPT <\"a\\\"b>c\"@[192.0.2.7]> local=a\"b>c domain=[192.0.2.7] notify=0 "
+			"orcpt=-\n"
+			"RCPT <postmaster> local=Postmaster domain= notify=0 orcpt=-\n");
 	assert_contains(r.out, "501 5.1.3 Empty recipient address\r\n");
 	/* max_recipients is 3 in these tests */
 	assert_contains(r.out, "452 4.5.3 Too many recipients\r\n");
@@ -412,7 +419,8 @@ static void test_path_syntax(void **state)
 	memset(label63, 'd', 63);
 	label63[63] = '\0';
 	char domain255[300];
-	snprintf(domain255, sizeof(domain255), "%s.%s.%s.%.61s", label63, label63, label63, label63);
+	snprintf(domain255, sizeof(domain255), "%s.%s.%s.%.61s", label63, label63, label63,
+		 label63);
 	assert_int_equal(strlen(domain255), 253);
 	char buf[2048];
 	const char *error;
@@ -445,19 +453,19 @@ static void test_path_syntax(void **state)
 	assert_string_equal(error, "path longer than 256 bytes");
 
 	static const char *const good[] = {
-		"a@b",	       "a.b.c@x-y.test",	"!#$%&'*+-/=?^_`{|}~@x.test",
-		"\"\"@x.test", "\"a\\ b\"@x.test", "a@[IPv6:::1]",
-		"a@[tag:xyz]", "a@[10.0.0.1]",	"a@x1.test",
+	    "a@b",	   "a.b.c@x-y.test",   "!#$%&'*+-/=?^_`{|}~@x.test",
+	    "\"\"@x.test", "\"a\\ b\"@x.test", "a@[IPv6:::1]",
+	    "a@[tag:xyz]", "a@[10.0.0.1]",     "a@x1.test",
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		if (smtp_mailbox_check(good[i], strlen(good[i]), false, &error) != 0)
 			fail_msg("'%s' refused: %s", good[i], error);
 	static const char *const bad[] = {
-		"",	      "@x.test",	   "a@",		"a.@x.test",
-		"a@x..test",  "a@x.test.",	   "\"a@x.test",	"a\"b\"@x.test",
-		"a@[1.2.3]",  "a@[IPv6:zz]",	   "a@[tag:]",		"a@[10.0.0.1",
-		"a@x-.test",  "a(b)@x.test",	   "a@x test",		"\"a\x01\"@x.test",
-		"a@@x.test",  "a@[999.0.0.1]",	   "a@[tag:a b]",	"a@[-tag:x]",
+	    "",		 "@x.test",	  "a@",		 "a.@x.test",
+	    "a@x..test", "a@x.test.",	  "\"a@x.test",	 "a\"b\"@x.test",
+	    "a@[1.2.3]", "a@[IPv6:zz]",	  "a@[tag:]",	 "a@[10.0.0.1",
+	    "a@x-.test", "a(b)@x.test",	  "a@x test",	 "\"a\x01\"@x.test",
+	    "a@@x.test", "a@[999.0.0.1]", "a@[tag:a b]", "a@[-tag:x]",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (smtp_mailbox_check(bad[i], strlen(bad[i]), false, &error) == 0)
@@ -519,14 +527,16 @@ static void test_parameters(void **state)
 			       "555 5.5.4 Unsupported parameter XYZ\r\n"
 			       "250 2.0.0 Ok\r\n"
 			       "501 5.5.4 Bad ENVID parameter\r\n");
-	assert_contains(r.ev, "MAIL <a@b.test> size=1000 body=1 utf8=0 ret=2 envid=a+2Bb null=0\n"
-			      "RCPT <c@d.test> local=c domain=d.test notify=6 orcpt=rfc822;c+40d.test\n");
+	assert_contains(r.ev,
+			"MAIL <a@b.test> size=1000 body=1 utf8=0 ret=2 envid=a+2Bb null=0\n"
+			"RCPT <c@d.test> local=c domain=d.test notify=6 orcpt=rfc822;c+40d.test\n");
 	rec_free(&r);
 
 	/* parameters of extensions that are not advertised are unknown */
-	run(&r, false, "EHLO c\r\nMAIL FROM:<a@b.test> SMTPUTF8\r\nMAIL FROM:<a@b.test> RET=FULL\r\n"
-		       "MAIL FROM:<a@b.test> SIZE=5\r\nRCPT TO:<c@d.test> NOTIFY=NEVER\r\n"
-		       "BDAT 1 LAST\r\n");
+	run(&r, false,
+	    "EHLO c\r\nMAIL FROM:<a@b.test> SMTPUTF8\r\nMAIL FROM:<a@b.test> RET=FULL\r\n"
+	    "MAIL FROM:<a@b.test> SIZE=5\r\nRCPT TO:<c@d.test> NOTIFY=NEVER\r\n"
+	    "BDAT 1 LAST\r\n");
 	assert_contains(r.out, "555 5.5.4 Unsupported parameter SMTPUTF8\r\n"
 			       "555 5.5.4 Unsupported parameter RET\r\n"
 			       "250 2.1.0 Ok\r\n"
@@ -536,18 +546,19 @@ static void test_parameters(void **state)
 }
 
 static const char transaction[] = "LHLO c.test\r\n"
-				   "MAIL FROM:<s@x.test>\r\n"
-				   "RCPT TO:<a@y.test>\r\n"
-				   "RCPT TO:<nobody@y.test>\r\n"
-				   "RCPT TO:<b@y.test>\r\n"
-				   "DATA\r\n";
+				  "MAIL FROM:<s@x.test>\r\n"
+				  "RCPT TO:<a@y.test>\r\n"
+				  "RCPT TO:<nobody@y.test>\r\n"
+				  "RCPT TO:<b@y.test>\r\n"
+				  "DATA\r\n";
 
 static void test_data_basic(void **state)
 {
 	(void)state;
 	struct rec r;
 	char in[1024];
-	snprintf(in, sizeof(in), "%sSubject: t\r\n\r\nline 1\r\n..dots\r\n.x\r\n...\r\n\r\n.\r\nQUIT\r\n",
+	snprintf(in, sizeof(in),
+		 "%sSubject: t\r\n\r\nline 1\r\n..dots\r\n.x\r\n...\r\n\r\n.\r\nQUIT\r\n",
 		 transaction);
 	run(&r, true, in);
 	assert_contains(r.ev, "DATA_BEGIN 0\nDATA_END size=38 error=0 chunked=0 body=["
@@ -569,8 +580,8 @@ static void test_smuggling(void **state)
 {
 	(void)state;
 	/* none of these ends DATA; the text after them stays in the message */
-	static const char *const tricks[] = {"\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "\r\n.\r",
-					     "\n.\r", "\r.\n", "\r\n.\rX"};
+	static const char *const tricks[] = {"\n.\n",	"\r.\r", "\n.\r\n", "\r\n.\n",
+					     "\r\n.\r", "\n.\r", "\r.\n",   "\r\n.\rX"};
 	for (size_t t = 0; t < sizeof(tricks) / sizeof(tricks[0]); t++) {
 		struct rec r;
 		char in[1024];
@@ -616,8 +627,9 @@ static void test_body_bounds(void **state)
 	l50[50] = '\0';
 	memset(l51, 'y', 51);
 	l51[51] = '\0';
-	snprintf(in, sizeof(in), "%s%s\r\n.\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n"
-			     "ok\r\n%s\r\nmore\r\n.\r\nNOOP\r\n",
+	snprintf(in, sizeof(in),
+		 "%s%s\r\n.\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n"
+		 "ok\r\n%s\r\nmore\r\n.\r\nNOOP\r\n",
 		 transaction, l50, l51);
 	run(&r, true, in);
 	assert_contains(r.ev, "DATA_END size=52 error=0");
@@ -656,9 +668,10 @@ static void test_bdat(void **state)
 	rec_free(&r);
 
 	/* without recipients the chunk is read and dropped */
-	run(&r, true, "LHLO c\r\nBDAT 6\r\nQUIT\r\nMAIL FROM:<a@b.test>\r\nBDAT 4 LAST\r\n"
-		      "RSETBDAT x\r\nBDAT 1 2\r\nBDAT 0 LAST\r\nRCPT TO:<c@d.test>\r\n"
-		      "DATA\r\nBDAT 0 LAST\r\nNOOP\r\n");
+	run(&r, true,
+	    "LHLO c\r\nBDAT 6\r\nQUIT\r\nMAIL FROM:<a@b.test>\r\nBDAT 4 LAST\r\n"
+	    "RSETBDAT x\r\nBDAT 1 2\r\nBDAT 0 LAST\r\nRCPT TO:<c@d.test>\r\n"
+	    "DATA\r\nBDAT 0 LAST\r\nNOOP\r\n");
 	assert_contains(r.out, "503 5.5.1 Need MAIL and RCPT before BDAT\r\n"
 			       "250 2.1.0 Ok\r\n"
 			       "554 5.5.1 No valid recipients\r\n"
@@ -675,8 +688,9 @@ static void test_bdat(void **state)
 	char big[1100];
 	for (size_t i = 0; i < sizeof(big); i++)
 		big[i] = i % 42 == 40 ? '\r' : i % 42 == 41 ? '\n' : 'z';
-	snprintf(in, sizeof(in), "LHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nBDAT 2\r\n"
-				 "abDATA\r\nBDAT 1100\r\n");
+	snprintf(in, sizeof(in),
+		 "LHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nBDAT 2\r\n"
+		 "abDATA\r\nBDAT 1100\r\n");
 	rec_init(&r, true);
 	feed_raw(&r, in, strlen(in), 0);
 	feed_raw(&r, big, sizeof(big), 0);
@@ -699,18 +713,21 @@ static void test_command_bounds(void **state)
 	char long_line[200];
 	memset(long_line, 'N', sizeof(long_line));
 	/* max_line is 100 */
-	int n = snprintf(in, sizeof(in), "LHLO c\r\nNOOP %.95s\r\nNOOP %.96s\r\nNOOP %.190s\nNOOP\r\n",
-			 long_line, long_line, long_line);
+	int n =
+	    snprintf(in, sizeof(in), "LHLO c\r\nNOOP %.95s\r\nNOOP %.96s\r\nNOOP %.190s\nNOOP\r\n",
+		     long_line, long_line, long_line);
 	rec_init(&r, true);
 	feed_raw(&r, in, (size_t)n, 0);
-	assert_contains(r.out, "250 DSN\r\n250 2.0.0 Ok\r\n500 5.5.2 Line too long (max 100 bytes)\r\n"
-			       "500 5.5.2 Line too long (max 100 bytes)\r\n250 2.0.0 Ok\r\n");
+	assert_contains(r.out,
+			"250 DSN\r\n250 2.0.0 Ok\r\n500 5.5.2 Line too long (max 100 bytes)\r\n"
+			"500 5.5.2 Line too long (max 100 bytes)\r\n250 2.0.0 Ok\r\n");
 	rec_free(&r);
 	/* the same fed in small chunks */
 	rec_init(&r, true);
 	feed_raw(&r, in, (size_t)n, 3);
-	assert_contains(r.out, "250 DSN\r\n250 2.0.0 Ok\r\n500 5.5.2 Line too long (max 100 bytes)\r\n"
-			       "500 5.5.2 Line too long (max 100 bytes)\r\n250 2.0.0 Ok\r\n");
+	assert_contains(r.out,
+			"250 DSN\r\n250 2.0.0 Ok\r\n500 5.5.2 Line too long (max 100 bytes)\r\n"
+			"500 5.5.2 Line too long (max 100 bytes)\r\n250 2.0.0 Ok\r\n");
 	smtp_server_line_too_long(r.srv);
 	assert_contains(r.out, "250 2.0.0 Ok\r\n500 5.5.2 Line too long (max 100 bytes)\r\n");
 	assert_int_equal(smtp_server_line(r.srv, long_line, 101), 0);
@@ -733,10 +750,11 @@ static void test_pipelining_and_async(void **state)
 	(void)state;
 	struct rec r;
 	/* one packet: recipients decided later, the body, and commands after the end */
-	const char *in = "LHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<later1@d.test>\r\n"
-			 "RCPT TO:<b@d.test>\r\nRCPT TO:<later2@d.test>\r\nDATA\r\nhello\r\n.\r\n"
-			 "MAIL FROM:<x@b.test>\r\nRCPT TO:<later3@d.test>\r\nDATA\r\nsecond\r\n.\r\n"
-			 "QUIT\r\n";
+	const char *in =
+	    "LHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<later1@d.test>\r\n"
+	    "RCPT TO:<b@d.test>\r\nRCPT TO:<later2@d.test>\r\nDATA\r\nhello\r\n.\r\n"
+	    "MAIL FROM:<x@b.test>\r\nRCPT TO:<later3@d.test>\r\nDATA\r\nsecond\r\n.\r\n"
+	    "QUIT\r\n";
 	rec_init(&r, true);
 	assert_int_equal(smtp_server_input(r.srv, in, strlen(in)), 0);
 	/* paused on the first recipient; input is kept */
@@ -745,15 +763,16 @@ static void test_pipelining_and_async(void **state)
 	rec_settle(&r);
 	assert_false(smtp_server_paused(r.srv));
 	assert_true(r.quit);
-	assert_string_equal(r.out, "250-mx.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n"
-				   "250-8BITMIME\r\n250-SIZE 1000\r\n250-CHUNKING\r\n"
-				   "250-SMTPUTF8\r\n250 DSN\r\n"
-				   "250 2.1.0 Ok\r\n250 2.1.5 later ok\r\n250 2.1.5 Ok\r\n"
-				   "250 2.1.5 later ok\r\n354 Start mail input; end with "
-				   "<CRLF>.<CRLF>\r\n250 2.0.0 <rcpt> Ok\r\n250 2.0.0 <rcpt> Ok\r\n"
-				   "250 2.0.0 <rcpt> Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 later ok\r\n"
-				   "354 Start mail input; end with <CRLF>.<CRLF>\r\n"
-				   "250 2.0.0 <rcpt> Ok\r\n221 2.0.0 mx.test Closing connection\r\n");
+	assert_string_equal(r.out,
+			    "250-mx.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n"
+			    "250-8BITMIME\r\n250-SIZE 1000\r\n250-CHUNKING\r\n"
+			    "250-SMTPUTF8\r\n250 DSN\r\n"
+			    "250 2.1.0 Ok\r\n250 2.1.5 later ok\r\n250 2.1.5 Ok\r\n"
+			    "250 2.1.5 later ok\r\n354 Start mail input; end with "
+			    "<CRLF>.<CRLF>\r\n250 2.0.0 <rcpt> Ok\r\n250 2.0.0 <rcpt> Ok\r\n"
+			    "250 2.0.0 <rcpt> Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 later ok\r\n"
+			    "354 Start mail input; end with <CRLF>.<CRLF>\r\n"
+			    "250 2.0.0 <rcpt> Ok\r\n221 2.0.0 mx.test Closing connection\r\n");
 	rec_free(&r);
 
 	/* bytes fed while paused are kept, up to the bound */
@@ -803,8 +822,9 @@ static void test_reset_events(void **state)
 {
 	(void)state;
 	struct rec r;
-	run(&r, true, "LHLO c\r\nMAIL FROM:<a@b.test>\r\nRSET\r\nMAIL FROM:<a@b.test>\r\n"
-		      "LHLO again\r\nRSET\r\nMAIL FROM:<a@b.test>\r\nQUIT\r\n");
+	run(&r, true,
+	    "LHLO c\r\nMAIL FROM:<a@b.test>\r\nRSET\r\nMAIL FROM:<a@b.test>\r\n"
+	    "LHLO again\r\nRSET\r\nMAIL FROM:<a@b.test>\r\nQUIT\r\n");
 	assert_string_equal(r.ev, "HELLO 2 c\n"
 				  "MAIL <a@b.test> size=0 body=0 utf8=0 ret=0 envid=- null=0\n"
 				  "RESET\n"
@@ -822,18 +842,18 @@ static void test_trickle(void **state)
 {
 	(void)state;
 	static const char session[] =
-		"LHLO c.test\r\n"
-		"MAIL FROM:<s@x.test> SIZE=100 BODY=8BITMIME\r\n"
-		"RCPT TO:<a@y.test> NOTIFY=NEVER\r\n"
-		"RCPT TO:<later@y.test>\r\n"
-		"RCPT TO:<nobody@y.test>\r\n"
-		"DATA\r\n"
-		"Subject: x\r\n\r\n..stuffed\r\nbare\nlf\rcr\r\n.\n\r\n.\r\r\n.\r\n"
-		"MAIL FROM:<> \r\nRCPT TO:<postmaster>\r\nBDAT 7\r\n1\r\n.\r\n2BDAT 2 LAST\r\n\r\n"
-		"NOOP\r\nBOGUS\r\n"
-		"MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n"
-		"01234567890123456789012345678901234567890123456789012\r\n.\r\n"
-		"VRFY x\r\nRSET\r\nQUIT\r\nNOOP\r\n";
+	    "LHLO c.test\r\n"
+	    "MAIL FROM:<s@x.test> SIZE=100 BODY=8BITMIME\r\n"
+	    "RCPT TO:<a@y.test> NOTIFY=NEVER\r\n"
+	    "RCPT TO:<later@y.test>\r\n"
+	    "RCPT TO:<nobody@y.test>\r\n"
+	    "DATA\r\n"
+	    "Subject: x\r\n\r\n..stuffed\r\nbare\nlf\rcr\r\n.\n\r\n.\r\r\n.\r\n"
+	    "MAIL FROM:<> \r\nRCPT TO:<postmaster>\r\nBDAT 7\r\n1\r\n.\r\n2BDAT 2 LAST\r\n\r\n"
+	    "NOOP\r\nBOGUS\r\n"
+	    "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n"
+	    "01234567890123456789012345678901234567890123456789012\r\n.\r\n"
+	    "VRFY x\r\nRSET\r\nQUIT\r\nNOOP\r\n";
 	size_t len = sizeof(session) - 1;
 	struct rec whole;
 	rec_init(&whole, true);
@@ -859,8 +879,9 @@ static void test_trickle(void **state)
 						whole.out, r.ev, whole.ev);
 					fclose(f);
 				}
-				fail_msg("chunk %zu mode %d differs:\n%s\n---\n%s\n===\n%s\n---\n%s",
-					 chunks[c], mode, r.out, whole.out, r.ev, whole.ev);
+				fail_msg(
+				    "chunk %zu mode %d differs:\n%s\n---\n%s\n===\n%s\n---\n%s",
+				    chunks[c], mode, r.out, whole.out, r.ev, whole.ev);
 			}
 			rec_free(&r);
 		}
@@ -871,21 +892,21 @@ static void test_trickle(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_greeting_and_lhlo),
-		cmocka_unit_test(test_simple_commands),
-		cmocka_unit_test(test_sequence_errors),
-		cmocka_unit_test(test_path_syntax),
-		cmocka_unit_test(test_utf8),
-		cmocka_unit_test(test_parameters),
-		cmocka_unit_test(test_data_basic),
-		cmocka_unit_test(test_smuggling),
-		cmocka_unit_test(test_body_bounds),
-		cmocka_unit_test(test_bdat),
-		cmocka_unit_test(test_command_bounds),
-		cmocka_unit_test(test_pipelining_and_async),
-		cmocka_unit_test(test_starttls_and_auth),
-		cmocka_unit_test(test_reset_events),
-		cmocka_unit_test(test_trickle),
+	    cmocka_unit_test(test_greeting_and_lhlo),
+	    cmocka_unit_test(test_simple_commands),
+	    cmocka_unit_test(test_sequence_errors),
+	    cmocka_unit_test(test_path_syntax),
+	    cmocka_unit_test(test_utf8),
+	    cmocka_unit_test(test_parameters),
+	    cmocka_unit_test(test_data_basic),
+	    cmocka_unit_test(test_smuggling),
+	    cmocka_unit_test(test_body_bounds),
+	    cmocka_unit_test(test_bdat),
+	    cmocka_unit_test(test_command_bounds),
+	    cmocka_unit_test(test_pipelining_and_async),
+	    cmocka_unit_test(test_starttls_and_auth),
+	    cmocka_unit_test(test_reset_events),
+	    cmocka_unit_test(test_trickle),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
