@@ -424,6 +424,32 @@ static void imap_refuse_connection(struct fe_session *s, const char *text)
 	imap_send(s, "* BYE [LIMIT] %s", text);
 }
 
+/* The back-end login: the back end greets with "* OK", the front end sends
+ * "X XLOGIN user client-address expiry ticket", and the back end's tagged
+ * "X OK [CAPABILITY ...] ..." becomes the answer to the client's own LOGIN
+ * or AUTHENTICATE, under the client's tag: the capabilities a client sees
+ * after login are the back end's. */
+static bool imap_backend_greeting_ok(const char *line)
+{
+	return strncmp(line, "* OK", 4) == 0;
+}
+
+static void imap_backend_login(struct fe_session *s, struct conn *backend)
+{
+	conn_printf(backend, "X XLOGIN %s %s %s %s\r\n", s->user, conn_peer(s->conn),
+		    s->ticket_expiry, s->ticket_mac);
+}
+
+static int imap_backend_login_reply(struct fe_session *s, const char *line)
+{
+	if (strncmp(line, "* ", 2) == 0)
+		return 0; /* untagged data before the answer is not for the client */
+	if (strncmp(line, "X OK", 4) != 0)
+		return -1;
+	imap_send(s, "%s OK%s", s->imap_tag, line + 4);
+	return 1;
+}
+
 const struct fe_protocol fe_imap4_protocol = {
 	.name = "imap4",
 	.display = "IMAP4",
@@ -435,4 +461,7 @@ const struct fe_protocol fe_imap4_protocol = {
 	.goodbye = imap_goodbye,
 	.refuse_connection = imap_refuse_connection,
 	.login_unavailable = imap_login_unavailable,
+	.backend_greeting_ok = imap_backend_greeting_ok,
+	.backend_login = imap_backend_login,
+	.backend_login_reply = imap_backend_login_reply,
 };

@@ -1,3 +1,4 @@
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,19 +42,36 @@ int lmtp_delivery_mail(struct lmtp_session *s, const struct smtp_mail *mail)
 
 /* ---- RCPT: ask authd ---- */
 
-int lmtp_delivery_rcpt(struct lmtp_session *s, const struct smtp_rcpt *rcpt)
+static void lmtp_lookup_done(struct lmtp_session *s, int verdict)
+{
+	s->lookup_id = 0;
+	if (s->lookup_timer != NULL)
+		event_del(s->lookup_timer);
+	free(s->lookup_address);
+	s->lookup_address = NULL;
+	free(s->lookup_local);
+	s->lookup_local = NULL;
+	smtp_server_complete(s->srv, verdict);
+}
+
+static void lmtp_lookup_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct lmtp_session *s = arg;
+	if (s->lookup_id == 0)
+		return;
+	log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "recipient <%s>: authd did not answer",
+		s->lookup_address);
+	smtp_server_reply(s->srv, 451, "4.3.0", "<%s> Temporary lookup failure", s->lookup_address);
+	lmtp_lookup_done(s, -1);
+	lmtpd_sync_input(s);
+}
+
+/* Ask authd about user; the answer comes to lmtp_delivery_lookup_reply(). */
+static int lmtp_lookup_send(struct lmtp_session *s, const char *user)
 {
 	struct lmtpd *lm = s->lm;
-	char user[SMTP_MAX_PATH + 1];
-	snprintf(user, sizeof(user), "%s", rcpt->path.local_part);
-	/* a sub-address delivers to its user: alice+tag -> alice */
-	char *plus = strchr(user, '+');
-	if (plus != NULL && plus != user)
-		*plus = '\0';
-	if (user[0] == '\0') {
-		smtp_server_reply(s->srv, 550, "5.1.1", "<%s> User unknown", rcpt->path.address);
-		return -1;
-	}
 	if (++lm->next_lookup_id == 0)
 		lm->next_lookup_id = 1;
 	char id[16];
@@ -61,13 +79,45 @@ int lmtp_delivery_rcpt(struct lmtp_session *s, const struct smtp_rcpt *rcpt)
 	struct ipc_field f[] = {{"id", id}, {"user", user}};
 	if (worker_authd_send(lm->worker, IPC_USER_LOOKUP, f, 2) < 0) {
 		log_msg(LOG_LEVEL_ERROR, conn_log(s->conn), "authd unreachable");
+		return -1;
+	}
+	s->lookup_id = lm->next_lookup_id;
+	if (s->lookup_timer == NULL)
+		s->lookup_timer =
+		    evtimer_new(worker_event_base(lm->worker), lmtp_lookup_timeout_cb, s);
+	struct timeval tv = {LMTP_LOOKUP_TIMEOUT_S, 0};
+	evtimer_add(s->lookup_timer, &tv);
+	return 0;
+}
+
+/* The recipient is looked up as "local@domain" first (directory names may
+ * carry a domain), then, when that is unknown, as the bare local part. A
+ * "+detail" is dropped in both: alice+tag@example.test -> alice@example.test
+ * -> alice. The domain itself is not checked (see lmtpd.h). */
+int lmtp_delivery_rcpt(struct lmtp_session *s, const struct smtp_rcpt *rcpt)
+{
+	char local[SMTP_MAX_PATH + 1];
+	snprintf(local, sizeof(local), "%s", rcpt->path.local_part);
+	char *plus = strchr(local, '+');
+	if (plus != NULL && plus != local)
+		*plus = '\0';
+	if (local[0] == '\0') {
+		smtp_server_reply(s->srv, 550, "5.1.1", "<%s> User unknown", rcpt->path.address);
+		return -1;
+	}
+	bool has_domain = rcpt->path.domain[0] != '\0';
+	char *first = has_domain ? xasprintf("%s@%s", local, rcpt->path.domain) : xstrdup(local);
+	int r = lmtp_lookup_send(s, first);
+	free(first);
+	if (r < 0) {
 		smtp_server_reply(s->srv, 451, "4.3.0", "<%s> Temporary lookup failure",
 				  rcpt->path.address);
 		return -1;
 	}
-	s->lookup_id = lm->next_lookup_id;
 	free(s->lookup_address);
 	s->lookup_address = xstrdup(rcpt->path.address);
+	free(s->lookup_local);
+	s->lookup_local = has_domain ? xstrdup(local) : NULL;
 	return 0;
 }
 
@@ -93,6 +143,18 @@ void lmtp_delivery_lookup_reply(struct lmtp_session *s, const struct ipc_msg *ms
 	const char *quota_text = ipc_msg_get(msg, "quota");
 	const char *address = s->lookup_address != NULL ? s->lookup_address : "";
 	s->lookup_id = 0;
+	if (result != NULL && strcmp(result, "unknown") == 0 && s->lookup_local != NULL) {
+		/* not a name with a domain: try the local part alone */
+		char *local = s->lookup_local;
+		s->lookup_local = NULL;
+		int r = lmtp_lookup_send(s, local);
+		free(local);
+		if (r == 0)
+			return;
+		smtp_server_reply(s->srv, 451, "4.3.0", "<%s> Temporary lookup failure", address);
+		lmtp_lookup_done(s, -1);
+		return;
+	}
 	int verdict;
 	if (result != NULL && strcmp(result, "ok") == 0 && user != NULL && *user != '\0' &&
 	    s->nrcpts < LMTP_MAX_RECIPIENTS) {
@@ -117,9 +179,7 @@ void lmtp_delivery_lookup_reply(struct lmtp_session *s, const struct ipc_msg *ms
 		smtp_server_reply(s->srv, 451, "4.3.0", "<%s> Temporary lookup failure", address);
 		verdict = -1;
 	}
-	free(s->lookup_address);
-	s->lookup_address = NULL;
-	smtp_server_complete(s->srv, verdict);
+	lmtp_lookup_done(s, verdict);
 }
 
 /* ---- DATA: open every user's store ---- */
@@ -300,6 +360,10 @@ void lmtp_delivery_reset(struct lmtp_session *s)
 	s->in_mail = false;
 	/* a lookup still out is forgotten: its answer finds no session id */
 	s->lookup_id = 0;
+	if (s->lookup_timer != NULL)
+		event_del(s->lookup_timer);
 	free(s->lookup_address);
 	s->lookup_address = NULL;
+	free(s->lookup_local);
+	s->lookup_local = NULL;
 }

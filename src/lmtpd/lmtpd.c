@@ -151,6 +151,8 @@ static void lmtpd_session_free(struct lmtp_session *s)
 		s->next->prev = s->prev;
 	lm->nsessions--;
 	lmtp_delivery_reset(s);
+	if (s->lookup_timer != NULL)
+		event_free(s->lookup_timer);
 	smtp_server_free(&s->srv);
 	free(s->lhlo);
 	conn_free(&s->conn);

@@ -25,6 +25,8 @@ struct worker;
 #define LMTP_MAX_MESSAGE_LINE (64 * 1024)
 /* Errors (syntax, sequence, over-long lines) before the session is ended. */
 #define LMTP_MAX_BAD_COMMANDS 20
+/* Time authd gets to answer a recipient lookup (451 4.3.0 after it). */
+#define LMTP_LOOKUP_TIMEOUT_S 30
 /* Time sessions get to finish at shutdown. */
 #define LMTP_SHUTDOWN_GRACE_MS 3000
 
@@ -90,8 +92,10 @@ struct lmtp_session {
 	size_t nrcpts;
 	struct lmtp_box boxes[LMTP_MAX_RECIPIENTS];
 	size_t nboxes;
-	unsigned lookup_id; /* non-zero while authd is asked about a recipient */
-	char *lookup_address;
+	unsigned lookup_id;   /* non-zero while authd is asked about a recipient */
+	char *lookup_address; /* the recipient as given */
+	char *lookup_local;   /* its local part without +detail, when asked second */
+	struct event *lookup_timer;
 };
 
 /* lmtp_delivery.c: the transaction, on the engine's events. */

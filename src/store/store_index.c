@@ -51,6 +51,16 @@ static const char *const migrations[] = {
     "CREATE VIRTUAL TABLE fts USING fts5(header, body, tokenize='trigram case_sensitive 1');"
     "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN"
     " DELETE FROM fts WHERE rowid = old.id; END;",
+    /* 2: expunged UIDs with their MODSEQ, so that another process (and
+     * later QRESYNC) can learn what went away since a MODSEQ */
+    "CREATE TABLE expunged(folder_id INTEGER NOT NULL, uid INTEGER NOT NULL,"
+    " modseq INTEGER NOT NULL, PRIMARY KEY(folder_id, uid)) WITHOUT ROWID;"
+    "CREATE INDEX messages_modseq ON messages(folder_id, modseq);"
+    "CREATE TRIGGER messages_expunged AFTER DELETE ON messages BEGIN"
+    " INSERT OR REPLACE INTO expunged SELECT old.folder_id, old.uid, highestmodseq + 1"
+    " FROM folders WHERE id = old.folder_id; END;"
+    "CREATE TRIGGER folders_gone AFTER DELETE ON folders BEGIN"
+    " DELETE FROM expunged WHERE folder_id = old.id; END;",
 };
 
 char *store_db_error(struct store *store, const char *what)

@@ -39,6 +39,8 @@ struct store {
 	int watch_fd;
 	struct store_watch *watches;
 	size_t nwatches;
+	struct store_seen *seen;
+	size_t nseen;
 	char host[64];
 };
 
@@ -53,6 +55,15 @@ struct store_folder {
 	struct store_message *msgs;
 	size_t count;
 	char **keywords; /* per message, owned */
+};
+
+/* What this store has reported of a folder: changes with a greater MODSEQ
+ * were made by another process (or program) and are reported by
+ * store_watch_handle(). */
+struct store_seen {
+	char *folder;
+	uint64_t modseq;
+	uint32_t uidnext;
 };
 
 struct store_watch {
