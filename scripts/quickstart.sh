@@ -11,6 +11,20 @@ ctl() { build/src/admin/posternctl -d "$datadir" "$@"; }
 if [ ! -f "$datadir/directory.db" ]; then
 	ctl init --domain example.test --hostname localhost --bind 127.0.0.1 --port-offset 10000 \
 		--demo-user demo | tee "$datadir.credentials"
+	# a first message, so a mail client has something to show
+	welcome=$(mktemp)
+	cat > "$welcome" <<WELCOME
+From postern@example.test $(LC_ALL=C date -u '+%a %b %e %H:%M:%S %Y')
+From: postern <postern@example.test>
+To: demo@example.test
+Subject: Welcome to postern
+Date: $(LC_ALL=C date -R)
+Message-ID: <welcome.$(date +%s)@example.test>
+
+This mailbox is served by the postern demo instance in $datadir.
+WELCOME
+	ctl mailbox import demo INBOX "$welcome" >/dev/null
+	rm -f "$welcome"
 	# POP3 and IMAP4 start on manual, as on a new server; the demo turns them on
 	for s in imap4 imap4-backend pop3 pop3-backend; do
 		ctl service set "$s" startup=automatic >/dev/null

@@ -1,6 +1,9 @@
+#include <ftw.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin/admin.h"
 #include "lib/log.h"
@@ -21,6 +24,34 @@ static void usage(FILE *out)
 		"  backend add|del|list ...\n"
 		"\n"
 		"Run `posternctl COMMAND --help` for a command's options.\n");
+}
+
+static uid_t mail_owner_uid;
+static gid_t mail_owner_gid;
+
+static int give_to_mail_owner(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)flag;
+	(void)ftw;
+	if (st->st_uid == 0 && lchown(path, mail_owner_uid, mail_owner_gid) < 0)
+		fprintf(stderr, "posternctl: cannot give %s to postern-mail\n", path);
+	return 0;
+}
+
+/* Run as root, `mailbox` commands write into the store as root; the back
+ * ends run as postern-mail and must own what they serve. */
+static void mail_store_fix_owner(const char *datadir)
+{
+	if (geteuid() != 0)
+		return;
+	struct passwd *pw = getpwnam("postern-mail");
+	if (pw == NULL)
+		return;
+	mail_owner_uid = pw->pw_uid;
+	mail_owner_gid = pw->pw_gid;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/mail", datadir);
+	nftw(path, give_to_mail_owner, 32, FTW_PHYS);
 }
 
 int main(int argc, char **argv)
@@ -59,9 +90,14 @@ int main(int argc, char **argv)
 		{"mailbox", admin_mailbox_main},
 		{"backend", admin_backend_main},
 	};
-	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
-		if (strcmp(argv[i], groups[g].name) == 0)
-			return groups[g].run(datadir, argc - i, argv + i);
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		if (strcmp(argv[i], groups[g].name) != 0)
+			continue;
+		int r = groups[g].run(datadir, argc - i, argv + i);
+		if (strcmp(argv[i], "mailbox") == 0)
+			mail_store_fix_owner(datadir);
+		return r;
+	}
 	fprintf(stderr, "posternctl: unknown command '%s'\n", argv[i]);
 	usage(stderr);
 	return 2;

@@ -103,7 +103,9 @@ static void fe_backend_line(struct conn *conn, char *line, size_t len, void *ctx
 		return;
 	int r = proto->backend_login_reply(s, line);
 	if (r < 0) {
-		fe_relay_unavailable(s, "the back end refused the login ticket");
+		char why[300];
+		snprintf(why, sizeof(why), "the back end refused the login: %.250s", line);
+		fe_relay_unavailable(s, why);
 		return;
 	}
 	if (r == 0)
