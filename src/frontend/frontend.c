@@ -13,6 +13,7 @@
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/net_addr.h"
+#include "lib/protolog.h"
 #include "lib/worker.h"
 #include "lib/xalloc.h"
 #include "net/conn.h"
@@ -68,6 +69,7 @@ static void fe_load_settings(struct frontend *fe)
 	fe->failure_delay_s = (unsigned)worker_setting_int(w, "authentication-failure-delay", 2);
 	timeout = fe_setting_count(w, "authenticated-connection-timeout");
 	fe->auth_timeout_ms = (timeout == 0 ? 1800 : timeout) * 1000;
+	protolog_enable(fe->protolog, worker_setting_bool(w, "protocol-log-enabled", false));
 	fe_cidr_setting(w, "proxy-protocol-trusted", &fe->proxy_trusted, &fe->proxy_trusted_count);
 	fe_cidr_setting(w, "trusted-networks", &fe->trusted, &fe->trusted_count);
 }
@@ -168,7 +170,30 @@ static void fe_cb_line(struct conn *conn, char *line, size_t len, void *ctx)
 	struct fe_session *s = ctx;
 	if (s->closing)
 		return;
+	fe_log_client(s, line, len);
 	s->fe->proto->line(s, line, len);
+}
+
+void fe_log_client(struct fe_session *s, const char *line, size_t len)
+{
+	if (!protolog_enabled(s->fe->protolog))
+		return;
+	char masked[600];
+	if (s->fe->proto->log_mask != NULL && strlen(line) == len) {
+		s->fe->proto->log_mask(s, line, masked, sizeof(masked));
+		protolog_line(s->fe->protolog, conn_session_id(s->conn), conn_peer(s->conn), 'C',
+			      masked, strlen(masked));
+	} else {
+		protolog_line(s->fe->protolog, conn_session_id(s->conn), conn_peer(s->conn), 'C',
+			      line, len);
+	}
+}
+
+void fe_log_server(struct fe_session *s, const char *text, size_t len)
+{
+	if (protolog_enabled(s->fe->protolog))
+		protolog_line(s->fe->protolog, conn_session_id(s->conn), conn_peer(s->conn), 'S',
+			      text, len);
 }
 
 static void fe_cb_line_too_long(struct conn *conn, void *ctx)
@@ -382,6 +407,7 @@ static int fe_init(struct worker *w, const struct fe_protocol *proto, char **err
 	fe->worker = w;
 	fe->proto = proto;
 	fe->limits = conn_limits_new();
+	fe->protolog = protolog_new(worker_datadir(w), proto->name);
 	worker_set_context(w, fe);
 	fe_load_settings(fe);
 	if (fe_load_tls(fe, error_r) < 0)

@@ -24,11 +24,15 @@ static void imap_send(struct fe_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void imap_send(struct fe_session *s, const char *fmt, ...)
 {
+	char line[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	conn_vprintf(s->conn, fmt, ap);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	size_t len = n < 0 ? 0 : (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+	conn_write(s->conn, line, len);
 	conn_write(s->conn, "\r\n", 2);
+	fe_log_server(s, line, len);
 }
 
 static void imap_capabilities(struct fe_session *s, char *buf, size_t size)
@@ -450,6 +454,37 @@ static int imap_backend_login_reply(struct fe_session *s, const char *line)
 	return 1;
 }
 
+/* LOGIN's password, AUTHENTICATE's initial response and SASL responses
+ * never reach the protocol log */
+static void imap_log_mask(struct fe_session *s, const char *line, char *out, size_t size)
+{
+	if (fe_sasl_active(&s->sasl)) {
+		snprintf(out, size, "*");
+		return;
+	}
+	const char *cmd = strchr(line, ' ');
+	if (cmd != NULL) {
+		cmd++;
+		const char *args = strchr(cmd, ' ');
+		size_t keep = args != NULL ? (size_t)(args - line) : strlen(line);
+		if (args != NULL && (strncasecmp(cmd, "LOGIN ", 6) == 0)) {
+			/* the user name stays, the password goes */
+			const char *pw = strchr(args + 1, ' ');
+			keep = pw != NULL ? (size_t)(pw - line) : keep;
+			snprintf(out, size, "%.*s *", (int)keep, line);
+			return;
+		}
+		if (args != NULL && strncasecmp(cmd, "AUTHENTICATE ", 13) == 0) {
+			const char *ir = strchr(args + 1, ' ');
+			if (ir != NULL) {
+				snprintf(out, size, "%.*s *", (int)(ir - line), line);
+				return;
+			}
+		}
+	}
+	snprintf(out, size, "%s", line);
+}
+
 const struct fe_protocol fe_imap4_protocol = {
 	.name = "imap4",
 	.display = "IMAP4",
@@ -461,6 +496,7 @@ const struct fe_protocol fe_imap4_protocol = {
 	.goodbye = imap_goodbye,
 	.refuse_connection = imap_refuse_connection,
 	.login_unavailable = imap_login_unavailable,
+	.log_mask = imap_log_mask,
 	.backend_greeting_ok = imap_backend_greeting_ok,
 	.backend_login = imap_backend_login,
 	.backend_login_reply = imap_backend_login_reply,

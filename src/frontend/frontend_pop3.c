@@ -18,11 +18,15 @@ static void pop3_reply(struct fe_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void pop3_reply(struct fe_session *s, const char *fmt, ...)
 {
+	char line[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	conn_vprintf(s->conn, fmt, ap);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	size_t len = n < 0 ? 0 : (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+	conn_write(s->conn, line, len);
 	conn_write(s->conn, "\r\n", 2);
+	fe_log_server(s, line, len);
 }
 
 static void pop3_greet(struct fe_session *s)
@@ -271,6 +275,19 @@ static int pop3_backend_login_reply(struct fe_session *s, const char *line)
 	return 1;
 }
 
+/* PASS, AUTH data and SASL responses never reach the protocol log */
+static void pop3_log_mask(struct fe_session *s, const char *line, char *out, size_t size)
+{
+	if (fe_sasl_active(&s->sasl))
+		snprintf(out, size, "*");
+	else if (strncasecmp(line, "PASS ", 5) == 0)
+		snprintf(out, size, "PASS *");
+	else if (strncasecmp(line, "AUTH ", 5) == 0 && strchr(line + 5, ' ') != NULL)
+		snprintf(out, size, "%.*s *", (int)(strchr(line + 5, ' ') - line), line);
+	else
+		snprintf(out, size, "%s", line);
+}
+
 const struct fe_protocol fe_pop3_protocol = {
 	.name = "pop3",
 	.display = "POP3",
@@ -281,6 +298,7 @@ const struct fe_protocol fe_pop3_protocol = {
 	.goodbye = pop3_goodbye,
 	.refuse_connection = pop3_refuse_connection,
 	.login_unavailable = pop3_login_unavailable,
+	.log_mask = pop3_log_mask,
 	.backend_greeting_ok = pop3_backend_greeting_ok,
 	.backend_login = pop3_backend_login,
 	.backend_login_reply = pop3_backend_login_reply,

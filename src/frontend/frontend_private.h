@@ -35,6 +35,8 @@ struct fe_protocol {
 	 * (code "SYS/TEMP"/"UNAVAILABLE"); answer the login command */
 	void (*login_unavailable)(struct fe_session *s, bool limit, const char *text);
 	void (*session_free)(struct fe_session *s);
+	/* the protocol log's text for a client line, with credentials masked */
+	void (*log_mask)(struct fe_session *s, const char *line, char *out, size_t size);
 
 	/* the back-end login dialogue; NULL while the protocol's back end is
 	 * not part of the build */
@@ -58,6 +60,7 @@ struct frontend {
 	const struct fe_protocol *proto;
 	struct tls_server *tls;
 	struct conn_limits *limits;
+	struct protolog *protolog;
 	struct fe_session *sessions;
 	unsigned nsessions;
 	unsigned next_auth_id;
@@ -159,6 +162,11 @@ void fe_session_free(struct fe_session *s);
 /* The client's conn closed (conn_callbacks.closed of every phase). */
 void fe_session_client_closed(struct conn *conn, enum conn_close_reason reason,
 			      const char *detail, void *ctx);
+
+/* Protocol log lines (when protocol-log-enabled): a client line (masked by
+ * the protocol) and a status line the front end answered. */
+void fe_log_client(struct fe_session *s, const char *line, size_t len);
+void fe_log_server(struct fe_session *s, const char *text, size_t len);
 
 /* The service's banner setting. */
 const char *fe_banner(const struct fe_session *s);

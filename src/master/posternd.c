@@ -98,6 +98,23 @@ static void master_prepare_permissions(const char *datadir)
 			free(path);
 		}
 	}
+	/* each service writes its protocol logs into its own folder; the role
+	 * users may pass through logs/ but not list it */
+	path = xasprintf("%s/logs", datadir);
+	chmod(path, 0711);
+	free(path);
+	for (const struct service_def *d = service_defs; d->name != NULL; d++) {
+		pw = getpwnam(d->role_user);
+		if (pw == NULL)
+			continue;
+		uid_t uid = pw->pw_uid;
+		gid_t gid = pw->pw_gid;
+		path = xasprintf("%s/logs/%s", datadir, d->name);
+		mkdir(path, 0750);
+		if (chown(path, uid, gid) < 0)
+			log_warn("cannot give %s to %s: %s", path, d->role_user, strerror(errno));
+		free(path);
+	}
 	/* every directory on the way must be searchable by the role users */
 	char *copy = xstrdup(datadir);
 	for (char *slash = copy; slash != NULL; slash = strchr(slash + 1, '/')) {

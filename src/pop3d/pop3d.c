@@ -9,6 +9,7 @@
 
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/protolog.h"
 #include "lib/worker.h"
 #include "lib/xalloc.h"
 #include "net/conn.h"
@@ -111,6 +112,7 @@ static void pop3d_load_settings(struct pop3d *srv)
 	srv->auth_timeout_ms = (unsigned)(post > 0 ? post : 1800) * 1000;
 	long long size = worker_setting_int(w, "max-command-size", 512);
 	srv->max_command_size = (unsigned)(size > 0 ? size : 512);
+	protolog_enable(srv->protolog, worker_setting_bool(w, "protocol-log-enabled", false));
 }
 
 static int pop3d_init(struct worker *w, char **error_r)
@@ -119,6 +121,7 @@ static int pop3d_init(struct worker *w, char **error_r)
 	struct pop3d *srv = xcalloc(1, sizeof(*srv));
 	srv->worker = w;
 	srv->mail_root = xasprintf("%s/mail", worker_datadir(w));
+	srv->protolog = protolog_new(worker_datadir(w), "pop3-backend");
 	worker_set_context(w, srv);
 	pop3d_load_settings(srv);
 	return 0;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/protolog.h"
 #include "lib/xalloc.h"
 #include "net/conn.h"
 #include "pop3d/pop3d_private.h"
@@ -19,11 +20,32 @@
 
 void pop3d_reply(struct pop3d_session *s, const char *fmt, ...)
 {
+	char line[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	conn_vprintf(s->conn, fmt, ap);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	size_t len = n < 0 ? 0 : (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+	conn_write(s->conn, line, len);
 	conn_write(s->conn, "\r\n", 2);
+	protolog_line(s->srv->protolog, conn_session_id(s->conn),
+		      s->client != NULL ? s->client : conn_peer(s->conn), 'S', line, len);
+}
+
+/* the command for the protocol log, with tickets and passwords masked */
+static void pop3d_log_command(struct pop3d_session *s, const char *line)
+{
+	if (!protolog_enabled(s->srv->protolog))
+		return;
+	char text[600];
+	if (strncasecmp(line, "PASS ", 5) == 0)
+		snprintf(text, sizeof(text), "PASS *");
+	else if (strncasecmp(line, "XLOGIN ", 7) == 0)
+		snprintf(text, sizeof(text), "XLOGIN *");
+	else
+		snprintf(text, sizeof(text), "%s", line);
+	protolog_line(s->srv->protolog, conn_session_id(s->conn),
+		      s->client != NULL ? s->client : conn_peer(s->conn), 'C', text, strlen(text));
 }
 
 static void pop3d_bad(struct pop3d_session *s, const char *text)
@@ -424,6 +446,7 @@ void pop3d_command(struct pop3d_session *s, char *line, size_t len)
 		pop3d_bad(s, "NUL bytes are not allowed");
 		return;
 	}
+	pop3d_log_command(s, line);
 	char *args = strchr(line, ' ');
 	if (args != NULL)
 		*args++ = '\0';

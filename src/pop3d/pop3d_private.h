@@ -21,6 +21,7 @@ struct pop3d {
 	bool shutting_down;
 	struct event *shutdown_ev;
 	char *mail_root;
+	struct protolog *protolog;
 	unsigned pre_auth_timeout_ms;
 	unsigned auth_timeout_ms;
 	unsigned max_command_size;

@@ -318,3 +318,37 @@ def test_direct_admin_login_at_the_back_end(pop):
     assert r.startswith(b"-ERR")
     r, _ = direct("alice*boss", "wrong")
     assert r.startswith(b"-ERR")
+
+
+def test_protocol_logs_record_commands_without_credentials(pop):
+    deliver(pop, "alice@example.test", message(1))
+    for service in ("pop3", "pop3-backend"):
+        pop.ctl("settings", "set", service, "protocol-log-enabled=true", check=True)
+    c = Raw(pop)
+    client_port = c.sock.getsockname()[1]
+    c.cmd("CAPA")
+    c.multiline()
+    c.cmd("USER alice")
+    assert c.cmd("PASS " + PASSWORD).startswith(b"+OK")
+    c.cmd("STAT")
+    c.cmd("QUIT")
+    c.sock.close()
+    time.sleep(0.3)
+    front = "".join(p.read_text() for p in (pop.datadir / "logs" / "pop3").glob("*.log"))
+    back = "".join(p.read_text() for p in (pop.datadir / "logs" / "pop3-backend").glob("*.log"))
+    assert " C USER alice" in front and " C PASS *" in front
+    assert " S +OK Logged in." in front
+    assert " C STAT" in back and " C XLOGIN *" in back and " C QUIT" in back
+    # after the login the back end's lines carry the client's address, not
+    # the front end's
+    stat = [l for l in back.splitlines() if " C STAT" in l][0]
+    assert f" 127.0.0.1:{client_port} C STAT" in stat
+    for text in (front, back):
+        assert PASSWORD not in text
+    # off again: nothing more is written
+    pop.ctl("settings", "set", "pop3", "protocol-log-enabled=false", check=True)
+    size = sum(p.stat().st_size for p in (pop.datadir / "logs" / "pop3").glob("*.log"))
+    c = Raw(pop)
+    c.cmd("QUIT")
+    time.sleep(0.2)
+    assert sum(p.stat().st_size for p in (pop.datadir / "logs" / "pop3").glob("*.log")) == size
