@@ -401,3 +401,51 @@ def test_replaced_certificate_is_served_to_new_connections(fe):
     os.rename(tls_dir / "new.crt", tls_dir / "server.crt")
     assert wait_until(lambda: "renewed.example.test" in served_certificate_subject(port),
                       timeout=10, interval=0.5)
+
+
+def test_idle_and_trickling_clients_do_not_hold_up_others(fe):
+    # 300 connections that say nothing, and 20 that trickle a command one
+    # byte at a time
+    idle = [socket.create_connection(("127.0.0.1", fe.port("imap4")), timeout=10)
+            for _ in range(300)]
+    slow = [socket.create_connection(("127.0.0.1", fe.port("pop3")), timeout=10)
+            for _ in range(20)]
+    try:
+        for s in slow:
+            s.sendall(b"CA")
+        start = time.monotonic()
+        m = imaplib.IMAP4_SSL("127.0.0.1", fe.port("imap4", tls=True), ssl_context=tls_context(),
+                              timeout=30)
+        assert "IMAP4REV1" in m.capabilities
+        m.logout()
+        c = Raw(fe.port("pop3"))
+        assert c.line().startswith("+OK")
+        assert c.cmd("CAPA").startswith("+OK")
+        assert time.monotonic() - start < 5
+        # the idle ones are all still held, and counted
+        assert wait_until(lambda: int(fe.status("imap4")[1]["imap4"]["connections"]) >= 300,
+                          timeout=5)
+        for s in slow:
+            s.sendall(b"P")
+    finally:
+        for s in idle + slow:
+            s.close()
+
+
+def test_garbage_flood_gets_errors_and_a_disconnect(fe):
+    c = Raw(fe.port("imap4"))
+    c.line()
+    # one huge line of random bytes: one error, and the session goes on
+    junk = os.urandom(200000).replace(b"\n", b"x")
+    c.send(junk + b"\r\n")
+    assert c.line().startswith("* BAD Command line too long")
+    assert c.cmd("a NOOP") == "a OK NOOP completed"
+    # many short garbage lines: errors, then a disconnect
+    try:
+        for _ in range(50):
+            c.send(os.urandom(64).replace(b"\n", b"x") + b"\r\n")
+    except OSError:
+        pass
+    assert c.closed(timeout=10)
+    # the service is fine
+    assert Raw(fe.port("imap4")).line().startswith("* OK")
