@@ -39,6 +39,9 @@ enum settings_type {
 	ST_SOCKET_PATH, /* unix socket path, relative to the data dir unless absolute */
 	ST_TEXT,	/* printable ASCII, 1..max bytes */
 	ST_NETWORKS,	/* list of CIDR networks */
+	ST_RELAY_HOST,	/* empty, or host[:port] with host a DNS name, IPv4 or [IPv6] */
+	ST_DOMAINS,	/* list of DNS names */
+	ST_OPT_PATH,	/* empty, or an ST_PATH */
 };
 
 struct settings_def {
@@ -54,6 +57,7 @@ struct settings_def {
 static const char *const startup_choices[] = {"automatic", "manual", "disabled", NULL};
 static const char *const login_type_choices[] = {"plain-text-login", "plain-text-authentication",
 						 "secure-login", NULL};
+static const char *const relay_tls_choices[] = {"required", "opportunistic", "none", NULL};
 
 #define ALL_SERVICES(v)                                                                            \
 	{                                                                                          \
@@ -307,6 +311,67 @@ static const struct settings_def settings_defs[] = {
 	.type = ST_NETWORKS,
 	.help = "networks exempt from the authentication failure tarpit: CIDR list",
 	.defaults = CLIENT_SERVICES(""),
+    },
+    {
+	.key = "max-recipients",
+	.type = ST_NUMBER,
+	.min = 1,
+	.max = 10000,
+	.help = "recipients of one message (more get 452 4.5.3), 1 to 10000",
+	.defaults = {[SVC_SUBMISSION] = "100"},
+    },
+    {
+	.key = "local-domains",
+	.type = ST_DOMAINS,
+	.help = "mail domains delivered into this instance's mailboxes besides the "
+		"instance's domain: list of DNS names, or empty",
+	.defaults = {[SVC_SUBMISSION] = ""},
+    },
+    {
+	.key = "smarthost",
+	.type = ST_RELAY_HOST,
+	.help = "relay host for mail to other domains: host[:port] (port 25 when not "
+		"given), or empty to deliver to each domain's MX hosts",
+	.defaults = {[SVC_SUBMISSION] = ""},
+    },
+    {
+	.key = "smarthost-tls",
+	.type = ST_CHOICE,
+	.choices = relay_tls_choices,
+	.help = "STARTTLS towards the smarthost: required, opportunistic or none",
+	.defaults = {[SVC_SUBMISSION] = "opportunistic"},
+    },
+    {
+	.key = "smarthost-auth-file",
+	.type = ST_OPT_PATH,
+	.help = "file holding 'user:password' for AUTH PLAIN at the smarthost (sent only "
+		"over TLS), relative to the data dir unless absolute, or empty for none",
+	.defaults = {[SVC_SUBMISSION] = ""},
+    },
+    {
+	.key = "queue-retry-interval",
+	.type = ST_SECONDS,
+	.min = 1,
+	.max = 3600,
+	.help = "first wait before a deferred message is tried again (doubling after "
+		"each try), 1 second to 1 hour",
+	.defaults = {[SVC_SUBMISSION] = "60"},
+    },
+    {
+	.key = "queue-max-retry-interval",
+	.type = ST_SECONDS,
+	.min = 1,
+	.max = 86400,
+	.help = "longest wait between two tries of a deferred message, 1 second to 1 day",
+	.defaults = {[SVC_SUBMISSION] = "3600"},
+    },
+    {
+	.key = "queue-lifetime",
+	.type = ST_SECONDS,
+	.min = 60,
+	.max = 2592000,
+	.help = "time a message may stay deferred before it bounces, 1 minute to 30 days",
+	.defaults = {[SVC_SUBMISSION] = "432000"},
     },
     {
 	.key = "authentication-failure-delay",
@@ -603,6 +668,14 @@ static char *settings_accepted_form(const struct settings_def *def, int svc)
 	case ST_NETWORKS:
 		return xstrdup("a list of networks such as '10.0.0.0/8, 192.0.2.7, fd00::/8', or "
 			       "empty");
+	case ST_RELAY_HOST:
+		return xstrdup("host[:port] with a DNS name, an IPv4 address or an [IPv6] "
+			       "address (e.g. 'relay.example.com:587', '[::1]:25'), or empty");
+	case ST_DOMAINS:
+		return xstrdup("a list of DNS names such as 'example.com, example.org', or empty");
+	case ST_OPT_PATH:
+		return xstrdup("a file path of 1 to 4096 bytes without control characters, or "
+			       "empty");
 	}
 	return xstrdup("?");
 }
@@ -829,6 +902,72 @@ static bool settings_socket_path_ok(const char *path)
 	}
 }
 
+/* host[:port]: a DNS name, an IPv4 address or a bracketed IPv6 address,
+ * normalised to lower case with the port only when given. */
+static int settings_check_relay_host(const char *value, char **norm_r)
+{
+	char host[256];
+	const char *port = NULL;
+	if (value[0] == '[') {
+		const char *close = strchr(value, ']');
+		unsigned char bytes[16];
+		if (close == NULL || (size_t)(close - value - 1) >= sizeof(host))
+			return -1;
+		memcpy(host, value + 1, (size_t)(close - value - 1));
+		host[close - value - 1] = '\0';
+		if (inet_pton(AF_INET6, host, bytes) != 1)
+			return -1;
+		if (close[1] == ':')
+			port = close + 2;
+		else if (close[1] != '\0')
+			return -1;
+	} else {
+		const char *colon = strchr(value, ':');
+		size_t n = colon == NULL ? strlen(value) : (size_t)(colon - value);
+		if (n == 0 || n >= sizeof(host))
+			return -1;
+		memcpy(host, value, n);
+		host[n] = '\0';
+		unsigned char bytes[4];
+		if (inet_pton(AF_INET, host, bytes) != 1 && !settings_dns_name_valid(host))
+			return -1;
+		if (colon != NULL)
+			port = colon + 1;
+	}
+	unsigned long long p = 0;
+	if (port != NULL &&
+	    (settings_parse_digits(port, strlen(port), &p) < 0 || p == 0 || p > 65535))
+		return -1;
+	settings_lower(host);
+	bool v6 = value[0] == '[';
+	if (port != NULL)
+		*norm_r = xasprintf("%s%s%s:%llu", v6 ? "[" : "", host, v6 ? "]" : "", p);
+	else
+		*norm_r = xasprintf("%s%s%s", v6 ? "[" : "", host, v6 ? "]" : "");
+	return 0;
+}
+
+static int settings_check_domains(const char *value, char **out, char **detail_r)
+{
+	unsigned n;
+	char **items = settings_list_split(value, &n);
+	int ret = 0;
+	for (unsigned i = 0; i < n && ret == 0; i++) {
+		settings_lower(items[i]);
+		if (!settings_dns_name_valid(items[i])) {
+			*detail_r = xasprintf("'%s': not a valid DNS name", items[i]);
+			ret = -1;
+		} else if (settings_list_contains(*out, items[i])) {
+			*detail_r = xasprintf("'%s' is listed twice", items[i]);
+			ret = -1;
+		} else {
+			settings_list_append(out, items[i]);
+		}
+	}
+	settings_list_free(&items);
+	return ret;
+}
+
 /* Validate value (already trimmed) for def; 0 with *norm_r or -1 with an
  * optional *detail_r. */
 static int settings_check(const struct settings_def *def, int svc, const char *value, char **norm_r,
@@ -914,11 +1053,31 @@ static int settings_check(const struct settings_def *def, int svc, const char *v
 		*norm_r = norm;
 		return 0;
 	}
+	case ST_OPT_PATH:
 	case ST_PATH:
+		if (value[0] == '\0' && def->type == ST_OPT_PATH) {
+			*norm_r = xstrdup("");
+			return 0;
+		}
 		if (value[0] == '\0' || strlen(value) > 4096 || settings_has_control(value))
 			return -1;
 		*norm_r = xstrdup(value);
 		return 0;
+	case ST_RELAY_HOST:
+		if (value[0] == '\0') {
+			*norm_r = xstrdup("");
+			return 0;
+		}
+		return settings_check_relay_host(value, norm_r);
+	case ST_DOMAINS: {
+		char *out = xstrdup("");
+		if (settings_check_domains(value, &out, detail_r) < 0) {
+			free(out);
+			return -1;
+		}
+		*norm_r = out;
+		return 0;
+	}
 	case ST_SOCKET_PATH:
 		if (!settings_socket_path_ok(value))
 			return -1;

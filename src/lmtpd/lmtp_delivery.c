@@ -33,9 +33,9 @@
 int lmtp_delivery_mail(struct lmtp_session *s, const struct smtp_mail *mail)
 {
 	lmtp_delivery_reset(s);
-	s->in_mail = true;
 	s->sender = xstrdup(mail->path.address);
 	s->size_hint = mail->size;
+	s->smtputf8 = mail->smtputf8;
 	smtp_server_reply(s->srv, 250, "2.1.0", "<%s> Sender ok", s->sender);
 	return 1;
 }
@@ -218,10 +218,11 @@ static char *lmtp_trace_header(struct lmtp_session *s, const struct lmtp_box *b)
 		peer = "local";
 	return xasprintf("Return-Path: <%s>\r\n"
 			 "Received: from %s (%s)\r\n"
-			 "\tby %s (postern) with LMTP id %s\r\n"
+			 "\tby %s (postern) with %s id %s\r\n"
 			 "\tfor <%s>; %s\r\n",
 			 s->sender != NULL ? s->sender : "", s->lhlo != NULL ? s->lhlo : "unknown",
-			 peer, s->lm->hostname, conn_session_id(s->conn), b->first_rcpt, date);
+			 peer, s->lm->hostname, s->smtputf8 ? "UTF8LMTP" : "LMTP",
+			 conn_session_id(s->conn), b->first_rcpt, date);
 }
 
 int lmtp_delivery_data_begin(struct lmtp_session *s)
@@ -357,7 +358,7 @@ void lmtp_delivery_reset(struct lmtp_session *s)
 	free(s->sender);
 	s->sender = NULL;
 	s->size_hint = 0;
-	s->in_mail = false;
+	s->smtputf8 = false;
 	/* a lookup still out is forgotten: its answer finds no session id */
 	s->lookup_id = 0;
 	if (s->lookup_timer != NULL)

@@ -85,7 +85,7 @@ struct lmtp_session {
 
 	char *lhlo; /* the client's LHLO name */
 	/* the transaction */
-	bool in_mail;
+	bool smtputf8;	    /* MAIL had SMTPUTF8: "with UTF8LMTP" (RFC 6531) */
 	char *sender;	    /* MAIL FROM address, "" for <> */
 	uint64_t size_hint; /* MAIL SIZE=, 0 when not given */
 	struct lmtp_rcpt rcpts[LMTP_MAX_RECIPIENTS];

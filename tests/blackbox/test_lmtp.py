@@ -142,6 +142,7 @@ def test_deliver_one_with_smtplib(lmtp):
     assert data.startswith(b"Return-Path: <bob@remote.test>\r\nReceived: from client.test (")
     header_end = data.index(b"From: Bob")
     trace = data[:header_end].decode()
+    assert "Received: from client.test (local)\r\n" in trace
     assert re.search(r"\r\n\tby \S+ \(postern\) with LMTP id [0-9a-f]{16}\r\n"
                      r"\tfor <alice@example.test>; \w{3}, \d{1,2} \w{3} \d{4} "
                      r"\d\d:\d\d:\d\d [+-]\d{4}\r\n$", trace), trace
@@ -342,6 +343,12 @@ def test_garbage_and_sequence_errors(lmtp):
     assert r.code().startswith("503 5.5.1")
     r.send("DATA\r\n")
     assert r.code().startswith("503 5.5.1")
+    # no accepted recipient: DATA gets 503 in LMTP (RFC 2033 4.2)
+    r.send("MAIL FROM:<s@remote.test>\r\nRCPT TO:<nobody@example.test>\r\nDATA\r\nRSET\r\n")
+    assert r.code().startswith("250 2.1.0")
+    assert r.code().startswith("550 5.1.1")
+    assert r.code().startswith("503 5.5.1 No valid recipients")
+    assert r.code().startswith("250 2.0.0")
     r.send("MAIL FROM:<not an address>\r\n")
     assert r.code().startswith("501 5.1.7")
     r.send(b"\x00\x01\x02\xff\xfe garbage\r\n")
@@ -399,6 +406,15 @@ def test_big_message_memory_stays_bounded(lmtp):
     # what grows is the store's bounded search-text buffer (STORE_TEXT_MAX) and
     # the index; the body itself is never held
     assert (streamed - before) < 8 * 1024
+    # a second message of the same size adds nothing: the memory is reused
+    r.send("MAIL FROM:<s@remote.test>\r\nRCPT TO:<alice@example.test>\r\nBDAT %d LAST\r\n"
+           % len(body))
+    for off in range(0, len(body), 1 << 20):
+        r.send(bytes(view[off:off + (1 << 20)]))
+    assert [r.code()[:3] for _ in range(3)] == ["250", "250", "250"]
+    again = vm_rss_kb(pid)
+    print(f"lmtp VmRSS after a second message (BDAT): {again} kB")
+    assert again - after < 2 * 1024
 
 
 def test_unix_socket_and_worker_user(lmtp):

@@ -756,6 +756,13 @@ static void cmd_rcpt(struct smtp_server *srv, char *args)
 	srv_after_callback(srv, PEND_RCPT, r);
 }
 
+/* DATA without an accepted recipient: SMTP answers 554 (RFC 2920 3.1),
+ * LMTP must answer 503 (RFC 2033 4.2) */
+static unsigned srv_no_rcpt_code(const struct smtp_server *srv)
+{
+	return srv->set.protocol == SMTP_PROTOCOL_LMTP ? 503 : 554;
+}
+
 static void cmd_data(struct smtp_server *srv, char *args)
 {
 	(void)args;
@@ -765,7 +772,7 @@ static void cmd_data(struct smtp_server *srv, char *args)
 	}
 	if (srv->state != ST_RCPT) {
 		if (srv->state == ST_MAIL)
-			srv_bad(srv, 554, "5.5.1", "No valid recipients");
+			srv_bad(srv, srv_no_rcpt_code(srv), "5.5.1", "No valid recipients");
 		else
 			srv_bad(srv, 503, "5.5.1", "Need MAIL and RCPT before DATA");
 		return;
@@ -1122,8 +1129,8 @@ static void srv_bdat_chunk_end(struct smtp_server *srv)
 	if (srv->input == IN_BDAT_DISCARD) {
 		srv->input = IN_COMMAND;
 		if (srv->bdat_discard_reply != NULL)
-			srv_bad(srv, srv->state == ST_MAIL ? 554 : 503, "5.5.1", "%s",
-				srv->bdat_discard_reply);
+			srv_bad(srv, srv->state == ST_MAIL ? srv_no_rcpt_code(srv) : 503, "5.5.1",
+				"%s", srv->bdat_discard_reply);
 		srv->bdat_discard_reply = NULL;
 		return;
 	}

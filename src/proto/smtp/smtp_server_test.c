@@ -355,8 +355,14 @@ static void test_sequence_errors(void **state)
 			       "503 5.5.1 Need MAIL and RCPT before DATA\r\n"
 			       "250 2.1.0 Ok\r\n"
 			       "503 5.5.1 Nested MAIL command\r\n"
-			       "554 5.5.1 No valid recipients\r\n"
+			       "503 5.5.1 No valid recipients\r\n"
 			       "550 5.1.1 <nobody@d.test> User unknown\r\n"
+			       "503 5.5.1 No valid recipients\r\n");
+	rec_free(&r);
+
+	/* SMTP answers DATA without recipients with 554 (RFC 2920) */
+	run(&r, false, "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<nobody@d.test>\r\nDATA\r\n");
+	assert_contains(r.out, "550 5.1.1 <nobody@d.test> User unknown\r\n"
 			       "554 5.5.1 No valid recipients\r\n");
 	rec_free(&r);
 
@@ -674,10 +680,10 @@ static void test_bdat(void **state)
 	    "DATA\r\nBDAT 0 LAST\r\nNOOP\r\n");
 	assert_contains(r.out, "503 5.5.1 Need MAIL and RCPT before BDAT\r\n"
 			       "250 2.1.0 Ok\r\n"
-			       "554 5.5.1 No valid recipients\r\n"
+			       "503 5.5.1 No valid recipients\r\n"
 			       "501 5.5.4 Syntax: BDAT size [LAST]\r\n"
 			       "501 5.5.4 Syntax: BDAT size [LAST]\r\n"
-			       "554 5.5.1 No valid recipients\r\n"
+			       "503 5.5.1 No valid recipients\r\n"
 			       "250 2.1.5 Ok\r\n"
 			       "354 ");
 	assert_lacks(r.out, "221");
