@@ -608,7 +608,9 @@ int master_service_apply_settings(struct master_service *svc, char **error_r)
 			continue;
 		}
 		if (wk->pid == 0) {
-			if (i >= have) {
+			/* a new slot, or one retired by an earlier shrink: start it
+			 * unless a restart is already scheduled */
+			if (wk->respawn_ev == NULL || !event_pending(wk->respawn_ev, EV_TIMEOUT, NULL)) {
 				char *error = NULL;
 				if (master_worker_spawn(wk, &error) < 0) {
 					log_error("%s: %s", svc->def->name, error);

@@ -218,3 +218,28 @@ def test_corrupt_settings_database_is_a_clear_error(instance):
     assert "settings.db" in r.stderr
     assert db.read_bytes() == before
     assert not (instance.datadir / "control.sock").exists()
+
+
+def test_worker_count_changes_live(running):
+    running.ctl("service", "start", "pop3", check=True)
+    r = running.ctl("settings", "set", "pop3", "workers=3")
+    assert r.returncode == 0, r.stderr
+
+    def pids():
+        return [p for p in running.status("pop3")[1]["pop3"]["pids"].split(",") if p.isdigit()]
+
+    assert wait_until(lambda: len(pids()) == 3, timeout=5)
+    for _ in range(10):
+        assert greeting(running.port("pop3")).startswith("+OK")
+    # one of them dies: it alone is replaced
+    victim = int(pids()[1])
+    os.kill(victim, signal.SIGKILL)
+    assert wait_until(lambda: len(pids()) == 3 and str(victim) not in pids(), timeout=3)
+    running.ctl("settings", "set", "pop3", "workers=1", check=True)
+    assert wait_until(lambda: len(pids()) == 1, timeout=10)
+    assert greeting(running.port("pop3")).startswith("+OK")
+    # and back up: the retired slots start again
+    running.ctl("settings", "set", "pop3", "workers=2", check=True)
+    assert wait_until(lambda: len(pids()) == 2, timeout=5)
+    code, status = running.status("pop3")
+    assert code == 0 and status["pop3"]["state"] == "running"
