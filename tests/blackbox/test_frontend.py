@@ -449,3 +449,98 @@ def test_garbage_flood_gets_errors_and_a_disconnect(fe):
     assert c.closed(timeout=10)
     # the service is fine
     assert Raw(fe.port("imap4")).line().startswith("* OK")
+
+
+def proxy_v2_header(src, dst, sport, dport):
+    body = socket.inet_pton(socket.AF_INET, src) + socket.inet_pton(socket.AF_INET, dst) + \
+        sport.to_bytes(2, "big") + dport.to_bytes(2, "big")
+    return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + len(body).to_bytes(2, "big") + body
+
+
+def test_proxy_protocol_from_trusted_balancer_gives_the_real_client(fe):
+    fe.ctl("settings", "set", "pop3", "proxy-protocol-trusted=127.0.0.0/8",
+           "max-connections-from-single-ip=1", check=True)
+    port = fe.port("pop3")
+    a = socket.create_connection(("127.0.0.1", port), timeout=10)
+    a.sendall(proxy_v2_header("203.0.113.7", "192.0.2.1", 40000, 110))
+    assert a.recv(100).startswith(b"+OK")
+    # another real client behind the same balancer is counted apart
+    b = socket.create_connection(("127.0.0.1", port), timeout=10)
+    b.sendall(proxy_v2_header("203.0.113.8", "192.0.2.1", 40001, 110))
+    assert b.recv(100).startswith(b"+OK")
+    # the same real client again hits its own limit
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    c.sendall(proxy_v2_header("203.0.113.7", "192.0.2.1", 40002, 110))
+    assert c.recv(100).startswith(b"-ERR [SYS/TEMP]")
+    a.sendall(b"USER alice\r\n")
+    a.recv(200)
+    assert "peer=203.0.113.7:40000" in fe.read_log()
+    # a header that is not PROXY v2 from a trusted peer ends the connection
+    d = socket.create_connection(("127.0.0.1", port), timeout=10)
+    d.sendall(b"PROXY TCP4 203.0.113.9 192.0.2.1 1 2\r\n")
+    d.settimeout(10)
+    assert d.recv(100) == b""
+    for s in (a, b, c, d):
+        s.close()
+
+
+def test_proxy_header_from_untrusted_peer_is_just_bad_input(fe):
+    c = Raw(fe.port("pop3"))
+    assert c.line().startswith("+OK")
+    c.send(proxy_v2_header("203.0.113.7", "192.0.2.1", 40000, 110) + b"\r\n")
+    assert c.line().startswith("-ERR")
+    assert "peer=203.0.113.7" not in fe.read_log()
+
+
+def test_ipv6_binding(fe):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    port = fe.port("pop3") + 3
+    fe.ctl("settings", "set", "pop3", f"unencrypted-or-tls-bindings=[::1]:{port}", check=True)
+    s = socket.create_connection(("::1", port), timeout=10)
+    assert s.recv(100).startswith(b"+OK")
+    s.close()
+
+
+def failed_login_seconds(inst):
+    c = Raw(inst.port("pop3", tls=True), use_tls=True, timeout=60)
+    c.line()
+    times = []
+    for _ in range(3):
+        c.cmd("USER alice")
+        start = time.monotonic()
+        c.cmd("PASS wrong")
+        times.append(time.monotonic() - start)
+    c.close()
+    return times
+
+
+def test_failure_tarpit_grows_per_address_and_spares_trusted_networks(fe):
+    fe.ctl("settings", "set", "pop3", "authentication-failure-delay=1", check=True)
+    times = failed_login_seconds(fe)
+    # 1 s, then 1 + 1, then 1 + 2 as failures from 127.0.0.1 add up
+    assert times[0] < 1.8 and times[2] > 2.5, times
+    # the account is not locked: the right password still works at once
+    c = Raw(fe.port("pop3", tls=True), use_tls=True, timeout=60)
+    c.line()
+    c.cmd("USER alice")
+    start = time.monotonic()
+    assert c.cmd("PASS Secret-pw1").startswith("-ERR [SYS/TEMP] Mailbox")
+    assert time.monotonic() - start < 1.5
+    fe.ctl("settings", "set", "pop3", "trusted-networks=127.0.0.0/8", check=True)
+    times = failed_login_seconds(fe)
+    assert all(t < 1.8 for t in times), times
+
+
+def test_pre_login_idle_timeout(fe):
+    fe.ctl("settings", "set", "pop3", "pre-authenticated-connection-timeout=30", check=True)
+    c = Raw(fe.port("pop3"), timeout=60)
+    c.line()
+    start = time.monotonic()
+    assert c.line().startswith("-ERR Idle timeout")
+    assert 29 <= time.monotonic() - start < 40
+    assert c.closed()
