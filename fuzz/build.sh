@@ -16,7 +16,7 @@ secs=${1:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${FUZZ_OUT:-$root/fuzz/out}
 cc=${CC:-clang}
-targets=${*:-proxy_header line_reader frontend}
+targets=${*:-proxy_header line_reader frontend smtp imap mime}
 cflags="-std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined"
 cflags="$cflags -fno-sanitize-recover=undefined -I$root/src"
 
@@ -31,7 +31,7 @@ for t in $targets; do
 		src/frontend/frontend_imap.c src/net/conn.c src/net/tls.c src/net/line_reader.c
 		src/net/proxy_header.c src/net/cidr.c src/net/conn_limits.c src/net/net.c
 		src/net/test_cert.c src/lib/log.c src/lib/xalloc.c src/lib/net_addr.c
-		src/lib/ipc.c -levent -levent_openssl -lssl -lcrypto" ;;
+		src/lib/ipc.c src/lib/protolog.c -levent -levent_openssl -lssl -lcrypto" ;;
 	mime) srcs="src/mail/mime_parser.c src/mail/mail_header.c src/mail/mail_decode.c
 		src/mail/mail_address.c src/mail/mail_imap.c src/lib/xalloc.c src/lib/log.c" ;;
 	imap) srcs="$(cd "$root" && ls src/proto/imap/*.c | grep -v _test.c | tr '\n' ' ')

@@ -1,8 +1,9 @@
 /* libFuzzer target: whole pre-login sessions of the pop3 and imap4 front
  * ends over a socket pair, the way a client drives them. The first input
- * byte picks the protocol and the TLS/login-type variant; the rest is what
- * the client sends. The worker runtime is replaced by the small stand-ins
- * below (settings from a table, authd unreachable), so the front end's own
+ * byte picks the protocol and the login-type variant; the rest is what the
+ * client sends. The worker runtime is replaced by the small stand-ins below
+ * (settings from a table, authd answering each login in turn with every
+ * verdict), so the front end's own
  * code runs unchanged: the line and literal handling, SASL, STARTTLS, the
  * policy checks and the limits. */
 
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "frontend/frontend.h"
+#include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/worker.h"
 #include "net/test_cert.h"
@@ -79,13 +81,44 @@ bool worker_setting_bool(struct worker *w, const char *key, bool def)
 	return def;
 }
 
+/* requests "sent to authd", answered from the loop below */
+static char fuzz_pending_ids[16][16];
+static unsigned fuzz_npending;
+static unsigned fuzz_answer_kind;
+
 int worker_authd_send(struct worker *w, int type, const void *fields, unsigned nfields)
 {
 	(void)w;
 	(void)type;
-	(void)fields;
-	(void)nfields;
-	return -1; /* authd unreachable: logins get a temporary failure */
+	const struct ipc_field *f = fields;
+	if (fuzz_npending == 16)
+		return -1; /* authd unreachable: the temporary-failure path */
+	for (unsigned i = 0; i < nfields; i++)
+		if (strcmp(f[i].key, "id") == 0)
+			snprintf(fuzz_pending_ids[fuzz_npending++], sizeof(fuzz_pending_ids[0]), "%s",
+				 f[i].value);
+	return 0;
+}
+
+/* authd's verdicts, in turn: every answer path of the protocols */
+static void fuzz_answer_authd(const struct worker_service_ops *ops)
+{
+	static const char *const results[] = {"fail", "refused", "tempfail", "ok"};
+	static struct ipc_msg msg;
+	while (fuzz_npending > 0) {
+		const char *id = fuzz_pending_ids[--fuzz_npending];
+		const char *result = results[fuzz_answer_kind++ % 4];
+		memset(&msg, 0, sizeof(msg));
+		msg.type = IPC_AUTH_REPLY;
+		msg.fd = -1;
+		msg.fields[0] = (struct ipc_field){"id", id};
+		msg.fields[1] = (struct ipc_field){"result", result};
+		msg.fields[2] = (struct ipc_field){"reason", "fuzz"};
+		/* "ok" without a back-end address: the back end is unavailable */
+		msg.fields[3] = (struct ipc_field){"user", "fuzz"};
+		msg.nfields = 4;
+		ops->authd_reply(&fuzz_worker, &msg);
+	}
 }
 
 void worker_set_context(struct worker *w, void *ctx)
@@ -180,6 +213,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			shutdown(sv[1], SHUT_WR);
 		}
 		event_base_loop(fuzz_base, EVLOOP_NONBLOCK);
+		fuzz_answer_authd(fuzz_ops[which]);
 		ssize_t got = read(sv[1], sink, sizeof(sink));
 		if (got == 0)
 			break;
@@ -189,7 +223,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(sv[1]);
 	/* let the server notice the close and free the session */
 	for (int round = 0; round < 100 && fuzz_ops[which]->connection_count(&fuzz_worker) > 0;
-	     round++)
+	     round++) {
 		event_base_loop(fuzz_base, EVLOOP_NONBLOCK);
+		fuzz_answer_authd(fuzz_ops[which]);
+	}
+	fuzz_npending = 0;
 	return 0;
 }
