@@ -99,6 +99,18 @@ def session_rate(port, count):
     return count / elapsed, total
 
 
+def noop_rate(port, count=2000):
+    p = poplib.POP3_SSL("127.0.0.1", port, context=tls_context(), timeout=60)
+    p.user("alice")
+    p.pass_(PASSWORD)
+    start = time.perf_counter()
+    for _ in range(count):
+        p.noop()
+    elapsed = time.perf_counter() - start
+    p.quit()
+    return count / elapsed
+
+
 def one_login(port):
     p = poplib.POP3_SSL("127.0.0.1", port, context=tls_context(), timeout=120)
     p.user("alice")
@@ -312,14 +324,17 @@ def main():
             deliver_all(server.lmtp, args.messages)
             deliver_rate = args.messages / (time.perf_counter() - t0)
             msg_rate, octets = session_rate(server.port, args.messages)
+            # the first session also took in the new deliveries: measure again
+            msg_rate, octets = session_rate(server.port, args.messages)
+            cmd_rate = noop_rate(server.port)
             log_rate = login_rate(server.port, args.logins, args.concurrency)
-            results[name] = (deliver_rate, msg_rate, log_rate, server.rss_kb())
-            print(f"{name:8s} deliveries/s {deliver_rate:8.0f}   RETR messages/s {msg_rate:8.0f}"
-                  f"   logins/s {log_rate:7.1f}   RSS {results[name][3] / 1024:6.1f} MiB",
-                  flush=True)
+            results[name] = (deliver_rate, msg_rate, cmd_rate, log_rate, server.rss_kb())
+            print(f"{name:8s} deliveries/s {deliver_rate:7.0f}  RETR/s {msg_rate:7.0f}  "
+                  f"NOOP/s {cmd_rate:7.0f}  logins/s {log_rate:6.1f}  "
+                  f"RSS {results[name][4] / 1024:6.1f} MiB", flush=True)
         p, d = results["postern"], results["dovecot"]
         print(f"ratio postern/dovecot: deliveries {p[0] / d[0]:.2f}  RETR {p[1] / d[1]:.2f}  "
-              f"logins {p[2] / d[2]:.2f}  memory {p[3] / d[3]:.2f}")
+              f"NOOP {p[2] / d[2]:.2f}  logins {p[3] / d[3]:.2f}  memory {p[4] / d[4]:.2f}")
     finally:
         postern.stop()
         if dovecot:

@@ -193,6 +193,31 @@ static time_t from_line_date(const char *line)
 	return timegm(&tm);
 }
 
+/* Lines are read in pieces of at most PIECE bytes, so a huge line (or a
+ * binary file without line ends) never needs more memory than that. A
+ * piece ends after '\n' or when full; a CR is never left at the end of a
+ * piece without its LF. Returns the length, 0 at the end. */
+#define PIECE 65536
+
+static size_t read_piece(FILE *fp, char *buf, bool *eol_r)
+{
+	size_t n = 0;
+	int c;
+	*eol_r = false;
+	while (n < PIECE && (c = getc_unlocked(fp)) != EOF) {
+		buf[n++] = (char)c;
+		if (c == '\n') {
+			*eol_r = true;
+			return n;
+		}
+	}
+	if (n == PIECE && buf[n - 1] == '\r') {
+		ungetc('\r', fp);
+		n--;
+	}
+	return n;
+}
+
 static int import_mbox(struct importer *im, const char *path)
 {
 	FILE *fp = fopen(path, "r");
@@ -200,13 +225,24 @@ static int import_mbox(struct importer *im, const char *path)
 		im->error = xasprintf("%s: %s", path, strerror(errno));
 		return -1;
 	}
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
+	char *line = xmalloc(PIECE + 1);
+	size_t len;
+	bool eol, at_start = true;
 	bool in_message = false, prev_blank = true, pending_blank = false;
 	time_t date = 0;
 	int ret = 0;
-	while ((len = getline(&line, &cap, fp)) > 0) {
+	while ((len = read_piece(fp, line, &eol)) > 0) {
+		line[len] = '\0';
+		bool start = at_start;
+		at_start = eol;
+		if (!start) {
+			/* the rest of a long line */
+			if (in_message && import_line(im, line, len) < 0) {
+				ret = -1;
+				break;
+			}
+			continue;
+		}
 		if (prev_blank && strncmp(line, "From ", 5) == 0) {
 			if (in_message && import_commit(im, NULL, 0, date) < 0) {
 				ret = -1;
@@ -220,6 +256,10 @@ static int import_mbox(struct importer *im, const char *path)
 			pending_blank = false;
 			date = from_line_date(line);
 			prev_blank = false;
+			/* a From_ line longer than a piece: skip its rest */
+			while (!eol && (len = read_piece(fp, line, &eol)) > 0)
+				;
+			at_start = true;
 			continue;
 		}
 		if (!in_message) {
@@ -241,7 +281,7 @@ static int import_mbox(struct importer *im, const char *path)
 		prev_blank = false;
 		/* mboxrd: ">From " and ">>From " lose one '>' */
 		const char *l = line;
-		size_t n = (size_t)len;
+		size_t n = len;
 		size_t k = 0;
 		while (k < n && l[k] == '>')
 			k++;
@@ -285,11 +325,11 @@ static int import_maildir_file(struct importer *im, const char *path, const char
 				flags[nflags++] = f;
 		}
 	int ret = import_begin(im, (uint64_t)st.st_size);
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	while (ret == 0 && (len = getline(&line, &cap, fp)) > 0)
-		ret = import_line(im, line, (size_t)len);
+	char *line = xmalloc(PIECE);
+	size_t len;
+	bool eol;
+	while (ret == 0 && (len = read_piece(fp, line, &eol)) > 0)
+		ret = import_line(im, line, len);
 	free(line);
 	fclose(fp);
 	if (ret == 0)
@@ -392,34 +432,39 @@ static int export_message(struct store_folder *f, const struct store_message *m,
 	if (r <= 0)
 		return r;
 	FILE *in = fdopen(fd, "r");
+	if (in == NULL) {
+		*error_r = xasprintf("read message %u: %s", m->uid, strerror(errno));
+		close(fd);
+		return -1;
+	}
 	char date[64];
 	struct tm tm;
 	gmtime_r(&m->internal_date, &tm);
 	strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
 	fprintf(out, "From MAILER-DAEMON %s\n", date);
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	bool ended_with_eol = true;
-	while ((len = getline(&line, &cap, in)) > 0) {
-		size_t n = (size_t)len;
-		bool eol = line[n - 1] == '\n';
+	char *line = xmalloc(PIECE);
+	size_t len;
+	bool eol, at_start = true;
+	while ((len = read_piece(in, line, &eol)) > 0) {
+		size_t n = len;
 		if (eol) {
 			n--;
 			if (n > 0 && line[n - 1] == '\r')
 				n--;
 		}
-		/* mboxrd: quote ">*From " with one more '>' */
+		/* mboxrd: quote ">*From " at a line start with one more '>' */
 		size_t k = 0;
-		while (k < n && line[k] == '>')
+		while (at_start && k < n && line[k] == '>')
 			k++;
-		if (n - k >= 5 && strncmp(line + k, "From ", 5) == 0)
+		if (at_start && n - k >= 5 && strncmp(line + k, "From ", 5) == 0)
 			fputc('>', out);
 		fwrite(line, 1, n, out);
-		fputc('\n', out);
-		ended_with_eol = eol;
+		if (eol)
+			fputc('\n', out);
+		at_start = eol;
 	}
-	(void)ended_with_eol;
+	if (!at_start)
+		fputc('\n', out);
 	fputc('\n', out);
 	free(line);
 	fclose(in);

@@ -222,6 +222,42 @@ static void test_signed(void **state)
 	free_result(&r);
 }
 
+static void test_encrypted_and_8bit_headers(void **state)
+{
+	const char *m =
+	    "From: =?UTF-8?Q?J=C3=BCrgen?= <j@example.de>\r\n"
+	    "Subject: Gr\xc3\xbc\xc3\x9f\xc3\xa9 raw UTF-8\r\n"
+	    "Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\";\r\n"
+	    "\tboundary=\"enc\"\r\n"
+	    "\r\n"
+	    "--enc\r\n"
+	    "Content-Type: application/pgp-encrypted\r\n"
+	    "\r\n"
+	    "Version: 1\r\n"
+	    "--enc\r\n"
+	    "Content-Type: application/octet-stream; name=\"encrypted.asc\"\r\n"
+	    "\r\n"
+	    "-----BEGIN PGP MESSAGE-----\r\n"
+	    "hQEMA\r\n"
+	    "-----END PGP MESSAGE-----\r\n"
+	    "--enc--\r\n";
+	struct result r = check_splits(m, strlen(m));
+	assert_false(r.damaged);
+	assert_string_equal(
+	    r.bs, "((\"application\" \"pgp-encrypted\" NIL NIL NIL \"7bit\" 10 NIL NIL NIL NIL)"
+		  "(\"application\" \"octet-stream\" (\"name\" \"encrypted.asc\") NIL NIL \"7bit\" "
+		  "61 NIL NIL NIL NIL) \"encrypted\" (\"protocol\" \"application/pgp-encrypted\" "
+		  "\"boundary\" \"enc\") NIL NIL NIL)");
+	free_result(&r);
+	struct mime_part *root = mime_parse_buffer(m, strlen(m), NULL);
+	char *env = mail_imap_envelope(root);
+	/* 8-bit subject as a literal, encoded words left as they are */
+	assert_non_null(strstr(env, "{18}\r\nGr\xc3\xbc\xc3\x9f\xc3\xa9 raw UTF-8 "));
+	assert_non_null(strstr(env, "((\"=?UTF-8?Q?J=C3=BCrgen?=\" NIL \"j\" \"example.de\"))"));
+	free(env);
+	mime_part_free(&root);
+}
+
 static void test_broken(void **state)
 {
 	const char *cases[] = {
@@ -341,8 +377,8 @@ int main(void)
 	    cmocka_unit_test(test_plain),	 cmocka_unit_test(test_bare_lf_and_no_final_eol),
 	    cmocka_unit_test(test_headers_only), cmocka_unit_test(test_alternative),
 	    cmocka_unit_test(test_mixed_nested), cmocka_unit_test(test_signed),
-	    cmocka_unit_test(test_broken),	 cmocka_unit_test(test_bounds),
-	    cmocka_unit_test(test_long_lines),
+	    cmocka_unit_test(test_broken),	 cmocka_unit_test(test_encrypted_and_8bit_headers),
+	    cmocka_unit_test(test_bounds),	 cmocka_unit_test(test_long_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -169,6 +169,19 @@ int store_folder_list(struct store *store, struct store_folder_info **list_r, si
 		      char **error_r);
 void store_folder_list_free(struct store_folder_info **list, size_t count);
 
+/* One folder's counts (IMAP STATUS) from the index, without opening or
+ * reconciling it. Returns 1 with *info_r filled (release its strings with
+ * store_folder_info_clear()), 0 when it does not exist, -1. */
+int store_folder_status(struct store *store, const char *name, struct store_folder_info *info_r,
+			char **error_r);
+void store_folder_info_clear(struct store_folder_info *info);
+
+/* UIDs expunged from the folder with a MODSEQ above modseq (QRESYNC
+ * VANISHED), ascending, malloc'ed (NULL when *count_r is 0). Returns 1 or
+ * -1. */
+int store_folder_expunged_since(struct store_folder *folder, uint64_t modseq, uint32_t **uids_r,
+				size_t *count_r, char **error_r);
+
 /* The folder's name (normalised), HIGHESTMODSEQ and role. */
 const char *store_folder_name(const struct store_folder *folder);
 uint64_t store_folder_highestmodseq(const struct store_folder *folder);
@@ -296,6 +309,13 @@ void store_search_free(struct store_search **search);
 int store_search_run(struct store_folder *folder, const struct store_search *search, bool use_fts,
 		     uint32_t **uids_r, size_t *count_r, char **error_r);
 
+/* The same over the snapshot messages [first, first + count) only, so that
+ * a caller on an event loop can search a large folder in slices (the
+ * results of consecutive slices concatenate to the whole answer). */
+int store_search_run_slice(struct store_folder *folder, const struct store_search *search,
+			   bool use_fts, size_t first, size_t count, uint32_t **uids_r,
+			   size_t *count_r, char **error_r);
+
 /* ---- change notifications (same process) ---- */
 
 enum store_event_kind {
@@ -320,11 +340,15 @@ typedef void store_event_cb(void *ctx, const struct store_event *event);
 unsigned store_subscribe(struct store *store, store_event_cb *cb, void *ctx);
 void store_unsubscribe(struct store *store, unsigned id);
 
-/* A descriptor (inotify) that becomes readable when other programs add or
- * remove files in the user's Maildir folders. Add it to the event loop and
- * call store_watch_handle() when it is readable; it reconciles the folders
- * concerned and reports their changes to the subscribers. Returns the fd,
- * or -1 with *error_r. The store owns and closes it. */
+/* A descriptor (inotify) that becomes readable when the user's Maildir
+ * folders change on disk: files added or removed by other programs, and
+ * changes made by other postern processes (the lmtp service delivering,
+ * another back end). Add it to the event loop and call store_watch_handle()
+ * when it is readable: files unknown to the index are reconciled, and
+ * every change this store has not reported yet (new messages, flag
+ * changes, expunges -- found by MODSEQ in the index) goes to the
+ * subscribers. Returns the fd, or -1 with *error_r. The store owns and
+ * closes it. */
 int store_watch_fd(struct store *store, char **error_r);
 int store_watch_handle(struct store *store, char **error_r);
 

@@ -183,15 +183,10 @@ int store_append_commit(struct store_append **ap, const char *const *flag_words,
 			      (unsigned long long)store->quota_limit, (unsigned long long)a->size);
 		goto out;
 	}
-	/* the file's mtime carries the internal date, for a rebuilt index */
-	struct timespec times[2] = {{.tv_sec = internal_date}, {.tv_sec = internal_date}};
-	futimens(a->fd, times);
 	if (fsync(a->fd) < 0) {
 		*error_r = xasprintf("fsync %s: %s", a->tmp_path, strerror(errno));
 		goto out;
 	}
-	close(a->fd);
-	a->fd = -1;
 	store_textgen_finish(&a->gen, &parsed);
 
 	base = store_maildir_new_base(store, a->size);
@@ -203,6 +198,12 @@ int store_append_commit(struct store_append **ap, const char *const *flag_words,
 	}
 	free(a->tmp_path);
 	a->tmp_path = NULL;
+	/* the file's mtime carries the internal date, for a rebuilt index; set
+	 * once out of tmp/, where old files are cleaned away */
+	struct timespec times[2] = {{.tv_sec = internal_date}, {.tv_sec = internal_date}};
+	futimens(a->fd, times);
+	close(a->fd);
+	a->fd = -1;
 	char *curdir = xasprintf("%s/cur", a->dir);
 	int r = store_fsync_dir(curdir, error_r);
 	free(curdir);

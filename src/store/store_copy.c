@@ -151,7 +151,7 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count, con
 		goto undo;
 	uint32_t *su = xcalloc(n, sizeof(*su)), *du = xcalloc(n, sizeof(*du));
 	size_t done = 0;
-	uint64_t moved_bytes = 0, copied_bytes = 0, modseq = 0, src_modseq = 0;
+	uint64_t copied_bytes = 0, modseq = 0, src_modseq = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct item *it = &items[i];
 		if (!it->placed)
@@ -200,7 +200,6 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count, con
 			free(sql);
 			if (er < 0)
 				goto rollback;
-			moved_bytes += it->size;
 		} else {
 			copied_bytes += it->size;
 		}
@@ -217,7 +216,6 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count, con
 		if (move)
 			store_notify(store, STORE_EVENT_EXPUNGE, src->name, su[i], 0, src_modseq);
 	}
-	(void)moved_bytes;
 	*src_uids_r = su;
 	*dest_uids_r = du;
 	*count_r = done;

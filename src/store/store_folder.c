@@ -669,3 +669,95 @@ int store_adopt_folders(struct store *store, char **error_r)
 	free(found);
 	return ret;
 }
+
+int store_folder_status(struct store *store, const char *name, struct store_folder_info *info_r,
+			char **error_r)
+{
+	char *norm;
+	if (store_folder_name_check(name, &norm, error_r) < 0)
+		return -1;
+	sqlite3_stmt *st = store_stmt(
+	    store,
+	    "SELECT f.role, f.uidvalidity, f.uidnext, f.highestmodseq, count(m.id),"
+	    " coalesce(sum((m.flags & 1) = 0), 0), coalesce(sum((m.flags & 8) != 0), 0),"
+	    " coalesce(sum(m.size), 0),"
+	    " EXISTS(SELECT 1 FROM subscriptions s WHERE s.name = f.name),"
+	    " EXISTS(SELECT 1 FROM folders c WHERE substr(c.name, 1, length(f.name) + 1) ="
+	    " f.name || '/')"
+	    " FROM folders f LEFT JOIN messages m ON m.folder_id = f.id WHERE f.name = ?"
+	    " GROUP BY f.id",
+	    error_r);
+	if (st == NULL) {
+		free(norm);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, norm, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	int ret = 0;
+	if (rc == SQLITE_ROW) {
+		struct store_folder_info *fi = info_r;
+		memset(fi, 0, sizeof(*fi));
+		fi->name = norm;
+		norm = NULL;
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+			fi->role = xstrdup((const char *)sqlite3_column_text(st, 0));
+		fi->uidvalidity = (uint32_t)sqlite3_column_int64(st, 1);
+		fi->uidnext = (uint32_t)sqlite3_column_int64(st, 2);
+		fi->highestmodseq = (uint64_t)sqlite3_column_int64(st, 3);
+		fi->messages = (uint32_t)sqlite3_column_int64(st, 4);
+		fi->unseen = (uint32_t)sqlite3_column_int64(st, 5);
+		fi->deleted = (uint32_t)sqlite3_column_int64(st, 6);
+		fi->bytes = (uint64_t)sqlite3_column_int64(st, 7);
+		fi->subscribed = sqlite3_column_int(st, 8) != 0;
+		fi->has_children = sqlite3_column_int(st, 9) != 0;
+		fi->exists = true;
+		ret = 1;
+	} else if (rc != SQLITE_DONE) {
+		*error_r = store_db_error(store, "folder status");
+		ret = -1;
+	}
+	sqlite3_finalize(st);
+	free(norm);
+	return ret;
+}
+
+void store_folder_info_clear(struct store_folder_info *info)
+{
+	free(info->name);
+	free(info->role);
+	info->name = info->role = NULL;
+}
+
+int store_folder_expunged_since(struct store_folder *folder, uint64_t modseq, uint32_t **uids_r,
+				size_t *count_r, char **error_r)
+{
+	*uids_r = NULL;
+	*count_r = 0;
+	sqlite3_stmt *st = store_stmt(folder->store,
+				      "SELECT uid FROM expunged WHERE folder_id = ? AND modseq > ? "
+				      "ORDER BY uid",
+				      error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, folder->id);
+	sqlite3_bind_int64(st, 2, (int64_t)modseq);
+	uint32_t *uids = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap * 2 + 64;
+			uids = xrealloc(uids, cap * sizeof(*uids));
+		}
+		uids[n++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(uids);
+		*error_r = store_db_error(folder->store, "expunged list");
+		return -1;
+	}
+	*uids_r = uids;
+	*count_r = n;
+	return 1;
+}

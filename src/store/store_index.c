@@ -47,8 +47,10 @@ static const char *const migrations[] = {
     " end_off INTEGER NOT NULL, lines INTEGER NOT NULL,"
     " PRIMARY KEY(message_id, section, is_message)) WITHOUT ROWID;"
     /* the search text, folded (store_fold) so that FTS and the file scan
-     * agree; trigram tokens give substring matching */
-    "CREATE VIRTUAL TABLE fts USING fts5(header, body, tokenize='trigram case_sensitive 1');"
+     * agree; trigram terms find candidates for a substring and instr() on
+     * the stored text confirms them (store_search.c) */
+    "CREATE VIRTUAL TABLE fts USING fts5(header, body, tokenize='trigram case_sensitive 1',"
+    " detail=column);"
     "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN"
     " DELETE FROM fts WHERE rowid = old.id; END;",
     /* 2: expunged UIDs with their MODSEQ, so that another process (and

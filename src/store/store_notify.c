@@ -32,15 +32,122 @@ void store_unsubscribe(struct store *store, unsigned id)
 		}
 }
 
+static struct store_seen *seen_get(struct store *store, const char *folder)
+{
+	for (size_t i = 0; i < store->nseen; i++)
+		if (strcmp(store->seen[i].folder, folder) == 0)
+			return &store->seen[i];
+	return NULL;
+}
+
+/* Start tracking a folder from its present state. */
+static void seen_init(struct store *store, const char *folder)
+{
+	char *error = NULL;
+	uint32_t uidnext;
+	uint64_t modseq;
+	if (store_index_folder_get(store, folder, NULL, NULL, &uidnext, &modseq, &error) <= 0) {
+		free(error);
+		return;
+	}
+	struct store_seen *s = seen_get(store, folder);
+	if (s == NULL) {
+		store->seen = xrealloc(store->seen, (store->nseen + 1) * sizeof(*store->seen));
+		s = &store->seen[store->nseen++];
+		s->folder = xstrdup(folder);
+	}
+	s->modseq = modseq;
+	s->uidnext = uidnext;
+}
+
 void store_notify(struct store *store, enum store_event_kind kind, const char *folder, uint32_t uid,
 		  unsigned flags, uint64_t modseq)
 {
+	struct store_seen *seen = store->watch_fd >= 0 ? seen_get(store, folder) : NULL;
+	if (seen != NULL) {
+		/* our own changes come in MODSEQ order; a gap means another
+		 * process changed the folder meanwhile: store_watch_handle()
+		 * reports that from the index */
+		if (modseq == seen->modseq + 1)
+			seen->modseq = modseq;
+		if (kind == STORE_EVENT_APPEND && uid >= seen->uidnext)
+			seen->uidnext = uid + 1;
+	}
 	struct store_event ev = {
 	    .kind = kind, .folder = folder, .uid = uid, .flags = flags, .modseq = modseq};
 	/* a callback may subscribe more: iterate over a copy of the count */
 	size_t n = store->nsubs;
 	for (size_t i = 0; i < n && i < store->nsubs; i++)
 		store->subs[i].cb(store->subs[i].ctx, &ev);
+}
+
+/* Report what changed in a folder since this store last looked: new
+ * messages, flag changes and expunges made by other processes. */
+static int report_changes(struct store *store, const char *folder, char **error_r)
+{
+	struct store_seen *seen = seen_get(store, folder);
+	if (seen == NULL) {
+		seen_init(store, folder);
+		return 0;
+	}
+	int64_t id;
+	uint32_t uidnext;
+	uint64_t modseq;
+	int r = store_index_folder_get(store, folder, &id, NULL, &uidnext, &modseq, error_r);
+	if (r <= 0)
+		return r;
+	if (modseq <= seen->modseq)
+		return 0;
+	uint64_t since = seen->modseq;
+	uint32_t old_uidnext = seen->uidnext;
+	seen->modseq = modseq;
+	seen->uidnext = uidnext;
+	/* copies: the callbacks may change the seen array */
+	char *name = xstrdup(folder);
+	sqlite3_stmt *st =
+	    store_stmt(store,
+		       "SELECT 0, uid, flags, modseq FROM messages WHERE folder_id = ?1 "
+		       "AND modseq > ?2 UNION ALL SELECT 1, uid, 0, modseq FROM expunged "
+		       "WHERE folder_id = ?1 AND modseq > ?2 ORDER BY 4",
+		       error_r);
+	if (st == NULL) {
+		free(name);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)since);
+	struct change {
+		int gone;
+		uint32_t uid;
+		unsigned flags;
+		uint64_t modseq;
+	} *changes = NULL;
+	size_t n = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		changes = xrealloc(changes, (n + 1) * sizeof(*changes));
+		changes[n].gone = sqlite3_column_int(st, 0);
+		changes[n].uid = (uint32_t)sqlite3_column_int64(st, 1);
+		changes[n].flags = (unsigned)sqlite3_column_int(st, 2);
+		changes[n].modseq = (uint64_t)sqlite3_column_int64(st, 3);
+		n++;
+	}
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < n; i++) {
+		enum store_event_kind kind = changes[i].gone		     ? STORE_EVENT_EXPUNGE
+					     : changes[i].uid >= old_uidnext ? STORE_EVENT_APPEND
+									     : STORE_EVENT_FLAGS;
+		struct store_event ev = {.kind = kind,
+					 .folder = name,
+					 .uid = changes[i].uid,
+					 .flags = changes[i].flags,
+					 .modseq = changes[i].modseq};
+		size_t nsubs = store->nsubs;
+		for (size_t k = 0; k < nsubs && k < store->nsubs; k++)
+			store->subs[k].cb(store->subs[k].ctx, &ev);
+	}
+	free(changes);
+	free(name);
+	return 0;
 }
 
 static void watch_dir(struct store *store, const char *folder, const char *sub)
@@ -71,6 +178,8 @@ void store_watch_add_folder(struct store *store, const char *name)
 {
 	if (store->watch_fd < 0)
 		return;
+	if (seen_get(store, name) == NULL)
+		seen_init(store, name);
 	watch_dir(store, name, "new");
 	watch_dir(store, name, "cur");
 }
@@ -114,13 +223,22 @@ static bool own_change(struct store *store, const char *folder, const char *fnam
 	return appeared ? known : !known;
 }
 
+static void add_name(char ***list, size_t *n, const char *name)
+{
+	for (size_t k = 0; k < *n; k++)
+		if (strcmp((*list)[k], name) == 0)
+			return;
+	*list = xrealloc(*list, (*n + 1) * sizeof(**list));
+	(*list)[(*n)++] = xstrdup(name);
+}
+
 int store_watch_handle(struct store *store, char **error_r)
 {
 	if (store->watch_fd < 0)
 		return 0;
 	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
-	char **dirty = NULL;
-	size_t ndirty = 0;
+	char **rescan = NULL, **check = NULL;
+	size_t nrescan = 0, ncheck = 0;
 	for (;;) {
 		ssize_t n = read(store->watch_fd, buf, sizeof(buf));
 		if (n <= 0)
@@ -133,35 +251,38 @@ int store_watch_handle(struct store *store, char **error_r)
 				const struct store_watch *w = &store->watches[i];
 				if (w->wd != ev.wd)
 					continue;
+				add_name(&check, &ncheck, w->folder);
+				/* a name the index knows (appeared) or no longer
+				 * knows (went away) in cur/ is a postern change,
+				 * already in the index: no rescan needed */
 				bool appeared = (ev.mask & (IN_CREATE | IN_MOVED_TO)) != 0;
-				if (!w->is_new && (ev.mask & IN_Q_OVERFLOW) == 0 && *name != '\0' &&
-				    own_change(store, w->folder, name, appeared))
-					continue;
-				bool seen = false;
-				for (size_t k = 0; k < ndirty && !seen; k++)
-					seen = strcmp(dirty[k], w->folder) == 0;
-				if (!seen) {
-					dirty = xrealloc(dirty, (ndirty + 1) * sizeof(*dirty));
-					dirty[ndirty++] = xstrdup(w->folder);
-				}
+				if (w->is_new || *name == '\0' ||
+				    !own_change(store, w->folder, name, appeared))
+					add_name(&rescan, &nrescan, w->folder);
 			}
 			if (ev.mask & IN_Q_OVERFLOW) {
 				/* events were lost: look at every watched folder */
 				for (size_t i = 0; i < store->nwatches; i++) {
-					dirty = xrealloc(dirty, (ndirty + 1) * sizeof(*dirty));
-					dirty[ndirty++] = xstrdup(store->watches[i].folder);
+					add_name(&rescan, &nrescan, store->watches[i].folder);
+					add_name(&check, &ncheck, store->watches[i].folder);
 				}
 			}
 			p += sizeof(struct inotify_event) + ev.len;
 		}
 	}
 	int ret = 1;
-	for (size_t i = 0; i < ndirty; i++) {
-		if (ret == 1 && store_folder_reconcile(store, dirty[i], NULL, NULL, error_r) < 0)
+	for (size_t i = 0; i < nrescan; i++) {
+		if (ret == 1 && store_folder_reconcile(store, rescan[i], NULL, NULL, error_r) < 0)
 			ret = -1;
-		free(dirty[i]);
+		free(rescan[i]);
 	}
-	free(dirty);
+	for (size_t i = 0; i < ncheck; i++) {
+		if (ret == 1 && report_changes(store, check[i], error_r) < 0)
+			ret = -1;
+		free(check[i]);
+	}
+	free(rescan);
+	free(check);
 	return ret;
 }
 
@@ -172,6 +293,11 @@ void store_watch_close(struct store *store)
 	free(store->watches);
 	store->watches = NULL;
 	store->nwatches = 0;
+	for (size_t i = 0; i < store->nseen; i++)
+		free(store->seen[i].folder);
+	free(store->seen);
+	store->seen = NULL;
+	store->nseen = 0;
 	if (store->watch_fd >= 0)
 		close(store->watch_fd);
 	store->watch_fd = -1;

@@ -133,11 +133,48 @@ static void test_inotify(void **state)
 	store_close(&store);
 }
 
+/* Changes made by another process (here: a second store handle on the same
+ * files, as the lmtp service has) are reported through the watch too. */
+static void test_other_process(void **state)
+{
+	struct store *mine = test_open("n3", 0);
+	struct seen s = {0};
+	store_subscribe(mine, on_event, &s);
+	char *error = NULL;
+	int fd = store_watch_fd(mine, &error);
+	assert_true(fd >= 0);
+	struct store *other = test_open("n3", 0);
+	uint32_t uid = test_append(other, "INBOX", "Subject: from lmtp\r\n\r\nhi\r\n", NULL, 0, 0);
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 2000), 1);
+	assert_int_equal(store_watch_handle(mine, &error), 1);
+	assert_int_equal(s.appends, 1);
+	assert_int_equal(s.last_uid, uid);
+
+	struct store_folder *f;
+	assert_int_equal(store_folder_open(other, "INBOX", &f, &error), 1);
+	assert_int_equal(store_flags_update(f, uid, STORE_FLAG_SEEN, 0, &error), 1);
+	assert_int_equal(poll(&p, 1, 2000), 1);
+	assert_int_equal(store_watch_handle(mine, &error), 1);
+	assert_int_equal(s.flags, 1);
+	assert_int_equal(s.appends, 1);
+
+	assert_int_equal(store_expunge(f, &uid, 1, &error), 1);
+	assert_int_equal(poll(&p, 1, 2000), 1);
+	assert_int_equal(store_watch_handle(mine, &error), 1);
+	assert_int_equal(s.expunges, 1);
+	assert_int_equal(s.last_uid, uid);
+	store_folder_close(&f);
+	store_close(&other);
+	store_close(&mine);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_events, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_inotify, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_other_process, test_setup, test_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

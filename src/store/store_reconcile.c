@@ -83,6 +83,29 @@ static int move_new(const char *dir, char **error_r)
 	return 0;
 }
 
+/* tmp/ files older than 36 hours are left-overs of deliveries that never
+ * finished (a crash before the rename): the Maildir convention removes
+ * them. */
+static void clean_tmp(const char *dir)
+{
+	char *tmp = xasprintf("%s/tmp", dir);
+	DIR *d = opendir(tmp);
+	if (d != NULL) {
+		time_t limit = time(NULL) - 36 * 3600;
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			struct stat st;
+			if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISREG(st.st_mode) && st.st_mtime < limit)
+				unlinkat(dirfd(d), de->d_name, 0);
+		}
+		closedir(d);
+	}
+	free(tmp);
+}
+
 static int read_files(const char *dir, struct entry **files_r, size_t *count_r, char **error_r)
 {
 	char *cur = xasprintf("%s/cur", dir);
@@ -280,6 +303,7 @@ int store_reconcile_folder(struct store *store, int64_t folder_id, const char *n
 			goto out;
 		}
 	}
+	clean_tmp(dir);
 	if (move_new(dir, error_r) < 0)
 		goto out;
 	/* the mtimes before reading: a change during the scan makes them differ */

@@ -223,8 +223,10 @@ static void test_agree_many(void **state)
 	struct store_folder *f;
 	char *error = NULL;
 	assert_int_equal(store_folder_open(store, "INBOX", &f, &error), 1);
-	const char *queries[] = {"alpha", "BETA gamma", "ÉPSILON", "delta",	"eta ", "ΘΉΤΑ",
-				 "ta",	  "m1",		"m5 ",	   "zeta zeta", "a b"};
+	const char *queries[] = {
+	    "alpha", "BETA gamma", "ÉPSILON", "delta", "eta ", "ΘΉΤΑ", "ta", "m1", "m5 ", "zeta zeta",
+	    "a b", "\"al\"pha", "\xe0\x80\x80\x80\x80x",
+	    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi"};
 	for (size_t q = 0; q < sizeof(queries) / sizeof(queries[0]); q++)
 		for (int op = 0; op < 2; op++) {
 			struct store_search *s =
@@ -233,6 +235,21 @@ static void test_agree_many(void **state)
 			char *b = run(f, s, false);
 			if (strcmp(a, b) != 0)
 				fail_msg("'%s': fts '%s' scan '%s'", queries[q], a, b);
+			/* in slices of 7 messages: the same answer */
+			char joined[4096] = "";
+			for (size_t first = 0; first < store_folder_count(f); first += 7) {
+				uint32_t *uids;
+				size_t n;
+				assert_int_equal(
+				    store_search_run_slice(f, s, true, first, 7, &uids, &n, &error),
+				    1);
+				for (size_t i = 0; i < n; i++)
+					snprintf(joined + strlen(joined),
+						 sizeof(joined) - strlen(joined), "%s%u",
+						 *joined ? "," : "", uids[i]);
+				free(uids);
+			}
+			assert_string_equal(joined, a);
 			free(a);
 			free(b);
 			store_search_free(&s);

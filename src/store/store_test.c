@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <time.h>
 
 #include "store/store.h"
 #include "store/store_test_util.h"
@@ -168,7 +169,25 @@ static void test_flags_expunge_no_reuse(void **state)
 
 	uint32_t gone[] = {2, 3, 99};
 	uint64_t before = store_quota_used(store);
+	uint64_t ms_before = store_folder_highestmodseq(f);
 	assert_int_equal(store_expunge(f, gone, 3, &error), 1);
+	uint32_t *vanished;
+	size_t nvanished;
+	assert_int_equal(store_folder_expunged_since(f, ms_before, &vanished, &nvanished, &error),
+			 1);
+	assert_int_equal(nvanished, 2);
+	assert_int_equal(vanished[0], 2);
+	assert_int_equal(vanished[1], 3);
+	free(vanished);
+	struct store_folder_info fi;
+	assert_int_equal(store_folder_status(store, "inbox", &fi, &error), 1);
+	assert_string_equal(fi.name, "INBOX");
+	assert_int_equal(fi.messages, 1);
+	assert_int_equal(fi.unseen, 1);
+	assert_int_equal(fi.uidnext, 4);
+	assert_true(fi.highestmodseq > ms_before);
+	store_folder_info_clear(&fi);
+	assert_int_equal(store_folder_status(store, "Nope", &fi, &error), 0);
 	assert_int_equal(store_quota_used(store), before - 2 * strlen(msg1));
 	assert_int_equal(count_files(cur), 1);
 	/* the snapshot still lists them; opening one says it is gone */
@@ -413,6 +432,23 @@ static void test_reconcile(void **state)
 	assert_non_null(strstr(bs, "\"mixed\""));
 	free(bs);
 	store_folder_close(&f);
+
+	/* a delivery that died before its rename long ago: tmp/ is cleaned */
+	char *stale = NULL, *fresh = NULL;
+	assert_true(asprintf(&stale, "%s/mail/u6/tmp/old.delivery", test_root) > 0);
+	assert_true(asprintf(&fresh, "%s/mail/u6/tmp/new.delivery", test_root) > 0);
+	fclose(fopen(stale, "w"));
+	fclose(fopen(fresh, "w"));
+	struct timespec old[2] = {{.tv_sec = time(NULL) - 40 * 3600},
+				  {.tv_sec = time(NULL) - 40 * 3600}};
+	utimensat(AT_FDCWD, stale, old, 0);
+	unsigned added, removed;
+	assert_int_equal(store_folder_reconcile(store, "INBOX", &added, &removed, &error), 1);
+	assert_int_equal(added + removed, 0);
+	assert_int_equal(access(stale, F_OK), -1);
+	assert_int_equal(access(fresh, F_OK), 0);
+	free(stale);
+	free(fresh);
 
 	/* losing the whole index keeps every message (new UIDVALIDITY then) */
 	uint64_t reread;
