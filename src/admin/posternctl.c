@@ -22,6 +22,7 @@ static void usage(FILE *out)
 		"  service list|status|start|stop|restart [NAME...]\n"
 		"  service set NAME startup=automatic|manual|disabled\n"
 		"  backend add|del|list ...\n"
+		"  mailbox list|import|export|quota|reindex USER ...\n"
 		"\n"
 		"Run `posternctl COMMAND --help` for a command's options.\n");
 }
@@ -89,6 +90,7 @@ int main(int argc, char **argv)
 		{"service", admin_service_main},
 		{"mailbox", admin_mailbox_main},
 		{"backend", admin_backend_main},
+		{"queue", admin_queue_main},
 	};
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
 		if (strcmp(argv[i], groups[g].name) != 0)
