@@ -85,6 +85,8 @@ static const char *const relay_tls_choices[] = {"required", "opportunistic", "no
 		[SVC_IMAP4] = (v), [SVC_POP3] = (v), [SVC_SUBMISSION] = (v)                        \
 	}
 
+static const char *const socket_mode_choices[] = {"0600", "0660", "0666", NULL};
+
 static const struct settings_def settings_defs[] = {
     {
 	.key = "startup",
@@ -145,6 +147,22 @@ static const struct settings_def settings_defs[] = {
 	.type = ST_SOCKET_PATH,
 	.help = "unix socket for local delivery, relative to the data dir unless absolute",
 	.defaults = {[SVC_LMTP] = "lmtp.sock"},
+    },
+    {
+	.key = "unix-socket-mode",
+	.type = ST_CHOICE,
+	.choices = socket_mode_choices,
+	.help = "who may connect to the unix socket: 0600 (posternd's user), 0660 (and "
+		"unix-socket-group, e.g. postfix), 0666 (every local user)",
+	.defaults = {[SVC_LMTP] = "0600"},
+    },
+    {
+	.key = "unix-socket-group",
+	.type = ST_TEXT,
+	.max = 32,
+	.help = "group that owns the unix socket (a system group such as postfix), or '-' to "
+		"leave it as it is",
+	.defaults = {[SVC_LMTP] = "-"},
     },
     {
 	.key = "external-connection-settings",

@@ -2,11 +2,14 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -150,6 +153,51 @@ static int master_wanted_bindings(struct master_service *svc, struct master_list
 	return 0;
 }
 
+/* The lmtp service's unix socket is also where the submission service
+ * (postern-front) delivers: started as root, give it that group's write
+ * access (0660) instead of root's alone. */
+static void master_lmtp_socket_access(const struct master_service *svc,
+				      const struct net_addr *addr)
+{
+	if (geteuid() != 0 || strcmp(svc->def->name, "lmtp") != 0 ||
+	    addr->ss.ss_family != AF_UNIX)
+		return;
+	struct passwd *pw = getpwnam("postern-front");
+	const char *path = ((const struct sockaddr_un *)&addr->ss)->sun_path;
+	if (pw == NULL || chown(path, 0, pw->pw_gid) < 0 || chmod(path, 0660) < 0)
+		log_warn("cannot let postern-front deliver on %s: %s", path,
+			 pw == NULL ? "no such user" : strerror(errno));
+}
+
+/* Who may connect to a unix socket listener: unix-socket-mode and
+ * unix-socket-group (applied on every rebind, so changes take effect on
+ * the socket that stays). */
+static int master_unix_socket_access(struct master_service *svc, const struct master_listener *l,
+				     char **error_r)
+{
+	const char *path = ((const struct sockaddr_un *)&l->addr.ss)->sun_path;
+	const char *mode_text = master_setting(svc, "unix-socket-mode");
+	const char *group = master_setting(svc, "unix-socket-group");
+	mode_t mode = mode_text != NULL ? (mode_t)strtol(mode_text, NULL, 8) : 0600;
+	if (group != NULL && *group != '\0' && strcmp(group, "-") != 0) {
+		struct group *gr = getgrnam(group);
+		if (gr == NULL) {
+			*error_r = xasprintf("%s: unix-socket-group: no group '%s'", l->text, group);
+			return -1;
+		}
+		if (chown(path, (uid_t)-1, gr->gr_gid) < 0) {
+			*error_r = xasprintf("%s: cannot give it to group %s: %s", l->text, group,
+					     strerror(errno));
+			return -1;
+		}
+	}
+	if (chmod(path, mode) < 0) {
+		*error_r = xasprintf("%s: chmod: %s", l->text, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* Bind what the settings ask for, keeping sockets that stay the same.
  * Bindings that fail are left out and described in *error_r; the service
  * serves on the others. Returns the number of bound listeners. */
@@ -176,6 +224,8 @@ static size_t master_rebind(struct master_service *svc, char **error_r)
 			continue;
 		char *error = NULL;
 		want[i].fd = net_listen(&want[i].addr, LISTEN_BACKLOG, &error);
+		if (want[i].fd >= 0)
+			master_lmtp_socket_access(svc, &want[i].addr);
 		if (want[i].fd < 0) {
 			char *joined = xasprintf("%s%scannot bind %s: %s", errors ? errors : "",
 						 errors ? "; " : "", want[i].text, error);
@@ -192,6 +242,17 @@ static size_t master_rebind(struct master_service *svc, char **error_r)
 			want[kept++] = want[i];
 	svc->listeners = want;
 	svc->nlisteners = kept;
+	for (size_t i = 0; i < kept; i++) {
+		char *error = NULL;
+		if (want[i].addr.ss.ss_family == AF_UNIX &&
+		    master_unix_socket_access(svc, &want[i], &error) < 0) {
+			char *joined = xasprintf("%s%s%s", errors ? errors : "", errors ? "; " : "",
+						 error);
+			free(errors);
+			free(error);
+			errors = joined;
+		}
+	}
 	if (errors != NULL) {
 		*error_r = xasprintf("%s: %s", svc->def->name, errors);
 		free(errors);

@@ -243,3 +243,26 @@ def test_worker_count_changes_live(running):
     assert wait_until(lambda: len(pids()) == 2, timeout=5)
     code, status = running.status("pop3")
     assert code == 0 and status["pop3"]["state"] == "running"
+
+
+def test_lmtp_socket_access_for_an_mta(running):
+    import grp
+    import stat
+    sock = running.datadir / "lmtp.sock"
+    assert wait_until(sock.exists, timeout=5)
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
+    group = "mail"
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        import pytest
+        pytest.skip("no 'mail' group")
+    r = running.ctl("settings", "set", "lmtp", "unix-socket-mode=0660",
+                    f"unix-socket-group={group}")
+    assert r.returncode == 0, r.stderr
+    st = os.stat(sock)
+    assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == gid
+    r = running.ctl("settings", "set", "lmtp", "unix-socket-mode=0644")
+    assert r.returncode != 0 and "unix-socket-mode" in r.stderr
+    r = running.ctl("settings", "set", "lmtp", "unix-socket-group=no-such-group-here")
+    assert r.returncode != 0 and "no-such-group-here" in r.stderr
