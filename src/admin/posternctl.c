@@ -23,6 +23,7 @@ static void usage(FILE *out)
 		"  service set NAME startup=automatic|manual|disabled\n"
 		"  backend add|del|list ...\n"
 		"  mailbox list|import|export|quota|reindex USER ...\n"
+		"  test pop3|imap4 --user NAME [--light] [--connection plaintext|ssl|tls] ...\n"
 		"\n"
 		"Run `posternctl COMMAND --help` for a command's options.\n");
 }
@@ -90,6 +91,7 @@ int main(int argc, char **argv)
 		{"service", admin_service_main},
 		{"mailbox", admin_mailbox_main},
 		{"backend", admin_backend_main},
+		{"test", admin_test_main},
 		{"queue", admin_queue_main},
 	};
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {

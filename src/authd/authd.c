@@ -45,6 +45,7 @@ struct authd {
 	 * costs the same time as a wrong password */
 	char *dummy_hash;
 	struct authd_tickets tickets;
+	char *domain; /* the instance's mail domain (directory meta), "" when unset */
 };
 
 /* a reply held back by the failure delay */
@@ -318,8 +319,10 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 				{"backend", backend_name},
 				{"backend-address", address},
 				{"ticket-expiry", expiry},
-				{"ticket-mac", mac}};
-	authd_send(c, f, 8);
+				{"ticket-mac", mac},
+				{"domain", a->domain},
+				{"send-as", u->send_as != NULL ? u->send_as : ""}};
+	authd_send(c, f, 10);
 	directory_backend_free(&b);
 	directory_user_free(&u);
 }
@@ -351,13 +354,22 @@ static void authd_handle_lookup(struct authd_client *c, const struct ipc_msg *ms
 	}
 	char quota[24];
 	snprintf(quota, sizeof(quota), "%llu", u->quota_bytes);
+	/* where a delivery for the user goes (the submission service) */
+	const char *backend_name = u->backend != NULL ? u->backend : DIRECTORY_BACKEND_LOCAL;
+	struct directory_backend *b = NULL;
+	char *berror = NULL;
+	if (directory_backend_get(c->authd->dir, backend_name, &b, &berror) < 0)
+		free(berror);
 	struct ipc_field f[] = {{"id", id},
 				{"result", "ok"},
 				{"user", u->name},
 				{"kind", directory_kind_name(u->kind)},
-				{"backend", u->backend != NULL ? u->backend : DIRECTORY_BACKEND_LOCAL},
-				{"quota", quota}};
-	authd_send_type(c, IPC_USER_REPLY, f, 6);
+				{"backend", backend_name},
+				{"quota", quota},
+				{"lmtp-address",
+				 b != NULL && b->lmtp_address != NULL ? b->lmtp_address : ""}};
+	authd_send_type(c, IPC_USER_REPLY, f, 7);
+	directory_backend_free(&b);
 	directory_user_free(&u);
 }
 
@@ -490,6 +502,11 @@ void authd_main(const char *datadir, int channel_fd)
 	}
 	OPENSSL_cleanse(secret, strlen(secret));
 	free(secret);
+	if (directory_meta_get(a.dir, DIRECTORY_META_DOMAIN, &a.domain, &error) <= 0) {
+		free(error);
+		error = NULL;
+		a.domain = xstrdup("");
+	}
 	if (password_hash("postern-timing-equaliser", &a.dummy_hash, &error) < 0) {
 		log_warn("cannot prepare the timing hash: %s", error);
 		free(error);
@@ -514,5 +531,6 @@ void authd_main(const char *datadir, int channel_fd)
 	ipc_send(channel_fd, IPC_READY, -1, &f, 1, 5000);
 	event_base_dispatch(a.base);
 	directory_close(&a.dir);
+	free(a.domain);
 	exit(0);
 }

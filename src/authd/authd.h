@@ -11,8 +11,13 @@
  *                     that user; ok carries the target's user and quota)
  *   IPC_AUTH_REPLY    id, result, and
  *       result=ok        user (canonical name), kind, backend,
- *                        backend-address, ticket-expiry, ticket-mac: the
- *                        one-time ticket the front end shows the back end
+ *                        backend-address (for service=submission: the back
+ *                        end's lmtp address), ticket-expiry, ticket-mac: the
+ *                        one-time ticket the front end shows the back end;
+ *                        domain (the instance's mail domain, from the
+ *                        directory meta) and send-as (the user's extra
+ *                        sender addresses, "a@x, b@y" or ""): the
+ *                        submission service's sender policy
  *       result=fail      wrong password or unknown user (one answer for
  *                        both), sent after the failure delay and the
  *                        source address's tarpit delay
@@ -22,7 +27,10 @@
  *
  *   IPC_USER_LOOKUP   id, user                    (back ends: delivery)
  *   IPC_USER_REPLY    id, result=ok|unknown|tempfail, and with ok:
- *                     user (canonical), kind, backend, quota (bytes, 0 none)
+ *                     user (canonical), kind, backend, quota (bytes, 0 none),
+ *                     lmtp-address (the back end's lmtp address in net_addr
+ *                     form, "" when it has none: where the submission
+ *                     service delivers the user's mail)
  *
  *   IPC_TICKET_VERIFY id, user, peer, expiry, mac (back ends: a front end's
  *                     login). Answered with IPC_USER_REPLY; result=fail when

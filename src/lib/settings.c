@@ -153,16 +153,17 @@ static const struct settings_def settings_defs[] = {
 	.type = ST_CHOICE,
 	.choices = socket_mode_choices,
 	.help = "who may connect to the unix socket: 0600 (posternd's user), 0660 (and "
-		"unix-socket-group, e.g. postfix), 0666 (every local user)",
-	.defaults = {[SVC_LMTP] = "0600"},
+		"unix-socket-group: the submission service's postern-front, or postfix), 0666 "
+		"(every local user)",
+	.defaults = {[SVC_LMTP] = "0660"},
     },
     {
 	.key = "unix-socket-group",
 	.type = ST_TEXT,
 	.max = 32,
 	.help = "group that owns the unix socket (a system group such as postfix), or '-' to "
-		"leave it as it is",
-	.defaults = {[SVC_LMTP] = "-"},
+		"leave it as it is; postern-front lets the submission service deliver",
+	.defaults = {[SVC_LMTP] = "postern-front"},
     },
     {
 	.key = "external-connection-settings",

@@ -188,7 +188,7 @@ static void test_foreach(void **state)
 	assert_int_equal(o.n, 21);
 	o = (struct order_ctx){0};
 	settings_foreach_key("lmtp", order_cb, &o);
-	assert_int_equal(o.n, 10);
+	assert_int_equal(o.n, 12);
 	o = (struct order_ctx){0};
 	settings_foreach_key("unknown", order_cb, &o);
 	assert_int_equal(o.n, 0);

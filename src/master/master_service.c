@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -153,22 +152,6 @@ static int master_wanted_bindings(struct master_service *svc, struct master_list
 	return 0;
 }
 
-/* The lmtp service's unix socket is also where the submission service
- * (postern-front) delivers: started as root, give it that group's write
- * access (0660) instead of root's alone. */
-static void master_lmtp_socket_access(const struct master_service *svc,
-				      const struct net_addr *addr)
-{
-	if (geteuid() != 0 || strcmp(svc->def->name, "lmtp") != 0 ||
-	    addr->ss.ss_family != AF_UNIX)
-		return;
-	struct passwd *pw = getpwnam("postern-front");
-	const char *path = ((const struct sockaddr_un *)&addr->ss)->sun_path;
-	if (pw == NULL || chown(path, 0, pw->pw_gid) < 0 || chmod(path, 0660) < 0)
-		log_warn("cannot let postern-front deliver on %s: %s", path,
-			 pw == NULL ? "no such user" : strerror(errno));
-}
-
 /* Who may connect to a unix socket listener: unix-socket-mode and
  * unix-socket-group (applied on every rebind, so changes take effect on
  * the socket that stays). */
@@ -181,6 +164,10 @@ static int master_unix_socket_access(struct master_service *svc, const struct ma
 	mode_t mode = mode_text != NULL ? (mode_t)strtol(mode_text, NULL, 8) : 0600;
 	if (group != NULL && *group != '\0' && strcmp(group, "-") != 0) {
 		struct group *gr = getgrnam(group);
+		/* the default group exists where posternd runs as root (the role
+		 * users are created then); an ordinary user keeps their own */
+		if (gr == NULL && geteuid() != 0 && strcmp(group, "postern-front") == 0)
+			gr = getgrgid(getegid());
 		if (gr == NULL) {
 			*error_r = xasprintf("%s: unix-socket-group: no group '%s'", l->text, group);
 			return -1;
@@ -224,8 +211,6 @@ static size_t master_rebind(struct master_service *svc, char **error_r)
 			continue;
 		char *error = NULL;
 		want[i].fd = net_listen(&want[i].addr, LISTEN_BACKLOG, &error);
-		if (want[i].fd >= 0)
-			master_lmtp_socket_access(svc, &want[i].addr);
 		if (want[i].fd < 0) {
 			char *joined = xasprintf("%s%scannot bind %s: %s", errors ? errors : "",
 						 errors ? "; " : "", want[i].text, error);

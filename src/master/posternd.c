@@ -78,6 +78,7 @@ static void master_prepare_permissions(const char *datadir)
 	gid_t mail_gid = have_mail ? pw->pw_gid : 0;
 	pw = getpwnam("postern-front");
 	bool have_front = pw != NULL;
+	uid_t front_uid = have_front ? pw->pw_uid : 0;
 	gid_t front_gid = have_front ? pw->pw_gid : 0;
 	char *path = xasprintf("%s/mail", datadir);
 	if (have_mail && chown(path, mail_uid, mail_gid) == 0)
@@ -86,6 +87,17 @@ static void master_prepare_permissions(const char *datadir)
 		log_warn("cannot give %s to postern-mail: %s", path,
 			 !have_mail ? "no such user" : strerror(errno));
 	free(path);
+	/* the submission service's outbound queue */
+	static const char *const queue_dirs[] = {"queue", "queue/tmp"};
+	for (size_t i = 0; i < 2 && have_front; i++) {
+		path = xasprintf("%s/%s", datadir, queue_dirs[i]);
+		if ((mkdir(path, 0700) == 0 || errno == EEXIST) &&
+		    chown(path, front_uid, front_gid) == 0)
+			chmod(path, 0700);
+		else
+			log_warn("cannot give %s to postern-front: %s", path, strerror(errno));
+		free(path);
+	}
 	if (have_front) {
 		static const struct {
 			const char *name;

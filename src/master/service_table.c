@@ -1,21 +1,25 @@
 #include <string.h>
 
 #include "frontend/frontend.h"
+#include "imapd/imapd.h"
 #include "lib/worker.h"
 #include "lmtpd/lmtpd.h"
 #include "master/master.h"
 #include "pop3d/pop3d.h"
+#include "submitd/submitd.h"
 
 /* The services of this build. A service whose protocol code is not part of
  * the build yet has ops == NULL: it is listed and configurable, but cannot
  * be started. */
 const struct service_def service_defs[] = {
 	{"imap4", "IMAP4 front end (clients connect here)", &imap4_frontend_ops, "postern-front"},
-	{"imap4-backend", "IMAP4 back end on the mailbox store", NULL, "postern-mail"},
+	{"imap4-backend", "IMAP4 back end on the mailbox store", &imap4_backend_ops,
+	 "postern-mail"},
 	{"pop3", "POP3 front end (clients connect here)", &pop3_frontend_ops, "postern-front"},
 	{"pop3-backend", "POP3 back end on the mailbox store", &pop3_backend_ops,
 	 "postern-mail"},
-	{"submission", "authenticated SMTP submission", NULL, "postern-front"},
+	{"submission", "authenticated SMTP submission", &submission_service_ops,
+	 "postern-front"},
 	{"lmtp", "delivery into the mailbox store", &lmtp_service_ops, "postern-mail"},
 	{"http", "settings page, autoconfiguration, admin centre", NULL, "postern-front"},
 	{NULL, NULL, NULL, NULL},

@@ -352,3 +352,41 @@ def test_protocol_logs_record_commands_without_credentials(pop):
     c.cmd("QUIT")
     time.sleep(0.2)
     assert sum(p.stat().st_size for p in (pop.datadir / "logs" / "pop3").glob("*.log")) == size
+
+
+def test_connectivity_test_command(pop):
+    import json
+    # full test: deliver, connect, TLS, log in, find, delete, log out
+    r = pop.ctl("test", "pop3", "--user", "alice", "--trust-any-certificate",
+                input=PASSWORD + "\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [l.split() for l in r.stdout.splitlines()[1:]]
+    assert [row[1] for row in rows if row[1] != "test"][:2] == ["Deliver", "Connect"]
+    assert all("Success" in l for l in r.stdout.splitlines()[1:])
+    # the test message was removed again
+    assert login(pop).stat()[0] == 0
+    # STARTTLS, JSON
+    r = pop.ctl("test", "pop3", "--user", "alice", "--light", "--connection", "tls",
+                "--trust-any-certificate", "--json", input=PASSWORD + "\n")
+    steps = json.loads(r.stdout)
+    assert r.returncode == 0 and [s["scenario"] for s in steps] == \
+        ["Connect", "Greeting", "TLS", "Capabilities", "Login", "Logout"]
+    assert all(s["result"] == "Success" and s["latency_ms"] >= 0 for s in steps)
+    # each failure names its cause, and the rest is skipped
+    r = pop.ctl("test", "pop3", "--user", "alice", "--light", "--trust-any-certificate",
+                "--json", input="wrong\n")
+    steps = {s["scenario"]: s for s in json.loads(r.stdout)}
+    assert r.returncode == 1
+    assert steps["Login"]["result"] == "Failure" and "[AUTH]" in steps["Login"]["error"]
+    assert steps["Logout"]["result"] == "Skipped"
+    r = pop.ctl("test", "pop3", "--user", "alice", "--light", "--json", input=PASSWORD + "\n")
+    steps = {s["scenario"]: s for s in json.loads(r.stdout)}
+    assert r.returncode == 1 and "certificate" in steps["TLS"]["error"]
+    r = pop.ctl("test", "pop3", "--user", "alice", "--light", "--connection", "plaintext",
+                "--json", input=PASSWORD + "\n")
+    steps = {s["scenario"]: s for s in json.loads(r.stdout)}
+    assert r.returncode == 1 and "login-type" in steps["Capabilities"]["error"]
+    pop.ctl("service", "stop", "pop3", check=True)
+    r = pop.ctl("test", "pop3", "--user", "alice", "--light", "--json", input=PASSWORD + "\n")
+    steps = {s["scenario"]: s for s in json.loads(r.stdout)}
+    assert r.returncode == 1 and "refused" in steps["Connect"]["error"]

@@ -1,0 +1,487 @@
+"""The submission service end to end: smtplib, raw sockets and swaks against
+the running instance on 587 (STARTTLS) and 465 (implicit TLS). Local mail
+is found again over POP3; other mail goes through the queue to a fake
+smarthost (a small SMTP sink in this file, on a loopback port)."""
+
+import base64
+import os
+import poplib
+import shutil
+import smtplib
+import socket
+import socketserver
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import wait_until
+
+PASSWORD = "Secret-pw1"
+
+
+def tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+# ---- a fake smarthost ----
+
+class Sink:
+    """A minimal SMTP server: records every transaction; answers RCPT and
+    the end of DATA with what the test asks for."""
+
+    def __init__(self):
+        self.messages = []  # (sender, [rcpts], data bytes)
+        self.rcpt_reply = {}  # address -> reply line
+        self.data_reply = b"250 2.0.0 Ok: queued"
+        self.lock = threading.Lock()
+        sink = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                w = self.wfile
+                w.write(b"220 sink ESMTP\r\n")
+                sender, rcpts = None, []
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    cmd = line.strip().decode("latin-1")
+                    up = cmd.upper()
+                    if up.startswith("EHLO"):
+                        w.write(b"250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n")
+                    elif up.startswith("HELO"):
+                        w.write(b"250 sink\r\n")
+                    elif up.startswith("MAIL FROM:"):
+                        sender = cmd[10:].split()[0].strip("<>")
+                        rcpts = []
+                        w.write(b"250 2.1.0 Ok\r\n")
+                    elif up.startswith("RCPT TO:"):
+                        addr = cmd[8:].split()[0].strip("<>")
+                        reply = sink.rcpt_reply.get(addr, b"250 2.1.5 Ok")
+                        if reply.startswith(b"2"):
+                            rcpts.append(addr)
+                        w.write(reply + b"\r\n")
+                    elif up == "DATA":
+                        w.write(b"354 go ahead\r\n")
+                        data = b""
+                        while True:
+                            l = self.rfile.readline()
+                            if not l or l == b".\r\n":
+                                break
+                            data += l[1:] if l.startswith(b".") else l
+                        reply = sink.data_reply
+                        if reply.startswith(b"2"):
+                            with sink.lock:
+                                sink.messages.append((sender, rcpts, data))
+                        w.write(reply + b"\r\n")
+                    elif up == "QUIT":
+                        w.write(b"221 bye\r\n")
+                        return
+                    elif up == "RSET" or up == "NOOP":
+                        w.write(b"250 Ok\r\n")
+                    else:
+                        w.write(b"502 5.5.1 no\r\n")
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def sink():
+    s = Sink()
+    yield s
+    s.close()
+
+
+# ---- the instance ----
+
+@pytest.fixture
+def sub(running):
+    running.ctl("service", "start", "pop3-backend", "pop3", check=True)
+    for name, kind in (("alice", "user"), ("bob", "user"), ("gina", "guest"),
+                       ("adam", "admin"), ("carl", "user")):
+        running.ctl("user", "add", name, "--kind", kind, input=PASSWORD + "\n", check=True)
+    running.ctl("user", "set", "carl", "smtp=off", check=True)
+    if os.geteuid() == 0:
+        # the submission service runs as postern-front and delivers on the
+        # lmtp socket: give that group access
+        running.ctl("settings", "set", "lmtp", "unix-socket-mode=0660",
+                    "unix-socket-group=postern-front", check=True)
+    # the submission service starts automatically
+    assert wait_until(lambda: _connectable(running.port("submission")), timeout=15)
+    return running
+
+
+def _connectable(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def smtp(inst, user="alice", password=PASSWORD, implicit=False):
+    if implicit:
+        c = smtplib.SMTP_SSL("127.0.0.1", inst.port("submission", tls=True),
+                             context=tls_context(), timeout=30)
+        c.ehlo("client.example")
+    else:
+        c = smtplib.SMTP("127.0.0.1", inst.port("submission"), timeout=30)
+        c.ehlo("client.example")
+        c.starttls(context=tls_context())
+        c.ehlo("client.example")
+    if user is not None:
+        c.login(user, password)
+    return c
+
+
+def message(subject="hello", sender="alice@example.test", to="bob@example.test",
+            body=b"the body\r\n", extra=b""):
+    return (b"From: " + sender.encode() + b"\r\nTo: " + to.encode() +
+            b"\r\nSubject: " + subject.encode() + b"\r\n" + extra + b"\r\n" + body)
+
+
+def pop_messages(inst, user="bob"):
+    p = poplib.POP3_SSL("127.0.0.1", inst.port("pop3", tls=True), context=tls_context(),
+                        timeout=30)
+    p.user(user)
+    p.pass_(PASSWORD)
+    out = []
+    for i in range(1, len(p.list()[1]) + 1):
+        out.append(b"\r\n".join(p.retr(i)[1]) + b"\r\n")
+    p.quit()
+    return out
+
+
+class Raw:
+    """A raw client; tls=True wraps at once (465)."""
+
+    def __init__(self, inst, implicit=True):
+        s = socket.create_connection(("127.0.0.1", inst.port("submission", tls=implicit)),
+                                     timeout=30)
+        self.sock = tls_context().wrap_socket(s) if implicit else s
+        self.buf = b""
+        assert self.reply()[0] == 220
+
+    def reply(self):
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise EOFError(self.buf)
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            lines.append(line)
+            if line[3:4] != b"-":
+                return int(line[:3]), lines
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def cmd(self, text):
+        self.send(text.encode() + b"\r\n")
+        return self.reply()
+
+    def login(self, user="alice", password=PASSWORD):
+        self.cmd("EHLO client.example")
+        token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+        code, lines = self.cmd("AUTH PLAIN " + token)
+        assert code == 235, lines
+
+
+# ---- protocol and policy ----
+
+def test_ehlo_keywords_before_and_after_tls(sub):
+    c = smtplib.SMTP("127.0.0.1", sub.port("submission"), timeout=30)
+    code, text = c.ehlo("client.example")
+    assert code == 250
+    kw = [l.split()[0].upper() for l in text.decode().splitlines()[1:]]
+    assert "STARTTLS" in kw and "AUTH" not in kw
+    for k in ("SIZE", "8BITMIME", "SMTPUTF8", "PIPELINING", "ENHANCEDSTATUSCODES", "CHUNKING",
+              "DSN"):
+        assert k in kw, (k, kw)
+    assert c.esmtp_features["size"] == "36700160"
+    # no credentials in the clear under the default login type
+    code, _ = c.docmd("AUTH", "PLAIN " + base64.b64encode(b"\0alice\0" + PASSWORD.encode()).decode())
+    assert code == 502
+    c.starttls(context=tls_context())
+    code, text = c.ehlo("client.example")
+    kw = [l.split()[0].upper() for l in text.decode().splitlines()[1:]]
+    assert "STARTTLS" not in kw and "AUTH" in kw
+    assert "PLAIN" in c.esmtp_features["auth"] and "LOGIN" in c.esmtp_features["auth"]
+    c.login("alice", PASSWORD)
+    c.quit()
+    # 465: TLS from the first byte, AUTH offered at once
+    c = smtp(sub, implicit=True, user=None)
+    assert "auth" in c.esmtp_features and "starttls" not in c.esmtp_features
+    c.login("alice", PASSWORD)
+    c.quit()
+
+
+def test_auth_required_before_mail(sub):
+    c = smtp(sub, user=None)
+    code, text = c.mail("alice@example.test")
+    assert code == 530 and text.startswith(b"5.7.0"), text
+    c.quit()
+
+
+def test_wrong_password_and_refused_accounts(sub):
+    t0 = time.monotonic()
+    with pytest.raises(smtplib.SMTPAuthenticationError) as err:
+        smtp(sub, password="wrong")
+    assert err.value.smtp_code == 535
+    assert time.monotonic() - t0 >= 1.5  # the failure delay
+    for user in ("gina", "adam", "carl"):
+        with pytest.raises(smtplib.SMTPAuthenticationError) as err:
+            smtp(sub, user=user)
+        assert err.value.smtp_code == 525, (user, err.value)
+    # AUTH LOGIN works too, with its challenges
+    r = Raw(sub)
+    r.cmd("EHLO client.example")
+    assert r.cmd("AUTH LOGIN") == (334, [b"334 VXNlcm5hbWU6"])
+    assert r.cmd(base64.b64encode(b"alice").decode()) == (334, [b"334 UGFzc3dvcmQ6"])
+    code, _ = r.cmd(base64.b64encode(PASSWORD.encode()).decode())
+    assert code == 235
+    code, lines = r.cmd("AUTH PLAIN AGFsaWNlAHg=")
+    assert code == 503
+
+
+def test_sender_must_be_the_user(sub):
+    c = smtp(sub)
+    code, text = c.mail("bob@example.test")
+    assert code == 553 and text.startswith(b"5.7.1"), text
+    code, _ = c.mail("<>")
+    assert code == 553
+    # the From header too
+    with pytest.raises(smtplib.SMTPDataError) as err:
+        c.sendmail("alice@example.test", ["bob@example.test"],
+                   message(sender="Bob <bob@example.test>"))
+    assert err.value.smtp_code == 553
+    c.quit()
+    # send-as lets the administrator allow another address
+    sub.ctl("user", "set", "alice", "send-as=sales@example.test", check=True)
+    c = smtp(sub)
+    assert c.sendmail("sales@example.test", ["bob@example.test"],
+                      message(sender="Sales <sales@example.test>")) == {}
+    c.quit()
+
+
+def test_local_delivery_found_over_pop3(sub):
+    body = b"line one\r\n.leading dot\r\n..two dots\r\n\r\nend\r\n"
+    msg = message(subject="local", body=body, extra=b"Message-ID: <fixed@client>\r\n"
+                  b"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n")
+    c = smtp(sub)
+    c.mail("alice@example.test")
+    assert c.rcpt("bob@example.test")[0] == 250
+    assert c.rcpt("bob+tag@example.test")[0] == 250
+    code, text = c.rcpt("nobody@example.test")
+    assert code == 550 and text.startswith(b"5.1.1")
+    code, text = c.data(msg)
+    assert code == 250 and b"delivered" in text, text
+    c.quit()
+    got = pop_messages(sub, "bob")
+    assert len(got) == 1  # bob and bob+tag share one copy
+    m = got[0]
+    # the submitted message, byte for byte, after the trace fields
+    assert m.endswith(msg), m
+    assert b"Received: from client.example" in m and b"with ESMTPSA" in m
+    assert b"using TLSv1" in m
+    assert m.count(b"Message-ID:") == 1 and m.count(b"Date:") == 1
+
+
+def test_message_id_and_date_added(sub):
+    c = smtp(sub, implicit=True)
+    c.sendmail("alice@example.test", ["bob@example.test"], message(subject="bare"))
+    c.quit()
+    m = pop_messages(sub, "bob")[0]
+    header = m.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nMessage-ID: <" in header and b"\r\nDate: " in header
+
+
+def test_smuggling_is_not_an_end_of_data(sub):
+    r = Raw(sub)
+    r.login()
+    assert r.cmd("MAIL FROM:<alice@example.test>")[0] == 250
+    assert r.cmd("RCPT TO:<bob@example.test>")[0] == 250
+    assert r.cmd("DATA")[0] == 354
+    smuggled = (b"From: alice@example.test\r\nSubject: outer\r\n\r\nbody\r\n"
+                b"\n.\n"  # bare LF dot bare LF
+                b"MAIL FROM:<bob@example.test>\r\n"
+                b"\r.\r"  # bare CR dot bare CR
+                b"RCPT TO:<bob@example.test>\r\n"
+                b"\r\n.\n"  # CRLF dot bare LF
+                b"DATA\r\n"
+                b"Subject: smuggled\r\n\r\n")
+    r.send(smuggled + b"\r\n.\r\n")
+    code, lines = r.reply()
+    assert code == 250, lines
+    assert r.cmd("QUIT")[0] == 221
+    got = pop_messages(sub, "bob")
+    assert len(got) == 1
+    assert b"Subject: outer" in got[0] and b"MAIL FROM:<bob@example.test>" in got[0]
+
+
+def test_size_limit_and_too_many_recipients(sub):
+    sub.ctl("settings", "set", "submission", "max-message-size=2048", check=True)
+    sub.ctl("settings", "set", "submission", "max-recipients=2", check=True)
+    c = smtp(sub)
+    assert c.esmtp_features["size"] == "2048"
+    code, text = c.mail("alice@example.test", ["SIZE=5000"])
+    assert code == 552 and text.startswith(b"5.3.4")
+    c.mail("alice@example.test")
+    assert c.rcpt("bob@example.test")[0] == 250
+    assert c.rcpt("alice@example.test")[0] == 250
+    code, text = c.rcpt("carl@example.test")
+    assert code == 452 and text.startswith(b"4.5.3")
+    code, text = c.data(message(body=b"x" * 70 + b"\r\n") * 40)
+    assert code == 552 and text.startswith(b"5.3.4"), text
+    c.rset()
+    c.quit()
+    assert pop_messages(sub, "bob") == []
+
+
+# ---- the queue ----
+
+def smarthost(inst, sink):
+    inst.ctl("settings", "set", "submission", f"smarthost=127.0.0.1:{sink.port}",
+             "queue-retry-interval=1", "queue-max-retry-interval=2", check=True)
+
+
+def queued(inst):
+    r = inst.ctl("queue", "list", check=True)
+    return [l.split()[0] for l in r.stdout.splitlines()[1:-1]]
+
+
+def test_relay_through_the_smarthost(sub, sink):
+    smarthost(sub, sink)
+    c = smtp(sub)
+    msg = message(subject="out", to="x@example.org", body=b".dot\r\nbye\r\n",
+                  extra=b"Message-ID: <out@client>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n")
+    assert c.sendmail("alice@example.test", ["x@example.org", "bob@example.test"], msg) == {}
+    c.quit()
+    assert wait_until(lambda: sink.messages, timeout=15)
+    sender, rcpts, data = sink.messages[0]
+    assert sender == "alice@example.test" and rcpts == ["x@example.org"]
+    assert data.endswith(msg)
+    assert len(pop_messages(sub, "bob")) == 1
+    assert wait_until(lambda: queued(sub) == [], timeout=10)
+
+
+def test_retry_when_the_smarthost_is_down(sub):
+    # a port nobody listens on, then the sink appears there
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    sub.ctl("settings", "set", "submission", f"smarthost=127.0.0.1:{port}",
+            "queue-retry-interval=1", "queue-max-retry-interval=2", check=True)
+    c = smtp(sub)
+    assert c.sendmail("alice@example.test", ["later@example.org"], message(to="later@example.org")) == {}
+    c.quit()
+    assert wait_until(lambda: len(queued(sub)) == 1, timeout=10)
+    ids = queued(sub)
+    show = sub.ctl("queue", "show", ids[0], check=True).stdout
+    assert wait_until(lambda: "4.4" in sub.ctl("queue", "show", ids[0]).stdout, timeout=15), show
+    sink = Sink()
+    try:
+        smarthost(sub, sink)
+        sub.ctl("queue", "flush", check=True)
+        assert wait_until(lambda: sink.messages, timeout=20)
+        assert sink.messages[0][1] == ["later@example.org"]
+        assert wait_until(lambda: queued(sub) == [], timeout=10)
+    finally:
+        sink.close()
+
+
+def test_bounce_on_permanent_failure(sub, sink):
+    smarthost(sub, sink)
+    sink.rcpt_reply["nosuch@example.org"] = b"550 5.1.1 no such user here"
+    c = smtp(sub)
+    msg = message(subject="will bounce", to="nosuch@example.org")
+    assert c.sendmail("alice@example.test", ["nosuch@example.org"], msg) == {}
+    c.quit()
+
+    def report():
+        return [m for m in pop_messages(sub, "alice") if b"multipart/report" in m]
+    got = wait_until(report, timeout=20)
+    assert got, sub.read_log()[-3000:]
+    dsn = got[0]
+    assert b"report-type=delivery-status" in dsn
+    assert b"Final-Recipient: rfc822; nosuch@example.org" in dsn
+    assert b"Action: failed" in dsn and b"Status: 5.1.1" in dsn
+    assert b"550 5.1.1 no such user here" in dsn
+    assert b"Subject: will bounce" in dsn
+    assert wait_until(lambda: queued(sub) == [], timeout=10)
+
+
+def test_queue_survives_a_restart(sub):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    sub.ctl("settings", "set", "submission", f"smarthost=127.0.0.1:{port}",
+            "queue-retry-interval=3600", check=True)
+    c = smtp(sub)
+    assert c.sendmail("alice@example.test", ["kept@example.org"], message(to="kept@example.org")) == {}
+    c.quit()
+    assert wait_until(lambda: len(queued(sub)) == 1, timeout=10)
+    before = queued(sub)
+    sub.stop()
+    sub.kill_all()
+    sub.start()
+    assert queued(sub) == before
+    sink = Sink()
+    try:
+        smarthost(sub, sink)
+        sub.ctl("queue", "flush", check=True)
+        assert wait_until(lambda: sink.messages, timeout=20)
+        assert len(sink.messages) == 1
+        assert wait_until(lambda: queued(sub) == [], timeout=10)
+        time.sleep(1)
+        assert len(sink.messages) == 1  # sent once
+    finally:
+        sink.close()
+
+
+def test_queue_delete(sub):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    sub.ctl("settings", "set", "submission", f"smarthost=127.0.0.1:{port}", check=True)
+    c = smtp(sub)
+    c.sendmail("alice@example.test", ["gone@example.org"], message(to="gone@example.org"))
+    c.quit()
+    assert wait_until(lambda: len(queued(sub)) == 1, timeout=10)
+    qid = queued(sub)[0]
+    r = sub.ctl("queue", "delete", qid, check=True)
+    assert "deleted" in r.stdout
+    assert queued(sub) == []
+    assert sub.ctl("queue", "show", qid).returncode == 1
+
+
+@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed")
+def test_swaks_starttls_auth(sub):
+    r = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(sub.port("submission")),
+                        "--tls", "--auth", "PLAIN", "--auth-user", "alice",
+                        "--auth-password", PASSWORD, "--from", "alice@example.test",
+                        "--to", "bob@example.test", "--header", "Subject: from swaks",
+                        "--header", "From: alice@example.test"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert any(b"Subject: from swaks" in m for m in pop_messages(sub, "bob"))
