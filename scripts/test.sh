@@ -38,13 +38,26 @@ for b in build build-asan; do
 	count_pytest "$b/blackbox.xml"
 done
 
-if [ -x fuzz/build.sh ] && command -v clang >/dev/null; then
+fuzz_ok() { # clang with libFuzzer's runtime
+	command -v clang >/dev/null || return 1
+	local probe
+	probe=$(mktemp -d)
+	printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n){(void)d;(void)n;return 0;}\n' \
+		> "$probe/p.c"
+	clang -fsanitize=fuzzer "$probe/p.c" -o "$probe/p" 2>/dev/null
+	local r=$?
+	rm -rf "$probe"
+	return $r
+}
+if [ -x fuzz/build.sh ] && fuzz_ok; then
 	echo "== fuzzers (bounded)"
 	if fuzz/build.sh "${POSTERN_FUZZ_SECONDS:-20}"; then
 		passed=$((passed + 1))
 	else
 		failed=$((failed + 1))
 	fi
+else
+	echo "== fuzzers skipped: clang with libFuzzer (libclang-rt) is not installed"
 fi
 
 echo "$passed passed, $failed failed"
