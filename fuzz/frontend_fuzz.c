@@ -74,6 +74,15 @@ long long worker_setting_int(struct worker *w, const char *key, long long def)
 	return v != NULL ? strtoll(v, NULL, 10) : def;
 }
 
+char *worker_setting_path(struct worker *w, const char *key, const char *def)
+{
+	(void)key;
+	char *path = NULL;
+	if (asprintf(&path, "%s/%s", worker_datadir(w), def) < 0)
+		abort();
+	return path;
+}
+
 bool worker_setting_bool(struct worker *w, const char *key, bool def)
 {
 	(void)w;

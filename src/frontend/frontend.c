@@ -74,20 +74,10 @@ static void fe_load_settings(struct frontend *fe)
 	fe_cidr_setting(w, "trusted-networks", &fe->trusted, &fe->trusted_count);
 }
 
-static char *fe_data_path(struct worker *w, const char *key, const char *def)
-{
-	const char *v = worker_setting(w, key);
-	if (v == NULL || *v == '\0')
-		v = def;
-	if (v[0] == '/')
-		return xstrdup(v);
-	return xasprintf("%s/%s", worker_datadir(w), v);
-}
-
 static int fe_load_tls(struct frontend *fe, char **error_r)
 {
-	char *cert = fe_data_path(fe->worker, "certificate-file", "tls/server.crt");
-	char *key = fe_data_path(fe->worker, "certificate-key-file", "tls/server.key");
+	char *cert = worker_setting_path(fe->worker, "certificate-file", "tls/server.crt");
+	char *key = worker_setting_path(fe->worker, "certificate-key-file", "tls/server.key");
 	struct tls_server *tls = NULL;
 	int r = tls_server_open(cert, key, &tls, error_r);
 	free(cert);

@@ -363,6 +363,16 @@ bool worker_setting_bool(struct worker *w, const char *key, bool def)
 	return def;
 }
 
+char *worker_setting_path(struct worker *w, const char *key, const char *def)
+{
+	const char *v = worker_setting(w, key);
+	if (v == NULL || *v == '\0')
+		v = def;
+	if (v[0] == '/')
+		return xstrdup(v);
+	return xasprintf("%s/%s", w->datadir, v);
+}
+
 int worker_authd_send(struct worker *w, int type, const void *fields, unsigned nfields)
 {
 	if (w->authd < 0)

@@ -57,6 +57,10 @@ const char *worker_setting(struct worker *w, const char *key);
  * missing or unparsable. "unlimited" parses as 0 for counts. */
 long long worker_setting_int(struct worker *w, const char *key, long long def);
 bool worker_setting_bool(struct worker *w, const char *key, bool def);
+/* A path setting (certificate-file, ...) made absolute: relative values and
+ * def (used when the setting is missing or empty) are taken from the data
+ * dir. Malloc'ed. */
+char *worker_setting_path(struct worker *w, const char *key, const char *def);
 /* Send a request to authd (IPC_AUTH_REQUEST etc). Returns 0 or -1 when authd
  * is unreachable (the caller answers with a temporary failure). */
 int worker_authd_send(struct worker *w, int type, const void *fields, unsigned nfields);

@@ -148,20 +148,10 @@ static void sd_load_settings(struct submitd *sd)
 	sd_cidr_setting(w, "trusted-networks", &sd->trusted, &sd->trusted_count);
 }
 
-static char *sd_data_path(struct worker *w, const char *key, const char *def)
-{
-	const char *v = worker_setting(w, key);
-	if (v == NULL || *v == '\0')
-		v = def;
-	if (v[0] == '/')
-		return xstrdup(v);
-	return xasprintf("%s/%s", worker_datadir(w), v);
-}
-
 static int sd_load_tls(struct submitd *sd, char **error_r)
 {
-	char *cert = sd_data_path(sd->worker, "certificate-file", "tls/server.crt");
-	char *key = sd_data_path(sd->worker, "certificate-key-file", "tls/server.key");
+	char *cert = worker_setting_path(sd->worker, "certificate-file", "tls/server.crt");
+	char *key = worker_setting_path(sd->worker, "certificate-key-file", "tls/server.key");
 	struct tls_server *tls = NULL;
 	int r = tls_server_open(cert, key, &tls, error_r);
 	free(cert);
