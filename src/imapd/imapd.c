@@ -8,12 +8,12 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "imapd/imapd_private.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/worker.h"
 #include "lib/xalloc.h"
 #include "net/conn.h"
-#include "imapd/imapd_private.h"
 #include "store/store.h"
 
 /* The service: sessions, their input (the IMAP parser fed with lines and
@@ -112,42 +112,42 @@ void imapd_cmd_refuse(struct imapd_session *s, struct imap_command *cmd)
 }
 
 static imapd_cmd_fn *const imapd_handlers[IMAP_CMD_COUNT_] = {
-	[IMAP_CMD_CAPABILITY] = imapd_cmd_capability,
-	[IMAP_CMD_NOOP] = imapd_cmd_noop,
-	[IMAP_CMD_LOGOUT] = imapd_cmd_logout,
-	[IMAP_CMD_STARTTLS] = imapd_cmd_refuse,
-	[IMAP_CMD_AUTHENTICATE] = imapd_cmd_refuse,
-	[IMAP_CMD_LOGIN] = imapd_cmd_login,
-	[IMAP_CMD_ENABLE] = imapd_cmd_enable,
-	[IMAP_CMD_SELECT] = imapd_cmd_select,
-	[IMAP_CMD_EXAMINE] = imapd_cmd_select,
-	[IMAP_CMD_CREATE] = imapd_cmd_create,
-	[IMAP_CMD_DELETE] = imapd_cmd_delete,
-	[IMAP_CMD_RENAME] = imapd_cmd_rename,
-	[IMAP_CMD_SUBSCRIBE] = imapd_cmd_subscribe,
-	[IMAP_CMD_UNSUBSCRIBE] = imapd_cmd_unsubscribe,
-	[IMAP_CMD_LIST] = imapd_cmd_list,
-	[IMAP_CMD_LSUB] = imapd_cmd_list,
-	[IMAP_CMD_NAMESPACE] = imapd_cmd_namespace,
-	[IMAP_CMD_STATUS] = imapd_cmd_status,
-	[IMAP_CMD_APPEND] = imapd_cmd_append,
-	[IMAP_CMD_IDLE] = imapd_cmd_idle,
-	[IMAP_CMD_CHECK] = imapd_cmd_check,
-	[IMAP_CMD_CLOSE] = imapd_cmd_close,
-	[IMAP_CMD_UNSELECT] = imapd_cmd_unselect,
-	[IMAP_CMD_EXPUNGE] = imapd_cmd_expunge,
-	[IMAP_CMD_SEARCH] = imapd_cmd_search,
-	[IMAP_CMD_FETCH] = imapd_cmd_fetch,
-	[IMAP_CMD_STORE] = imapd_cmd_store,
-	[IMAP_CMD_COPY] = imapd_cmd_copy,
-	[IMAP_CMD_MOVE] = imapd_cmd_copy,
-	[IMAP_CMD_SORT] = imapd_cmd_refuse,
-	[IMAP_CMD_THREAD] = imapd_cmd_refuse,
-	[IMAP_CMD_GETQUOTA] = imapd_cmd_getquota,
-	[IMAP_CMD_GETQUOTAROOT] = imapd_cmd_getquotaroot,
-	[IMAP_CMD_SETQUOTA] = imapd_cmd_setquota,
-	[IMAP_CMD_COMPRESS] = imapd_cmd_refuse,
-	[IMAP_CMD_ID] = imapd_cmd_id,
+    [IMAP_CMD_CAPABILITY] = imapd_cmd_capability,
+    [IMAP_CMD_NOOP] = imapd_cmd_noop,
+    [IMAP_CMD_LOGOUT] = imapd_cmd_logout,
+    [IMAP_CMD_STARTTLS] = imapd_cmd_refuse,
+    [IMAP_CMD_AUTHENTICATE] = imapd_cmd_refuse,
+    [IMAP_CMD_LOGIN] = imapd_cmd_login,
+    [IMAP_CMD_ENABLE] = imapd_cmd_enable,
+    [IMAP_CMD_SELECT] = imapd_cmd_select,
+    [IMAP_CMD_EXAMINE] = imapd_cmd_select,
+    [IMAP_CMD_CREATE] = imapd_cmd_create,
+    [IMAP_CMD_DELETE] = imapd_cmd_delete,
+    [IMAP_CMD_RENAME] = imapd_cmd_rename,
+    [IMAP_CMD_SUBSCRIBE] = imapd_cmd_subscribe,
+    [IMAP_CMD_UNSUBSCRIBE] = imapd_cmd_unsubscribe,
+    [IMAP_CMD_LIST] = imapd_cmd_list,
+    [IMAP_CMD_LSUB] = imapd_cmd_list,
+    [IMAP_CMD_NAMESPACE] = imapd_cmd_namespace,
+    [IMAP_CMD_STATUS] = imapd_cmd_status,
+    [IMAP_CMD_APPEND] = imapd_cmd_append,
+    [IMAP_CMD_IDLE] = imapd_cmd_idle,
+    [IMAP_CMD_CHECK] = imapd_cmd_check,
+    [IMAP_CMD_CLOSE] = imapd_cmd_close,
+    [IMAP_CMD_UNSELECT] = imapd_cmd_unselect,
+    [IMAP_CMD_EXPUNGE] = imapd_cmd_expunge,
+    [IMAP_CMD_SEARCH] = imapd_cmd_search,
+    [IMAP_CMD_FETCH] = imapd_cmd_fetch,
+    [IMAP_CMD_STORE] = imapd_cmd_store,
+    [IMAP_CMD_COPY] = imapd_cmd_copy,
+    [IMAP_CMD_MOVE] = imapd_cmd_copy,
+    [IMAP_CMD_SORT] = imapd_cmd_sort,
+    [IMAP_CMD_THREAD] = imapd_cmd_thread,
+    [IMAP_CMD_GETQUOTA] = imapd_cmd_getquota,
+    [IMAP_CMD_GETQUOTAROOT] = imapd_cmd_getquotaroot,
+    [IMAP_CMD_SETQUOTA] = imapd_cmd_setquota,
+    [IMAP_CMD_COMPRESS] = imapd_cmd_refuse,
+    [IMAP_CMD_ID] = imapd_cmd_id,
 };
 
 static unsigned imapd_state_bit(const struct imapd_session *s)
@@ -167,7 +167,7 @@ static void imapd_execute(struct imapd_session *s, struct imap_command *cmd)
 	s->cmd = cmd;
 	if (!imap_command_allowed(cmd->def, imapd_state_bit(s))) {
 		imapd_done(s, IMAP_BAD, IMAP_CODE_NONE, NULL, "%s not allowed %s", cmd->name,
-			   s->state == IMAPD_NOT_AUTH   ? "before login"
+			   s->state == IMAPD_NOT_AUTH	? "before login"
 			   : s->state == IMAPD_SELECTED ? "now"
 							: "without a selected mailbox");
 		return;
@@ -241,8 +241,8 @@ static void imapd_cb_line(struct conn *conn, char *line, size_t len, void *ctx)
 	imapd_parse_result(s, r, &res);
 }
 
-static void imapd_cb_raw(struct conn *conn, const unsigned char *data, size_t len,
-			 size_t remaining, void *ctx)
+static void imapd_cb_raw(struct conn *conn, const unsigned char *data, size_t len, size_t remaining,
+			 void *ctx)
 {
 	(void)conn;
 	(void)remaining;
@@ -325,13 +325,13 @@ static void imapd_cb_closed(struct conn *conn, enum conn_close_reason reason, co
 }
 
 static const struct conn_callbacks imapd_callbacks = {
-	.ready = imapd_cb_ready,
-	.line = imapd_cb_line,
-	.raw = imapd_cb_raw,
-	.line_too_long = imapd_cb_line_too_long,
-	.output_pressure = imapd_cb_output_pressure,
-	.timeout = imapd_cb_timeout,
-	.closed = imapd_cb_closed,
+    .ready = imapd_cb_ready,
+    .line = imapd_cb_line,
+    .raw = imapd_cb_raw,
+    .line_too_long = imapd_cb_line_too_long,
+    .output_pressure = imapd_cb_output_pressure,
+    .timeout = imapd_cb_timeout,
+    .closed = imapd_cb_closed,
 };
 
 /* Continue what runs across loop turns: a FETCH or STORE slice, or the
@@ -393,8 +393,7 @@ static void imapd_watch_cb(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(u->settle_ev, &tv);
 }
 
-int imapd_user_attach(struct imapd_session *s, const char *user, uint64_t quota,
-		      char **error_r)
+int imapd_user_attach(struct imapd_session *s, const char *user, uint64_t quota, char **error_r)
 {
 	struct imapd *srv = s->srv;
 	struct imapd_user *u;
@@ -414,8 +413,8 @@ int imapd_user_attach(struct imapd_session *s, const char *user, uint64_t quota,
 		if (fd >= 0) {
 			u->watch_ev = event_new(worker_event_base(srv->worker), fd,
 						EV_READ | EV_PERSIST, imapd_watch_cb, u);
-			u->settle_ev = evtimer_new(worker_event_base(srv->worker),
-						   imapd_watch_settled_cb, u);
+			u->settle_ev =
+			    evtimer_new(worker_event_base(srv->worker), imapd_watch_settled_cb, u);
 			event_add(u->watch_ev, NULL);
 		} else {
 			/* without it, other processes' changes show at the next SELECT */
@@ -488,8 +487,8 @@ int imapd_verify_ticket(struct imapd_session *s, const char *user, const char *p
 	s->request_id = imapd_next_id(s->srv);
 	char id[16];
 	snprintf(id, sizeof(id), "%u", s->request_id);
-	struct ipc_field f[] = {{"id", id},	    {"user", user}, {"peer", peer},
-				{"expiry", expiry}, {"mac", mac}};
+	struct ipc_field f[] = {
+	    {"id", id}, {"user", user}, {"peer", peer}, {"expiry", expiry}, {"mac", mac}};
 	if (worker_authd_send(s->srv->worker, IPC_TICKET_VERIFY, f, 5) < 0)
 		return -1;
 	s->state = IMAPD_VERIFYING;
@@ -503,10 +502,14 @@ int imapd_direct_login(struct imapd_session *s, const char *admin, const char *p
 	s->request_id = imapd_next_id(s->srv);
 	char id[16];
 	snprintf(id, sizeof(id), "%u", s->request_id);
-	struct ipc_field f[] = {{"id", id},	  {"service", "imap4-backend"},
-				{"user", admin},  {"password", password},
-				{"peer", conn_peer(s->conn)}, {"secured", "no"},
-				{"tarpit", "yes"}, {"act-as", target}};
+	struct ipc_field f[] = {{"id", id},
+				{"service", "imap4-backend"},
+				{"user", admin},
+				{"password", password},
+				{"peer", conn_peer(s->conn)},
+				{"secured", "no"},
+				{"tarpit", "yes"},
+				{"act-as", target}};
 	if (worker_authd_send(s->srv->worker, IPC_AUTH_REQUEST, f, 8) < 0)
 		return -1;
 	s->state = IMAPD_VERIFYING;
@@ -554,8 +557,8 @@ static void imapd_parser_limits(struct imapd *srv, struct imap_parser_limits *li
 	/* a command's lines and non-message literals: the line bound and a
 	 * few literals of names and search strings */
 	limits->max_command = IMAP_PARSER_DEFAULT_MAX_COMMAND > srv->max_command_size
-				      ? IMAP_PARSER_DEFAULT_MAX_COMMAND
-				      : srv->max_command_size;
+				  ? IMAP_PARSER_DEFAULT_MAX_COMMAND
+				  : srv->max_command_size;
 }
 
 static void imapd_load_settings(struct imapd *srv)
@@ -602,9 +605,9 @@ static void imapd_accepted(struct worker *w, int fd, const struct sockaddr *peer
 	struct imapd_session *s = xcalloc(1, sizeof(*s));
 	s->srv = srv;
 	struct conn_settings set = {
-		.service = "imap4-backend",
-		.max_line = srv->max_command_size,
-		.idle_timeout_ms = srv->pre_auth_timeout_ms,
+	    .service = "imap4-backend",
+	    .max_line = srv->max_command_size,
+	    .idle_timeout_ms = srv->pre_auth_timeout_ms,
 	};
 	char *error = NULL;
 	s->conn = conn_new(worker_event_base(w), fd, &set, &imapd_callbacks, s, &error);
@@ -678,12 +681,12 @@ static unsigned imapd_connection_count(struct worker *w)
 }
 
 const struct worker_service_ops imap4_backend_ops = {
-	.name = "imap4-backend",
-	.init = imapd_init,
-	.settings_changed = imapd_settings_changed,
-	.accepted = imapd_accepted,
-	.authd_reply = imapd_authd_reply,
-	.shutdown = imapd_shutdown,
-	.kick = imapd_kick,
-	.connection_count = imapd_connection_count,
+    .name = "imap4-backend",
+    .init = imapd_init,
+    .settings_changed = imapd_settings_changed,
+    .accepted = imapd_accepted,
+    .authd_reply = imapd_authd_reply,
+    .shutdown = imapd_shutdown,
+    .kick = imapd_kick,
+    .connection_count = imapd_connection_count,
 };

@@ -63,8 +63,8 @@ void imapd_cmd_append(struct imapd_session *s, struct imap_command *cmd)
 			store_append_abort(&a);
 		if (r <= 0) {
 			if (!over_quota)
-				log_msg(LOG_LEVEL_ERROR, conn_log(s->conn), "user=%s: append to %s: %s",
-					s->user, name, error);
+				log_msg(LOG_LEVEL_ERROR, conn_log(s->conn),
+					"user=%s: append to %s: %s", s->user, name, error);
 			if (over_quota)
 				imapd_done(s, IMAP_NO, IMAP_CODE_OVERQUOTA, NULL, "Over quota");
 			else if (error != NULL && strstr(error, "flag") != NULL)

@@ -24,10 +24,12 @@ const char *imapd_capabilities(const struct imapd_session *s)
 {
 	static char caps[512];
 	snprintf(caps, sizeof(caps),
-		 IMAPD_CAPS_COMMON " ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN "
-				   "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS "
-				   "ESEARCH SEARCHRES CONDSTORE BINARY STATUS=SIZE UTF8=ACCEPT QUOTA "
-				   "QUOTA=RES-STORAGE APPENDLIMIT=%llu",
+		 IMAPD_CAPS_COMMON
+		 " ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN "
+		 "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS "
+		 "ESEARCH SEARCHRES CONDSTORE QRESYNC BINARY STATUS=SIZE UTF8=ACCEPT QUOTA "
+		 "QUOTA=RES-STORAGE SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT "
+		 "THREAD=REFERENCES WITHIN MULTIAPPEND APPENDLIMIT=%llu",
 		 (unsigned long long)s->srv->append_limit);
 	return caps;
 }
@@ -60,8 +62,9 @@ bool imapd_xlogin(struct imapd_session *s, char *line, size_t len)
 	free(s->client);
 	s->client = xstrdup(fields[1]);
 	if (imapd_verify_ticket(s, fields[0], fields[1], fields[2], fields[3]) < 0)
-		conn_printf(s->conn, "%s NO [UNAVAILABLE] Authentication is temporarily "
-				     "unavailable\r\n",
+		conn_printf(s->conn,
+			    "%s NO [UNAVAILABLE] Authentication is temporarily "
+			    "unavailable\r\n",
 			    s->login_tag);
 	return true;
 }
@@ -79,8 +82,9 @@ void imapd_cmd_login(struct imapd_session *s, struct imap_command *cmd)
 	const char *star = strchr(l->user, '*');
 	if (star == NULL || star == l->user || star[1] == '\0' || strlen(l->user) != l->user_len ||
 	    strlen(l->password) != l->password_len) {
-		imapd_done(s, IMAP_BAD, IMAP_CODE_NONE, NULL, "Usage: LOGIN user*administrator "
-							      "password");
+		imapd_done(s, IMAP_BAD, IMAP_CODE_NONE, NULL,
+			   "Usage: LOGIN user*administrator "
+			   "password");
 		return;
 	}
 	char *target = xstrndup(l->user, (size_t)(star - l->user));
@@ -90,8 +94,9 @@ void imapd_cmd_login(struct imapd_session *s, struct imap_command *cmd)
 	s->login_tag = xstrdup(cmd->tag);
 	s->cmd = NULL;
 	if (imapd_direct_login(s, star + 1, l->password, target) < 0)
-		conn_printf(s->conn, "%s NO [UNAVAILABLE] Authentication is temporarily "
-				     "unavailable\r\n",
+		conn_printf(s->conn,
+			    "%s NO [UNAVAILABLE] Authentication is temporarily "
+			    "unavailable\r\n",
 			    s->login_tag);
 	free(target);
 }
@@ -165,6 +170,13 @@ void imapd_cmd_enable(struct imapd_session *s, struct imap_command *cmd)
 			if (!s->condstore)
 				imap_buf_str(b, " CONDSTORE");
 			s->condstore = true;
+		} else if (strcmp(e->capabilities[i], "QRESYNC") == 0) {
+			/* QRESYNC implies CONDSTORE (RFC 7162 3.2.3) */
+			if (!s->condstore)
+				imap_buf_str(b, " CONDSTORE");
+			if (!s->qresync)
+				imap_buf_str(b, " QRESYNC");
+			s->condstore = s->qresync = true;
 		} else if (strcmp(e->capabilities[i], "UTF8=ACCEPT") == 0) {
 			if (!s->utf8)
 				imap_buf_str(b, " UTF8=ACCEPT");
@@ -217,6 +229,5 @@ void imapd_cmd_getquotaroot(struct imapd_session *s, struct imap_command *cmd)
 void imapd_cmd_setquota(struct imapd_session *s, struct imap_command *cmd)
 {
 	(void)cmd;
-	imapd_done(s, IMAP_NO, IMAP_CODE_NOPERM, NULL,
-		   "Quotas are set by the administrator");
+	imapd_done(s, IMAP_NO, IMAP_CODE_NOPERM, NULL, "Quotas are set by the administrator");
 }

@@ -28,10 +28,10 @@ enum imapd_piece_kind { PIECE_TEXT, PIECE_FILE, PIECE_DECODED };
 
 struct imapd_piece {
 	enum imapd_piece_kind kind;
-	size_t tstart, tend;	  /* TEXT: range of f->text */
-	uint64_t off, len;	  /* FILE, DECODED: raw bytes of the file */
-	enum mail_encoding enc;	  /* DECODED */
-	uint64_t skip, out;	  /* DECODED: decoded bytes to drop, then to send */
+	size_t tstart, tend;	/* TEXT: range of f->text */
+	uint64_t off, len;	/* FILE, DECODED: raw bytes of the file */
+	enum mail_encoding enc; /* DECODED */
+	uint64_t skip, out;	/* DECODED: decoded bytes to drop, then to send */
 };
 
 struct imapd_fetch {
@@ -152,8 +152,8 @@ static bool imapd_field_listed(const struct imap_fetch_item *item, const char *n
 
 /* HEADER.FIELDS (.NOT): the header's fields kept or dropped by name, then
  * the blank line. */
-static char *imapd_filter_header(const struct imap_fetch_item *item, const char *hdr,
-				 size_t len, size_t *out_len_r)
+static char *imapd_filter_header(const struct imap_fetch_item *item, const char *hdr, size_t len,
+				 size_t *out_len_r)
 {
 	bool keep_listed = item->text == IMAP_SECTION_HEADER_FIELDS;
 	char *out = xmalloc(len + 3);
@@ -200,7 +200,8 @@ static int imapd_part_encoding(const char *hdr, size_t len, enum mail_encoding *
 	static const char name[] = "content-transfer-encoding:";
 	*enc_r = MAIL_ENC_IDENTITY;
 	for (size_t i = 0; i < len;) {
-		if (len - i >= sizeof(name) - 1 && strncasecmp(hdr + i, name, sizeof(name) - 1) == 0) {
+		if (len - i >= sizeof(name) - 1 &&
+		    strncasecmp(hdr + i, name, sizeof(name) - 1) == 0) {
 			size_t v = i + sizeof(name) - 1;
 			while (v < len && (hdr[v] == ' ' || hdr[v] == '\t'))
 				v++;
@@ -344,9 +345,10 @@ static int imapd_fetch_section(struct imapd_session *s, struct imapd_fetch *f,
 	if (binary && item->part_count > 0) {
 		uint64_t hoff, hsize;
 		enum mail_encoding enc = MAIL_ENC_IDENTITY;
-		if (store_message_section(s->folder, f->uid, path, STORE_SECTION_MIME, &hoff, &hsize,
-					  NULL, &error) > 0) {
-			size_t hl = hsize < IMAPD_HEADER_READ_MAX ? (size_t)hsize : IMAPD_HEADER_READ_MAX;
+		if (store_message_section(s->folder, f->uid, path, STORE_SECTION_MIME, &hoff,
+					  &hsize, NULL, &error) > 0) {
+			size_t hl =
+			    hsize < IMAPD_HEADER_READ_MAX ? (size_t)hsize : IMAPD_HEADER_READ_MAX;
 			char *hdr = xmalloc(hl + 1);
 			int ok = imapd_read(f, hoff, hdr, hl) == 0 &&
 				 imapd_part_encoding(hdr, hl, &enc) > 0;
@@ -388,7 +390,8 @@ static int imapd_fetch_section(struct imapd_session *s, struct imapd_fetch *f,
 		imap_buf_printf(&f->text, "%llu", (unsigned long long)size);
 		return 1;
 	}
-	if (item->text == IMAP_SECTION_HEADER_FIELDS || item->text == IMAP_SECTION_HEADER_FIELDS_NOT) {
+	if (item->text == IMAP_SECTION_HEADER_FIELDS ||
+	    item->text == IMAP_SECTION_HEADER_FIELDS_NOT) {
 		size_t hl = size < IMAPD_HEADER_READ_MAX ? (size_t)size : IMAPD_HEADER_READ_MAX;
 		char *hdr = xmalloc(hl + 1);
 		if (imapd_read(f, off, hdr, hl) < 0) {
@@ -538,13 +541,14 @@ static int imapd_fetch_prepare(struct imapd_session *s, struct imapd_fetch *f, s
 			struct imap_fetch_item sec = *item;
 			sec.part_count = 0;
 			sec.has_partial = false;
-			sec.text = item->kind == IMAP_FETCH_RFC822	  ? IMAP_SECTION_ALL
+			sec.text = item->kind == IMAP_FETCH_RFC822	    ? IMAP_SECTION_ALL
 				   : item->kind == IMAP_FETCH_RFC822_HEADER ? IMAP_SECTION_HEADER
 									    : IMAP_SECTION_TEXT;
 			sec.kind = IMAP_FETCH_BODY_SECTION;
-			const char *name = item->kind == IMAP_FETCH_RFC822	   ? "RFC822"
-					   : item->kind == IMAP_FETCH_RFC822_HEADER ? "RFC822.HEADER"
-										    : "RFC822.TEXT";
+			const char *name = item->kind == IMAP_FETCH_RFC822 ? "RFC822"
+					   : item->kind == IMAP_FETCH_RFC822_HEADER
+					       ? "RFC822.HEADER"
+					       : "RFC822.TEXT";
 			r = imapd_fetch_section(s, f, &sec, name, code_r);
 			break;
 		}
@@ -615,7 +619,8 @@ static int imapd_fetch_emit(struct imapd_session *s, struct imapd_fetch *f)
 			/* the partial window over the decoded bytes */
 			size_t from = 0;
 			if (f->dec_seen < p->skip)
-				from = p->skip - f->dec_seen < o ? (size_t)(p->skip - f->dec_seen) : o;
+				from =
+				    p->skip - f->dec_seen < o ? (size_t)(p->skip - f->dec_seen) : o;
 			f->dec_seen += o;
 			size_t want = o - from;
 			if (want > p->out - f->dec_sent)
@@ -627,8 +632,8 @@ static int imapd_fetch_emit(struct imapd_session *s, struct imapd_fetch *f)
 				memset(out, ' ', sizeof(out));
 				while (f->dec_sent < p->out) {
 					size_t pad = p->out - f->dec_sent < sizeof(out)
-							     ? (size_t)(p->out - f->dec_sent)
-							     : sizeof(out);
+							 ? (size_t)(p->out - f->dec_sent)
+							 : sizeof(out);
 					conn_write(s->conn, out, pad);
 					f->dec_sent += pad;
 				}
@@ -687,8 +692,9 @@ void imapd_fetch_resume(struct imapd_session *s)
 		if (imapd_fetch_prepare(s, f, idx, &code) < 0) {
 			imapd_fetch_free(s);
 			imapd_done(s, IMAP_NO, code, NULL,
-				   code == IMAP_CODE_UNKNOWN_CTE ? "Unknown Content-Transfer-Encoding"
-								 : "Cannot read the message");
+				   code == IMAP_CODE_UNKNOWN_CTE
+				       ? "Unknown Content-Transfer-Encoding"
+				       : "Cannot read the message");
 			return;
 		}
 	}
@@ -697,7 +703,7 @@ void imapd_fetch_resume(struct imapd_session *s)
 void imapd_cmd_fetch(struct imapd_session *s, struct imap_command *cmd)
 {
 	struct imap_cmd_fetch *fc = &cmd->u.fetch;
-	if (fc->vanished) {
+	if (fc->vanished && !s->qresync) {
 		imapd_done(s, IMAP_BAD, IMAP_CODE_CLIENTBUG, NULL, "VANISHED needs QRESYNC");
 		return;
 	}
@@ -705,6 +711,20 @@ void imapd_cmd_fetch(struct imapd_session *s, struct imap_command *cmd)
 	bool uid_set;
 	if (imapd_resolve_set(s, &fc->set, cmd->uid, &set, &uid_set) < 0)
 		return;
+	if (fc->vanished) {
+		/* UID FETCH ... (CHANGEDSINCE m VANISHED): expunged since m */
+		uint32_t *uids = NULL;
+		size_t n = 0, k = 0;
+		char *error = NULL;
+		if (store_folder_expunged_since(s->folder, fc->changedsince, &uids, &n, &error) < 0)
+			free(error);
+		for (size_t i = 0; i < n; i++)
+			if (imap_seqset_contains(set, uids[i]))
+				uids[k++] = uids[i];
+		imapd_write_vanished(s, uids, k, true);
+		imapd_flush(s);
+		free(uids);
+	}
 	struct imapd_fetch *f = xcalloc(1, sizeof(*f));
 	f->f = fc;
 	f->set = set;
@@ -715,11 +735,10 @@ void imapd_cmd_fetch(struct imapd_session *s, struct imap_command *cmd)
 	imapd_iter_init(&f->it, set, uid_set);
 	for (unsigned i = 0; i < fc->count; i++) {
 		const struct imap_fetch_item *item = &fc->items[i];
-		bool sets_seen = item->kind == IMAP_FETCH_RFC822 ||
-				 item->kind == IMAP_FETCH_RFC822_TEXT ||
-				 ((item->kind == IMAP_FETCH_BODY_SECTION ||
-				   item->kind == IMAP_FETCH_BINARY) &&
-				  !item->peek);
+		bool sets_seen =
+		    item->kind == IMAP_FETCH_RFC822 || item->kind == IMAP_FETCH_RFC822_TEXT ||
+		    ((item->kind == IMAP_FETCH_BODY_SECTION || item->kind == IMAP_FETCH_BINARY) &&
+		     !item->peek);
 		if (sets_seen && !s->readonly)
 			f->set_seen = true;
 		if (item->kind == IMAP_FETCH_MODSEQ)

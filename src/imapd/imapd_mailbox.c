@@ -120,8 +120,7 @@ static int imapd_folders(struct imapd_session *s, struct store_folder_info **lis
 	return 0;
 }
 
-static bool imapd_subscribed_below(const struct store_folder_info *list, size_t n,
-				   const char *name)
+static bool imapd_subscribed_below(const struct store_folder_info *list, size_t n, const char *name)
 {
 	size_t len = strlen(name);
 	for (size_t j = 0; j < n; j++)
@@ -151,8 +150,8 @@ void imapd_cmd_list(struct imapd_session *s, struct imap_command *cmd)
 	char **pats = xcalloc(l->pattern_count, sizeof(*pats));
 	for (unsigned p = 0; p < l->pattern_count; p++)
 		pats[p] = imapd_pattern(l->reference.name, l->patterns[p].name);
-	bool recursive = !lsub && subscribed_only &&
-			 (l->selection & IMAP_LIST_SEL_RECURSIVEMATCH) != 0;
+	bool recursive =
+	    !lsub && subscribed_only && (l->selection & IMAP_LIST_SEL_RECURSIVEMATCH) != 0;
 	struct imap_buf *b = &s->out;
 	for (size_t i = 0; i < n; i++) {
 		const struct store_folder_info *f = &list[i];
@@ -282,7 +281,8 @@ void imapd_cmd_delete(struct imapd_session *s, struct imap_command *cmd)
 		return;
 	}
 	if (imapd_is_selected(s, name)) {
-		imapd_done(s, IMAP_NO, IMAP_CODE_INUSE, NULL, "Mailbox is selected; close it first");
+		imapd_done(s, IMAP_NO, IMAP_CODE_INUSE, NULL,
+			   "Mailbox is selected; close it first");
 		return;
 	}
 	struct store_folder_info *list;
@@ -319,7 +319,8 @@ void imapd_cmd_rename(struct imapd_session *s, struct imap_command *cmd)
 		return;
 	}
 	if (imapd_is_selected(s, rn->from.name)) {
-		imapd_done(s, IMAP_NO, IMAP_CODE_INUSE, NULL, "Mailbox is selected; close it first");
+		imapd_done(s, IMAP_NO, IMAP_CODE_INUSE, NULL,
+			   "Mailbox is selected; close it first");
 		return;
 	}
 	char *error = NULL;

@@ -19,16 +19,16 @@ struct worker;
 struct imapd_fetch;
 
 /* Bounds of the back end (docs/LIMITS.md lists them). */
-#define IMAPD_MAX_BAD_COMMANDS	     10	   /* consecutive BAD answers before BYE */
-#define IMAPD_SHUTDOWN_GRACE_MS	     3000  /* sessions' goodbye at shutdown */
-#define IMAPD_DEFAULT_APPEND_LIMIT   36700160 /* max-message-size when unset */
-#define IMAPD_FETCH_SLICE_MESSAGES   256   /* FETCH messages per event-loop turn */
-#define IMAPD_STORE_SLICE_MESSAGES   256   /* STORE messages per event-loop turn */
-#define IMAPD_READ_CHUNK	     65536 /* bytes read from a message file at once */
-#define IMAPD_HEADER_READ_MAX	     (256 * 1024) /* header bytes read for HEADER.FIELDS */
-#define IMAPD_MAX_PENDING_FLAGS	     4096  /* flag changes remembered for one session */
-#define IMAPD_MAX_SELECT_KEYWORDS    256   /* keywords listed in FLAGS at SELECT */
-#define IMAPD_WATCH_SETTLE_MS	     20    /* quiet time before reading Maildir changes */
+#define IMAPD_MAX_BAD_COMMANDS	   10		/* consecutive BAD answers before BYE */
+#define IMAPD_SHUTDOWN_GRACE_MS	   3000		/* sessions' goodbye at shutdown */
+#define IMAPD_DEFAULT_APPEND_LIMIT 36700160	/* max-message-size when unset */
+#define IMAPD_FETCH_SLICE_MESSAGES 256		/* FETCH messages per event-loop turn */
+#define IMAPD_STORE_SLICE_MESSAGES 256		/* STORE messages per event-loop turn */
+#define IMAPD_READ_CHUNK	   65536	/* bytes read from a message file at once */
+#define IMAPD_HEADER_READ_MAX	   (256 * 1024) /* header bytes read for HEADER.FIELDS */
+#define IMAPD_MAX_PENDING_FLAGS	   4096		/* flag changes remembered for one session */
+#define IMAPD_MAX_SELECT_KEYWORDS  256		/* keywords listed in FLAGS at SELECT */
+#define IMAPD_WATCH_SETTLE_MS	   40		/* quiet time before reading Maildir changes */
 
 struct imapd {
 	struct worker *worker;
@@ -100,6 +100,7 @@ struct imapd_session {
 
 	/* ENABLEd */
 	bool condstore;
+	bool qresync; /* expunges are told as VANISHED */
 	bool utf8;
 
 	/* the selected folder */
@@ -125,7 +126,7 @@ struct imapd_session {
 void imapd_flush(struct imapd_session *s);
 /* An untagged line ("* " + text + CRLF), flushed. */
 void imapd_untagged(struct imapd_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* The command's tagged answer: the untagged updates allowed now go first,
  * then "<tag> <status> [code args] text". Ends the command: input resumes. */
 void imapd_done(struct imapd_session *s, enum imap_status status, enum imap_resp_code code,
@@ -145,8 +146,7 @@ int imapd_direct_login(struct imapd_session *s, const char *admin, const char *p
 bool imapd_direct_login_allowed(const struct imapd_session *s);
 /* Attach the session to user's shared store (opening it on first use).
  * Returns 0 or -1 with *error_r. */
-int imapd_user_attach(struct imapd_session *s, const char *user, uint64_t quota,
-		      char **error_r);
+int imapd_user_attach(struct imapd_session *s, const char *user, uint64_t quota, char **error_r);
 struct store *imapd_store(const struct imapd_session *s);
 /* Read changes other processes made (the store's inotify descriptor) now. */
 void imapd_poll_changes(struct imapd_session *s);
@@ -162,15 +162,15 @@ const char *imapd_capabilities_pre(void);
 
 /* ---- command handlers (one family per file) ---- */
 typedef void imapd_cmd_fn(struct imapd_session *s, struct imap_command *cmd);
-imapd_cmd_fn imapd_cmd_capability, imapd_cmd_noop, imapd_cmd_logout, imapd_cmd_login,
-	imapd_cmd_id, imapd_cmd_enable, imapd_cmd_refuse, imapd_cmd_getquota,
-	imapd_cmd_getquotaroot, imapd_cmd_setquota;
+imapd_cmd_fn imapd_cmd_capability, imapd_cmd_noop, imapd_cmd_logout, imapd_cmd_login, imapd_cmd_id,
+    imapd_cmd_enable, imapd_cmd_refuse, imapd_cmd_getquota, imapd_cmd_getquotaroot,
+    imapd_cmd_setquota;
 /* imapd_mailbox.c */
 imapd_cmd_fn imapd_cmd_namespace, imapd_cmd_list, imapd_cmd_create, imapd_cmd_delete,
-	imapd_cmd_rename, imapd_cmd_subscribe, imapd_cmd_unsubscribe, imapd_cmd_status;
+    imapd_cmd_rename, imapd_cmd_subscribe, imapd_cmd_unsubscribe, imapd_cmd_status;
 /* imapd_select.c */
 imapd_cmd_fn imapd_cmd_select, imapd_cmd_close, imapd_cmd_unselect, imapd_cmd_expunge,
-	imapd_cmd_check;
+    imapd_cmd_check;
 /* imapd_fetch.c */
 imapd_cmd_fn imapd_cmd_fetch;
 /* imapd_store.c */
@@ -179,6 +179,12 @@ imapd_cmd_fn imapd_cmd_store, imapd_cmd_copy;
 imapd_cmd_fn imapd_cmd_append;
 /* imapd_search.c */
 imapd_cmd_fn imapd_cmd_search;
+/* Run a search over the view: the UIDs found, ascending, in *uids_r
+ * (malloc'ed). Returns 0, or -1 after answering the command. */
+int imapd_search_uids(struct imapd_session *s, const char *charset, struct imap_search_key *keys,
+		      uint32_t **uids_r, size_t *count_r);
+/* imapd_sort.c */
+imapd_cmd_fn imapd_cmd_sort, imapd_cmd_thread;
 /* imapd_idle.c */
 imapd_cmd_fn imapd_cmd_idle;
 
@@ -213,6 +219,8 @@ int imapd_resolve_set(struct imapd_session *s, struct imap_seqset *set, bool uid
 /* "(\Seen \Answered kw)" for a message (with \Recent when it is). */
 void imapd_write_flags(struct imapd_session *s, struct imap_buf *buf,
 		       const struct store_message *m);
+/* "* VANISHED [(EARLIER)] set" of UIDs (ascending), into s->out. */
+void imapd_write_vanished(struct imapd_session *s, const uint32_t *uids, size_t n, bool earlier);
 /* Whether a mailbox name is the selected folder. */
 bool imapd_is_selected(const struct imapd_session *s, const char *name);
 

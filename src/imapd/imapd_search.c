@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "imapd/imapd_private.h"
 #include "lib/log.h"
@@ -76,7 +77,7 @@ static struct store_search *imapd_recent_node(struct imapd_session *s, bool rece
 		return n;
 	struct store_search *not = store_search_new(STORE_SEARCH_NOT);
 	store_search_add(not, n);
-	return not;
+	return not ;
 }
 
 static struct store_search *imapd_convert(struct imapd_search_ctx *c, struct imap_search_key *k);
@@ -191,6 +192,27 @@ static struct store_search *imapd_convert(struct imapd_search_ctx *c, struct ima
 		n->number = k->number;
 		return n;
 	}
+	case IMAP_SEARCH_OLDER:
+	case IMAP_SEARCH_YOUNGER: {
+		/* WITHIN: seconds before now, as UID ranges of the snapshot */
+		time_t limit = time(NULL) - (time_t)k->number;
+		struct store_search *n = imapd_uid_ranges();
+		size_t count = store_folder_count(s->folder);
+		for (size_t i = 0; i < count; i++) {
+			const struct store_message *m = store_folder_message(s->folder, i);
+			bool in = k->type == IMAP_SEARCH_OLDER ? m->internal_date <= limit
+							       : m->internal_date >= limit;
+			if (!in)
+				continue;
+			if (n->nranges > 0 && n->ranges[n->nranges - 1].hi + 1 == m->uid)
+				n->ranges[n->nranges - 1].hi = m->uid;
+			else
+				imapd_add_range(n, m->uid, m->uid);
+		}
+		if (n->nranges == 0)
+			imapd_add_range(n, 0, 0);
+		return n;
+	}
 	case IMAP_SEARCH_MODSEQ: {
 		struct store_search *n = store_search_new(STORE_SEARCH_MODSEQ);
 		n->number = k->number;
@@ -217,28 +239,27 @@ static void imapd_write_set(struct imap_buf *b, const uint32_t *nums, size_t n)
 	}
 }
 
-void imapd_cmd_search(struct imapd_session *s, struct imap_command *cmd)
+int imapd_search_uids(struct imapd_session *s, const char *charset, struct imap_search_key *keys,
+		      uint32_t **uids_r, size_t *count_r)
 {
-	const struct imap_cmd_search *sc = &cmd->u.search;
-	if (sc->charset != NULL && strcasecmp(sc->charset, "US-ASCII") != 0 &&
-	    strcasecmp(sc->charset, "UTF-8") != 0) {
+	if (charset != NULL && strcasecmp(charset, "US-ASCII") != 0 &&
+	    strcasecmp(charset, "UTF-8") != 0) {
 		imapd_done(s, IMAP_NO, IMAP_CODE_BADCHARSET, "(US-ASCII UTF-8)",
 			   "Unsupported charset");
-		return;
+		return -1;
 	}
-	if (imap_search_uses_saved(sc->keys) && !s->saved_valid) {
+	if (imap_search_uses_saved(keys) && !s->saved_valid) {
 		imapd_done(s, IMAP_BAD, IMAP_CODE_NONE, NULL, "No saved search result ($)");
-		return;
+		return -1;
 	}
 	struct imapd_search_ctx c = {.s = s};
-	struct store_search *tree = imapd_convert(&c, sc->keys);
+	struct store_search *tree = imapd_convert(&c, keys);
 	if (tree == NULL) {
 		imapd_done(s, IMAP_NO, IMAP_CODE_CANNOT, NULL, "Search key %s is not supported",
 			   c.error != NULL ? c.error : "?");
-		return;
+		return -1;
 	}
-	bool modseq = imap_search_has_modseq(sc->keys);
-	if (modseq)
+	if (imap_search_has_modseq(keys))
 		s->condstore = true;
 	uint32_t *uids = NULL;
 	size_t n = 0;
@@ -249,24 +270,34 @@ void imapd_cmd_search(struct imapd_session *s, struct imap_command *cmd)
 		log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "user=%s: search: %s", s->user, error);
 		imapd_done(s, IMAP_NO, IMAP_CODE_CANNOT, NULL, "Search failed: %s", error);
 		free(error);
-		return;
+		return -1;
 	}
-	/* only what the client knows: view messages, as numbers it uses */
-	uint32_t *nums = xcalloc(n + 1, sizeof(*nums));
-	uint32_t *found = xcalloc(n + 1, sizeof(*found));
+	/* only what the client knows: messages of the view */
 	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (imapd_view_find(s, uids[i]) >= 0)
+			uids[k++] = uids[i];
+	*uids_r = uids;
+	*count_r = k;
+	return 0;
+}
+
+void imapd_cmd_search(struct imapd_session *s, struct imap_command *cmd)
+{
+	const struct imap_cmd_search *sc = &cmd->u.search;
+	uint32_t *found;
+	size_t k;
+	if (imapd_search_uids(s, sc->charset, sc->keys, &found, &k) < 0)
+		return;
+	bool modseq = imap_search_has_modseq(sc->keys);
+	uint32_t *nums = xcalloc(k + 1, sizeof(*nums));
 	uint64_t max_modseq = 0;
-	for (size_t i = 0; i < n; i++) {
-		long idx = imapd_view_find(s, uids[i]);
-		if (idx < 0)
-			continue;
-		found[k] = uids[i];
-		nums[k++] = cmd->uid ? uids[i] : (uint32_t)(idx + 1);
-		const struct store_message *m = imapd_message(s, uids[i]);
+	for (size_t i = 0; i < k; i++) {
+		nums[i] = cmd->uid ? found[i] : (uint32_t)(imapd_view_find(s, found[i]) + 1);
+		const struct store_message *m = imapd_message(s, found[i]);
 		if (m != NULL && m->modseq > max_modseq)
 			max_modseq = m->modseq;
 	}
-	free(uids);
 	unsigned ret = sc->ret;
 	if (sc->esearch && ret == 0)
 		ret = IMAP_SEARCH_RET_ALL;

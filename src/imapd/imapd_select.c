@@ -23,13 +23,12 @@ static const struct {
 	unsigned bit;
 	const char *name;
 } imapd_flag_names[] = {
-	{STORE_FLAG_ANSWERED, "\\Answered"}, {STORE_FLAG_FLAGGED, "\\Flagged"},
-	{STORE_FLAG_DELETED, "\\Deleted"},   {STORE_FLAG_SEEN, "\\Seen"},
-	{STORE_FLAG_DRAFT, "\\Draft"},
+    {STORE_FLAG_ANSWERED, "\\Answered"}, {STORE_FLAG_FLAGGED, "\\Flagged"},
+    {STORE_FLAG_DELETED, "\\Deleted"},	 {STORE_FLAG_SEEN, "\\Seen"},
+    {STORE_FLAG_DRAFT, "\\Draft"},
 };
 
-void imapd_write_flags(struct imapd_session *s, struct imap_buf *buf,
-		       const struct store_message *m)
+void imapd_write_flags(struct imapd_session *s, struct imap_buf *buf, const struct store_message *m)
 {
 	imap_buf_str(buf, "(");
 	bool first = true;
@@ -105,8 +104,8 @@ bool imapd_iter_next(const struct imapd_session *s, struct imapd_iter *it, size_
 				it->next = r->lo - 1;
 		}
 		size_t i = it->next;
-		bool inside = i < s->view_count &&
-			      (it->uid ? s->view[i] <= r->hi : (uint64_t)i + 1 <= r->hi);
+		bool inside =
+		    i < s->view_count && (it->uid ? s->view[i] <= r->hi : (uint64_t)i + 1 <= r->hi);
 		if (inside) {
 			it->next++;
 			*index_r = i;
@@ -127,8 +126,8 @@ int imapd_resolve_set(struct imapd_session *s, struct imap_seqset *set, bool uid
 		*uid_r = true;
 		return 1;
 	}
-	uint32_t max = uid ? (s->view_count > 0 ? s->view[s->view_count - 1] : 0)
-			   : (uint32_t)s->view_count;
+	uint32_t max =
+	    uid ? (s->view_count > 0 ? s->view[s->view_count - 1] : 0) : (uint32_t)s->view_count;
 	if (!uid && imap_seqset_has_star(set) && s->view_count == 0) {
 		imapd_done(s, IMAP_BAD, IMAP_CODE_NONE, NULL, "No messages: * means nothing");
 		return -1;
@@ -143,6 +142,26 @@ int imapd_resolve_set(struct imapd_session *s, struct imap_seqset *set, bool uid
 	return 1;
 }
 
+void imapd_write_vanished(struct imapd_session *s, const uint32_t *uids, size_t n, bool earlier)
+{
+	if (n == 0)
+		return;
+	imap_buf_str(&s->out, earlier ? "* VANISHED (EARLIER) " : "* VANISHED ");
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+			j++;
+		if (j > i)
+			imap_buf_printf(&s->out, "%s%u:%u", i > 0 ? "," : "", uids[i], uids[j]);
+		else
+			imap_buf_printf(&s->out, "%s%u", i > 0 ? "," : "", uids[i]);
+		i = j + 1;
+		if (s->out.len >= IMAPD_READ_CHUNK)
+			imapd_flush(s);
+	}
+	imap_buf_str(&s->out, "\r\n");
+}
+
 /* ---- change notifications ---- */
 
 static void imapd_note_flag_change(struct imapd_session *s, uint32_t uid)
@@ -154,8 +173,8 @@ static void imapd_note_flag_change(struct imapd_session *s, uint32_t uid)
 		return;
 	}
 	if ((s->nflag_changed & 63) == 0)
-		s->flag_changed = xrealloc(s->flag_changed,
-					   (s->nflag_changed + 64) * sizeof(*s->flag_changed));
+		s->flag_changed =
+		    xrealloc(s->flag_changed, (s->nflag_changed + 64) * sizeof(*s->flag_changed));
 	s->flag_changed[s->nflag_changed++] = uid;
 }
 
@@ -209,17 +228,35 @@ void imapd_sync(struct imapd_session *s, bool allow_expunge)
 	}
 	bool pending_expunge = false;
 	if (allow_expunge) {
-		/* from the end: every EXPUNGE's number is then still right */
+		/* EXPUNGE from the end: every number is then still right;
+		 * under QRESYNC one VANISHED with the UIDs */
 		size_t kept = s->view_count;
+		uint32_t *gone = NULL;
+		size_t ngone = 0;
 		for (size_t i = s->view_count; i-- > 0;) {
 			if (store_folder_find(s->folder, s->view[i]) >= 0)
 				continue;
-			imap_buf_printf(&s->out, "* %zu EXPUNGE\r\n", i + 1);
+			if (s->qresync) {
+				gone = xrealloc(gone, (ngone + 1) * sizeof(*gone));
+				gone[ngone++] = s->view[i];
+			} else {
+				imap_buf_printf(&s->out, "* %zu EXPUNGE\r\n", i + 1);
+			}
 			s->view[i] = 0;
 			kept--;
 			if (s->out.len >= IMAPD_READ_CHUNK)
 				imapd_flush(s);
 		}
+		if (ngone > 0) {
+			/* collected from the end: ascending for the set */
+			for (size_t a = 0, b = ngone - 1; a < b; a++, b--) {
+				uint32_t t = gone[a];
+				gone[a] = gone[b];
+				gone[b] = t;
+			}
+			imapd_write_vanished(s, gone, ngone, false);
+		}
+		free(gone);
 		if (kept != s->view_count) {
 			size_t o = 0;
 			for (size_t i = 0; i < s->view_count; i++)
@@ -319,6 +356,37 @@ static void imapd_write_keywords(struct imapd_session *s, struct imap_buf *b)
 	free(seen);
 }
 
+/* SELECT (QRESYNC (uidvalidity modseq [known-uids])): what changed since
+ * modseq, as VANISHED (EARLIER) and FETCH responses (RFC 7162 3.2.5). */
+static void imapd_qresync(struct imapd_session *s, const struct imap_cmd_select *sel)
+{
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	char *error = NULL;
+	if (store_folder_expunged_since(s->folder, sel->modseq, &uids, &n, &error) < 0) {
+		log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "user=%s: expunged list: %s", s->user,
+			error);
+		free(error);
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!sel->has_known_uids || imap_seqset_contains(&sel->known_uids, uids[i]))
+			uids[k++] = uids[i];
+	imapd_write_vanished(s, uids, k, true);
+	free(uids);
+	for (size_t i = 0; i < s->view_count; i++) {
+		const struct store_message *m = store_folder_message(s->folder, i);
+		if (m->modseq <= sel->modseq ||
+		    (sel->has_known_uids && !imap_seqset_contains(&sel->known_uids, m->uid)))
+			continue;
+		imap_buf_printf(&s->out, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
+		imapd_write_flags(s, &s->out, m);
+		imap_buf_printf(&s->out, " MODSEQ (%llu))\r\n", (unsigned long long)m->modseq);
+		if (s->out.len >= IMAPD_READ_CHUNK)
+			imapd_flush(s);
+	}
+}
+
 void imapd_cmd_select(struct imapd_session *s, struct imap_command *cmd)
 {
 	const struct imap_cmd_select *sel = &cmd->u.select;
@@ -327,7 +395,7 @@ void imapd_cmd_select(struct imapd_session *s, struct imap_command *cmd)
 	imapd_unselect(s);
 	if (had && s->condstore)
 		imapd_untagged(s, "OK [CLOSED] Previous mailbox closed");
-	if (sel->qresync) {
+	if (sel->qresync && !s->qresync) {
 		imapd_done(s, IMAP_BAD, IMAP_CODE_CLIENTBUG, NULL, "QRESYNC is not enabled");
 		return;
 	}
@@ -382,6 +450,8 @@ void imapd_cmd_select(struct imapd_session *s, struct imap_command *cmd)
 			store_folder_uidnext(s->folder));
 	imap_buf_printf(b, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
 			(unsigned long long)store_folder_highestmodseq(s->folder));
+	if (sel->qresync && sel->uidvalidity == store_folder_uidvalidity(s->folder))
+		imapd_qresync(s, sel);
 	imapd_flush(s);
 	imapd_done(s, IMAP_OK, examine ? IMAP_CODE_READ_ONLY : IMAP_CODE_READ_WRITE, NULL,
 		   "%s completed", examine ? "EXAMINE" : "SELECT");

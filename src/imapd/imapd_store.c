@@ -205,7 +205,8 @@ void imapd_cmd_copy(struct imapd_session *s, struct imap_command *cmd)
 		} else {
 			log_msg(LOG_LEVEL_ERROR, conn_log(s->conn), "user=%s: %s: %s", s->user,
 				cmd->def->name, error);
-			imapd_done(s, IMAP_NO, IMAP_CODE_SERVERBUG, NULL, "%s failed", cmd->def->name);
+			imapd_done(s, IMAP_NO, IMAP_CODE_SERVERBUG, NULL, "%s failed",
+				   cmd->def->name);
 		}
 	} else {
 		struct imap_buf args;
@@ -218,11 +219,12 @@ void imapd_cmd_copy(struct imapd_session *s, struct imap_command *cmd)
 		}
 		if (move) {
 			if (copied > 0) {
-				imap_write_status(&s->out, NULL, IMAP_OK, IMAP_CODE_COPYUID, args.data,
-						  "Moved");
+				imap_write_status(&s->out, NULL, IMAP_OK, IMAP_CODE_COPYUID,
+						  args.data, "Moved");
 				imapd_flush(s);
 			}
-			imapd_done(s, IMAP_OK, IMAP_CODE_NONE, NULL, "%s completed", cmd->def->name);
+			imapd_done(s, IMAP_OK, IMAP_CODE_NONE, NULL, "%s completed",
+				   cmd->def->name);
 		} else {
 			imapd_done(s, IMAP_OK, copied > 0 ? IMAP_CODE_COPYUID : IMAP_CODE_NONE,
 				   copied > 0 ? args.data : NULL, "%s completed", cmd->def->name);

@@ -287,8 +287,10 @@ static const struct settings_def settings_defs[] = {
 	.type = ST_NUMBER,
 	.min = 1024,
 	.max = 2147483648LL,
-	.help = "bytes in one message (advertised as SIZE), 1024 to 2147483648",
-	.defaults = {[SVC_SUBMISSION] = "36700160", [SVC_LMTP] = "36700160"},
+	.help = "bytes in one message (advertised as SIZE; for IMAP4 as APPENDLIMIT), 1024 to "
+		"2147483648",
+	.defaults = {[SVC_IMAP4_BACKEND] = "36700160", [SVC_SUBMISSION] = "36700160",
+		     [SVC_LMTP] = "36700160"},
     },
     {
 	.key = "banner",

@@ -189,11 +189,19 @@ int store_append_commit(struct store_append **ap, const char *const *flag_words,
 	}
 	store_textgen_finish(&a->gen, &parsed);
 
+	/* the index's write lock is taken before the file appears in cur/: a
+	 * reconcile in another process (it reads cur/ inside its own write
+	 * transaction) then either ran before the file existed or runs after
+	 * this row is committed, and never adopts the file under a UID of its
+	 * own while this append still holds it */
+	if (store_index_begin(store, error_r) < 0)
+		goto out;
 	base = store_maildir_new_base(store, a->size);
 	fname = store_maildir_fname(base, flags);
 	cur_path = xasprintf("%s/cur/%s", a->dir, fname);
 	if (rename(a->tmp_path, cur_path) < 0) {
 		*error_r = xasprintf("rename into %s: %s", cur_path, strerror(errno));
+		store_index_rollback(store);
 		goto out;
 	}
 	free(a->tmp_path);
@@ -208,6 +216,7 @@ int store_append_commit(struct store_append **ap, const char *const *flag_words,
 	int r = store_fsync_dir(curdir, error_r);
 	free(curdir);
 	if (r < 0) {
+		store_index_rollback(store);
 		unlink(cur_path);
 		goto out;
 	}
@@ -217,16 +226,13 @@ int store_append_commit(struct store_append **ap, const char *const *flag_words,
 	char guid[33];
 	store_guid_new(guid);
 	keywords = keywords_join(kw, nkw);
-	if (store_index_begin(store, error_r) < 0) {
-		unlink(cur_path);
-		goto out;
-	}
 	if (store_index_next_uid(store, a->folder_id, &uid, &modseq, error_r) < 0 ||
 	    store_index_insert_message(store, a->folder_id, uid, modseq, base, fname, a->size,
 				       internal_date, flags, keywords, guid, &parsed,
 				       error_r) < 0 ||
 	    store_index_quota_add(store, (int64_t)a->size, error_r) < 0 ||
 	    store_index_commit(store, error_r) < 0) {
+		/* nobody else could index the file while the lock was held */
 		store_index_rollback(store);
 		unlink(cur_path);
 		goto out;

@@ -62,6 +62,7 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count, con
 	       uint32_t **dest_uids_r, size_t *count_r, bool *over_quota_r, char **error_r)
 {
 	struct store *store = src->store;
+	bool in_tx = false;
 	*over_quota_r = false;
 	*src_uids_r = *dest_uids_r = NULL;
 	*count_r = 0;
@@ -115,6 +116,11 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count, con
 	}
 	if (store_maildir_create(dest_dir, error_r) < 0)
 		goto out;
+	/* the index's write lock first, as in store_append_commit(): no
+	 * reconcile elsewhere can adopt the placed files under UIDs of its own */
+	if (store_index_begin(store, error_r) < 0)
+		goto out;
+	in_tx = true;
 	for (size_t i = 0; i < n; i++) {
 		struct item *it = &items[i];
 		it->new_base = store_maildir_new_base(store, it->size);
@@ -147,8 +153,6 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count, con
 		store_fsync_dir_quiet(cur);
 		free(cur);
 	}
-	if (store_index_begin(store, error_r) < 0)
-		goto undo;
 	uint32_t *su = xcalloc(n, sizeof(*su)), *du = xcalloc(n, sizeof(*du));
 	size_t done = 0;
 	uint64_t copied_bytes = 0, modseq = 0, src_modseq = 0;
@@ -223,9 +227,13 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count, con
 	goto out;
 rollback:
 	store_index_rollback(store);
+	in_tx = false;
 	free(su);
 	free(du);
 undo:
+	if (in_tx)
+		store_index_rollback(store);
+	in_tx = false;
 	for (size_t i = 0; i < n; i++) {
 		struct item *it = &items[i];
 		if (!it->placed)
