@@ -51,11 +51,16 @@ fuzz_ok() { # clang with libFuzzer's runtime
 }
 if [ -x fuzz/build.sh ] && fuzz_ok; then
 	echo "== fuzzers (bounded)"
-	if fuzz/build.sh "${POSTERN_FUZZ_SECONDS:-20}"; then
-		passed=$((passed + 1))
-	else
-		failed=$((failed + 1))
-	fi
+	# the MIME parser faces every delivered message: it gets the longest run
+	for run in "${POSTERN_FUZZ_SECONDS:-20} proxy_header line_reader frontend smtp imap" \
+		"${POSTERN_MIME_FUZZ_SECONDS:-60} mime"; do
+		# shellcheck disable=SC2086
+		if fuzz/build.sh $run; then
+			passed=$((passed + 1))
+		else
+			failed=$((failed + 1))
+		fi
+	done
 else
 	echo "== fuzzers skipped: clang with libFuzzer (libclang-rt) is not installed"
 fi
