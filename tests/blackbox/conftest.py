@@ -5,7 +5,9 @@ sockets. Every process started here is stopped at teardown."""
 import os
 import random
 import signal
+import smtplib
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -54,6 +56,21 @@ def wait_until(predicate, timeout=10.0, interval=0.05):
             return value
         time.sleep(interval)
     return predicate()
+
+
+def tls_context():
+    """A client context that accepts the instance's self-signed certificate."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def deliver(inst, rcpt, body, sender="sender@example.org"):
+    """Deliver one message through the instance's lmtp socket; no retry."""
+    with smtplib.LMTP(str(inst.datadir / "lmtp.sock"), timeout=30) as lmtp:
+        refused = lmtp.sendmail(sender, [rcpt], body)
+    assert refused == {}, refused
 
 
 def connectable(port, host="127.0.0.1"):

@@ -14,14 +14,7 @@ import time
 
 import pytest
 
-from conftest import wait_until
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+from conftest import tls_context, wait_until
 
 
 @pytest.fixture

@@ -9,32 +9,16 @@ import email.policy
 import imaplib
 import re
 import shutil
-import smtplib
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import wait_until
+from conftest import deliver, tls_context
 
 PASSWORD = "Secret-pw1"
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def deliver(inst, rcpt, body, sender="sender@example.org"):
-    # no retry: a delivery racing an open IMAP session must succeed at once
-    with smtplib.LMTP(str(inst.datadir / "lmtp.sock"), timeout=30) as lmtp:
-        refused = lmtp.sendmail(sender, [rcpt], body)
-    assert refused == {}, refused
 
 
 def message(n, extra=b""):

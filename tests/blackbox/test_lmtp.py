@@ -10,7 +10,6 @@ import shutil
 import smtplib
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest

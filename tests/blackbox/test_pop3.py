@@ -6,7 +6,6 @@ fetchmail as clients."""
 import os
 import poplib
 import shutil
-import smtplib
 import socket
 import ssl
 import subprocess
@@ -14,22 +13,9 @@ import time
 
 import pytest
 
-from conftest import Instance, wait_until
+from conftest import Instance, deliver, tls_context, wait_until
 
 PASSWORD = "Secret-pw1"
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def deliver(inst, rcpt, body, sender="sender@example.org"):
-    with smtplib.LMTP(str(inst.datadir / "lmtp.sock"), timeout=30) as lmtp:
-        refused = lmtp.sendmail(sender, [rcpt], body)
-    assert refused == {}, refused
 
 
 def message(n, extra=b""):

@@ -3,7 +3,6 @@ deliveries and flag changes, over and over) and the `posternctl mailbox`
 commands (list, import, export, quota, reindex) on a real instance."""
 
 import mailbox
-import os
 import re
 import subprocess
 import time

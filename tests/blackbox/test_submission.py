@@ -10,23 +10,15 @@ import shutil
 import smtplib
 import socket
 import socketserver
-import ssl
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import wait_until
+from conftest import tls_context, wait_until
 
 PASSWORD = "Secret-pw1"
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 # ---- a fake smarthost ----
