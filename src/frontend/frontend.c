@@ -34,20 +34,6 @@ static unsigned fe_setting_count(struct worker *w, const char *key)
 	return n < 0 ? 0 : n > 0x7fffffff ? 0x7fffffff : (unsigned)n;
 }
 
-static void fe_cidr_setting(struct worker *w, const char *key, struct net_cidr **list,
-			    size_t *count)
-{
-	free(*list);
-	*list = NULL;
-	*count = 0;
-	const char *v = worker_setting(w, key);
-	char *error = NULL;
-	if (v != NULL && net_cidr_parse_list(v, list, count, &error) < 0) {
-		log_error("%s: %s", key, error);
-		free(error);
-	}
-}
-
 static void fe_load_settings(struct frontend *fe)
 {
 	struct worker *w = fe->worker;
@@ -70,8 +56,10 @@ static void fe_load_settings(struct frontend *fe)
 	timeout = fe_setting_count(w, "authenticated-connection-timeout");
 	fe->auth_timeout_ms = (timeout == 0 ? 1800 : timeout) * 1000;
 	protolog_enable(fe->protolog, worker_setting_bool(w, "protocol-log-enabled", false));
-	fe_cidr_setting(w, "proxy-protocol-trusted", &fe->proxy_trusted, &fe->proxy_trusted_count);
-	fe_cidr_setting(w, "trusted-networks", &fe->trusted, &fe->trusted_count);
+	net_cidr_list_replace("proxy-protocol-trusted", worker_setting(w, "proxy-protocol-trusted"),
+			      &fe->proxy_trusted, &fe->proxy_trusted_count);
+	net_cidr_list_replace("trusted-networks", worker_setting(w, "trusted-networks"),
+			      &fe->trusted, &fe->trusted_count);
 }
 
 static int fe_load_tls(struct frontend *fe, char **error_r)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/log.h"
 #include "lib/xalloc.h"
 
 static const uint8_t cidr_v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -176,4 +177,17 @@ const char *net_cidr_format(const struct net_cidr *cidr, char *buf, size_t size)
 		snprintf(host, sizeof(host), "?");
 	snprintf(buf, size, "%s/%u", host, cidr->prefix);
 	return buf;
+}
+
+void net_cidr_list_replace(const char *key, const char *text, struct net_cidr **list_r,
+			   size_t *count_r)
+{
+	free(*list_r);
+	*list_r = NULL;
+	*count_r = 0;
+	char *error = NULL;
+	if (text != NULL && net_cidr_parse_list(text, list_r, count_r, &error) < 0) {
+		log_error("%s: %s", key, error);
+		free(error);
+	}
 }

@@ -29,6 +29,13 @@ int net_cidr_parse(const char *text, struct net_cidr *cidr_r, const char **error
 int net_cidr_parse_list(const char *text, struct net_cidr **list_r, size_t *count_r,
 			char **error_r);
 
+/* Replace *list_r / *count_r (freed first) with the networks in text, a
+ * setting's value (NULL is an empty list). A value that does not parse
+ * leaves the list empty and is logged with key, so a bad value never
+ * widens what is trusted. */
+void net_cidr_list_replace(const char *key, const char *text, struct net_cidr **list_r,
+			   size_t *count_r);
+
 /* true when the socket address is inside one of the networks. Non-IP
  * addresses (unix sockets) never match. */
 bool net_cidr_match(const struct net_cidr *list, size_t count, const struct sockaddr *sa);

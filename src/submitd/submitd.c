@@ -40,20 +40,6 @@ static unsigned sd_count(struct worker *w, const char *key, unsigned def)
 	return n < 0 ? def : n > 0x7fffffff ? 0x7fffffff : (unsigned)n;
 }
 
-static void sd_cidr_setting(struct worker *w, const char *key, struct net_cidr **list,
-			    size_t *count)
-{
-	free(*list);
-	*list = NULL;
-	*count = 0;
-	const char *v = worker_setting(w, key);
-	char *error = NULL;
-	if (v != NULL && net_cidr_parse_list(v, list, count, &error) < 0) {
-		log_error("%s: %s", key, error);
-		free(error);
-	}
-}
-
 /* "user:password" from the smarthost-auth-file, or nothing. */
 static void sd_read_auth_file(struct submitd *sd, char **user_r, char **password_r)
 {
@@ -144,8 +130,10 @@ static void sd_load_settings(struct submitd *sd)
 	settings_list_free(&sd->local_domains);
 	const char *ld = worker_setting(w, "local-domains");
 	sd->local_domains = settings_list_split(ld != NULL ? ld : "", NULL);
-	sd_cidr_setting(w, "proxy-protocol-trusted", &sd->proxy_trusted, &sd->proxy_trusted_count);
-	sd_cidr_setting(w, "trusted-networks", &sd->trusted, &sd->trusted_count);
+	net_cidr_list_replace("proxy-protocol-trusted", worker_setting(w, "proxy-protocol-trusted"),
+			      &sd->proxy_trusted, &sd->proxy_trusted_count);
+	net_cidr_list_replace("trusted-networks", worker_setting(w, "trusted-networks"),
+			      &sd->trusted, &sd->trusted_count);
 }
 
 static int sd_load_tls(struct submitd *sd, char **error_r)
