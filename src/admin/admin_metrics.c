@@ -18,10 +18,11 @@
 
 static void metrics_usage(FILE *out)
 {
-	fprintf(out, "usage: posternctl metrics [--output FILE]\n"
-		     "  print the counters of the running instance in the Prometheus text format\n"
-		     "  --output FILE  write them to FILE instead, atomically (for node-exporter's\n"
-		     "                 textfile collector: FILE should end in .prom)\n");
+	fprintf(out,
+		"usage: posternctl metrics [--output FILE]\n"
+		"  print the counters of the running instance in the Prometheus text format\n"
+		"  --output FILE  write them to FILE instead, atomically (for node-exporter's\n"
+		"                 textfile collector: FILE should end in .prom)\n");
 }
 
 static int metrics_write_file(const char *path, const char *text, size_t len)

@@ -18,90 +18,40 @@
 /* ---- tables ---- */
 
 static const char *const service_names[METRICS_SVC_COUNT] = {
-	[METRICS_SVC_IMAP4] = "imap4",
-	[METRICS_SVC_IMAP4_BACKEND] = "imap4-backend",
-	[METRICS_SVC_POP3] = "pop3",
-	[METRICS_SVC_POP3_BACKEND] = "pop3-backend",
-	[METRICS_SVC_SUBMISSION] = "submission",
-	[METRICS_SVC_LMTP] = "lmtp",
-	[METRICS_SVC_HTTP] = "http",
-	[METRICS_SVC_AUTHD] = "authd",
+    [METRICS_SVC_IMAP4] = "imap4",
+    [METRICS_SVC_IMAP4_BACKEND] = "imap4-backend",
+    [METRICS_SVC_POP3] = "pop3",
+    [METRICS_SVC_POP3_BACKEND] = "pop3-backend",
+    [METRICS_SVC_SUBMISSION] = "submission",
+    [METRICS_SVC_LMTP] = "lmtp",
+    [METRICS_SVC_HTTP] = "http",
+    [METRICS_SVC_AUTHD] = "authd",
 };
 
 /* Command tables: "unknown" first, then sorted (strcmp order, upper case)
  * for the binary search. A unit test checks the order. */
 static const char *const pop3_commands[] = {
-	"unknown", "APOP", "AUTH", "CAPA", "DELE", "LIST", "NOOP", "PASS", "QUIT",
-	"RETR",	   "RSET", "STAT", "STLS", "TOP",  "UIDL", "USER", "UTF8", "XLOGIN", NULL,
+    "unknown", "APOP", "AUTH", "CAPA", "DELE", "LIST", "NOOP", "PASS",	 "QUIT", "RETR",
+    "RSET",    "STAT", "STLS", "TOP",  "UIDL", "USER", "UTF8", "XLOGIN", NULL,
 };
 
 static const char *const imap_commands[] = {
-	"unknown",
-	"APPEND",
-	"AUTHENTICATE",
-	"CAPABILITY",
-	"CHECK",
-	"CLOSE",
-	"COMPRESS",
-	"COPY",
-	"CREATE",
-	"DELETE",
-	"DELETEACL",
-	"DONE",
-	"ENABLE",
-	"ESEARCH",
-	"EXAMINE",
-	"EXPUNGE",
-	"FETCH",
-	"GETACL",
-	"GETMETADATA",
-	"GETQUOTA",
-	"GETQUOTAROOT",
-	"ID",
-	"IDLE",
-	"LIST",
-	"LISTRIGHTS",
-	"LOGIN",
-	"LOGOUT",
-	"LSUB",
-	"MOVE",
-	"MYRIGHTS",
-	"NAMESPACE",
-	"NOOP",
-	"NOTIFY",
-	"RENAME",
-	"REPLACE",
-	"SEARCH",
-	"SELECT",
-	"SETACL",
-	"SETMETADATA",
-	"SETQUOTA",
-	"SORT",
-	"STARTTLS",
-	"STATUS",
-	"STORE",
-	"SUBSCRIBE",
-	"THREAD",
-	"UID COPY",
-	"UID EXPUNGE",
-	"UID FETCH",
-	"UID MOVE",
-	"UID REPLACE",
-	"UID SEARCH",
-	"UID SORT",
-	"UID STORE",
-	"UID THREAD",
-	"UNAUTHENTICATE",
-	"UNSELECT",
-	"UNSUBSCRIBE",
-	"XLIST",
-	"XLOGIN",
-	NULL,
+    "unknown",	   "APPEND",	     "AUTHENTICATE", "CAPABILITY",  "CHECK",	 "CLOSE",
+    "COMPRESS",	   "COPY",	     "CREATE",	     "DELETE",	    "DELETEACL", "DONE",
+    "ENABLE",	   "ESEARCH",	     "EXAMINE",	     "EXPUNGE",	    "FETCH",	 "GETACL",
+    "GETMETADATA", "GETQUOTA",	     "GETQUOTAROOT", "ID",	    "IDLE",	 "LIST",
+    "LISTRIGHTS",  "LOGIN",	     "LOGOUT",	     "LSUB",	    "MOVE",	 "MYRIGHTS",
+    "NAMESPACE",   "NOOP",	     "NOTIFY",	     "RENAME",	    "REPLACE",	 "SEARCH",
+    "SELECT",	   "SETACL",	     "SETMETADATA",  "SETQUOTA",    "SORT",	 "STARTTLS",
+    "STATUS",	   "STORE",	     "SUBSCRIBE",    "THREAD",	    "UID COPY",	 "UID EXPUNGE",
+    "UID FETCH",   "UID MOVE",	     "UID REPLACE",  "UID SEARCH",  "UID SORT",	 "UID STORE",
+    "UID THREAD",  "UNAUTHENTICATE", "UNSELECT",     "UNSUBSCRIBE", "XLIST",	 "XLOGIN",
+    NULL,
 };
 
 static const char *const smtp_commands[] = {
-	"unknown", "AUTH", "BDAT", "DATA", "EHLO", "EXPN", "HELO", "HELP", "LHLO",
-	"MAIL",	   "NOOP", "QUIT", "RCPT", "RSET", "STARTTLS", "VRFY", NULL,
+    "unknown", "AUTH", "BDAT", "DATA", "EHLO", "EXPN",	   "HELO", "HELP", "LHLO",
+    "MAIL",    "NOOP", "QUIT", "RCPT", "RSET", "STARTTLS", "VRFY", NULL,
 };
 
 static const char *const no_commands[] = {"unknown", NULL};
@@ -123,8 +73,8 @@ const char *const *metrics_command_table(enum metrics_service svc)
 
 /* upper bounds of the finite buckets, microseconds */
 static const uint64_t bucket_bounds_us[METRICS_BUCKETS] = {
-	500,	 1000,	 2500,	  5000,	   10000,   25000,   50000,   100000,
-	250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000,
+    500,    1000,   2500,    5000,    10000,   25000,	 50000,	   100000,
+    250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000,
 };
 
 uint64_t metrics_bucket_bound_us(unsigned i)
@@ -133,35 +83,35 @@ uint64_t metrics_bucket_bound_us(unsigned i)
 }
 
 static const char *const login_reasons[METRICS_LOGIN_COUNT] = {
-	[METRICS_LOGIN_OK] = "none",
-	[METRICS_LOGIN_BAD_CREDENTIALS] = "bad-credentials",
-	[METRICS_LOGIN_DISABLED] = "disabled",
-	[METRICS_LOGIN_ACCOUNT_KIND] = "account-kind",
-	[METRICS_LOGIN_LOGIN_TYPE] = "login-type",
-	[METRICS_LOGIN_LIMIT] = "limit",
-	[METRICS_LOGIN_TEMPFAIL] = "tempfail",
+    [METRICS_LOGIN_OK] = "none",
+    [METRICS_LOGIN_BAD_CREDENTIALS] = "bad-credentials",
+    [METRICS_LOGIN_DISABLED] = "disabled",
+    [METRICS_LOGIN_ACCOUNT_KIND] = "account-kind",
+    [METRICS_LOGIN_LOGIN_TYPE] = "login-type",
+    [METRICS_LOGIN_LIMIT] = "limit",
+    [METRICS_LOGIN_TEMPFAIL] = "tempfail",
 };
 
 static const char *const auth_results[METRICS_AUTH_COUNT] = {
-	[METRICS_AUTH_OK] = "ok",
-	[METRICS_AUTH_UNKNOWN_USER] = "unknown-user",
-	[METRICS_AUTH_WRONG_PASSWORD] = "wrong-password",
-	[METRICS_AUTH_REFUSED] = "refused",
-	[METRICS_AUTH_TEMPFAIL] = "tempfail",
+    [METRICS_AUTH_OK] = "ok",
+    [METRICS_AUTH_UNKNOWN_USER] = "unknown-user",
+    [METRICS_AUTH_WRONG_PASSWORD] = "wrong-password",
+    [METRICS_AUTH_REFUSED] = "refused",
+    [METRICS_AUTH_TEMPFAIL] = "tempfail",
 };
 
 static const char *const delivery_results[METRICS_DELIVERY_COUNT] = {
-	[METRICS_DELIVERY_DELIVERED] = "delivered",
-	[METRICS_DELIVERY_UNKNOWN_RECIPIENT] = "unknown-recipient",
-	[METRICS_DELIVERY_OVER_QUOTA] = "over-quota",
-	[METRICS_DELIVERY_REJECTED] = "rejected",
-	[METRICS_DELIVERY_TEMPFAIL] = "tempfail",
-	[METRICS_DELIVERY_QUEUED] = "queued",
+    [METRICS_DELIVERY_DELIVERED] = "delivered",
+    [METRICS_DELIVERY_UNKNOWN_RECIPIENT] = "unknown-recipient",
+    [METRICS_DELIVERY_OVER_QUOTA] = "over-quota",
+    [METRICS_DELIVERY_REJECTED] = "rejected",
+    [METRICS_DELIVERY_TEMPFAIL] = "tempfail",
+    [METRICS_DELIVERY_QUEUED] = "queued",
 };
 
 static const char *const queue_routes[METRICS_ROUTE_COUNT] = {"local", "remote"};
 static const char *const queue_results[METRICS_QUEUE_RESULT_COUNT] = {"delivered", "deferred",
-								     "bounced"};
+								      "bounced"};
 
 /* ---- the region ---- */
 
@@ -218,8 +168,8 @@ int metrics_create(char **error_r)
 		close(fd);
 		return -1;
 	}
-	void *p = mmap(NULL, sizeof(struct metrics_region), PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-		       0);
+	void *p =
+	    mmap(NULL, sizeof(struct metrics_region), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
 		*error_r = xasprintf("mmap: %s", strerror(errno));
 		close(fd);
@@ -243,8 +193,8 @@ int metrics_attach(int fd, const char *service, unsigned slot, char **error_r)
 		*error_r = xstrdup("the metrics region is not sealed");
 		return -1;
 	}
-	void *p = mmap(NULL, sizeof(struct metrics_region), PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-		       0);
+	void *p =
+	    mmap(NULL, sizeof(struct metrics_region), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
 		*error_r = xasprintf("mmap: %s", strerror(errno));
 		return -1;
@@ -302,8 +252,9 @@ void metrics_login_authd_failure(const char *result, const char *cause)
 	if (strcmp(result, "fail") == 0)
 		outcome = METRICS_LOGIN_BAD_CREDENTIALS;
 	else if (strcmp(result, "refused") == 0)
-		outcome = cause != NULL && strcmp(cause, "disabled") == 0 ? METRICS_LOGIN_DISABLED
-									 : METRICS_LOGIN_ACCOUNT_KIND;
+		outcome = cause != NULL && strcmp(cause, "disabled") == 0
+			      ? METRICS_LOGIN_DISABLED
+			      : METRICS_LOGIN_ACCOUNT_KIND;
 	metrics_login(outcome);
 }
 
@@ -411,8 +362,8 @@ void metrics_process_exited(const char *service, unsigned slot)
 {
 	if (slot < METRICS_MAX_SLOTS)
 		__atomic_store_n(
-			&metrics_shm->connections_open[metrics_service_find(service)][slot], 0,
-			__ATOMIC_RELAXED);
+		    &metrics_shm->connections_open[metrics_service_find(service)][slot], 0,
+		    __ATOMIC_RELAXED);
 }
 
 /* ---- rendering ---- */
@@ -560,12 +511,9 @@ static void render_logins(struct render *r, const struct metrics_region *m)
 		if (!svc_has_logins(s))
 			continue;
 		for (int o = 0; o < METRICS_LOGIN_COUNT; o++) {
-			const char *labels[] = {"service",
-						service_names[s],
-						"result",
-						o == METRICS_LOGIN_OK ? "ok" : "failed",
-						"reason",
-						login_reasons[o],
+			const char *labels[] = {"service", service_names[s],
+						"result",  o == METRICS_LOGIN_OK ? "ok" : "failed",
+						"reason",  login_reasons[o],
 						NULL};
 			r_u64(r, "postern_logins_total", labels, rd(&m->logins[s][o]));
 		}
@@ -628,9 +576,9 @@ static void render_commands(struct render *r, const struct metrics_region *m)
 					format_seconds(bucket_bounds_us[b], le, sizeof(le));
 				else
 					snprintf(le, sizeof(le), "+Inf");
-				const char *labels[] = {"service", service_names[s], "command",
-							table[c],  "le",	     le,
-							NULL};
+				const char *labels[] = {
+				    "service", service_names[s], "command", table[c], "le", le,
+				    NULL};
 				r_u64(r, "postern_command_duration_seconds_bucket", labels,
 				      cumulative);
 			}

@@ -79,9 +79,9 @@ enum metrics_delivery {
 	METRICS_DELIVERY_DELIVERED,	    /* in the mailbox (lmtp; submission's local) */
 	METRICS_DELIVERY_UNKNOWN_RECIPIENT, /* refused at RCPT: no such user */
 	METRICS_DELIVERY_OVER_QUOTA,
-	METRICS_DELIVERY_REJECTED,	    /* other permanent failures */
-	METRICS_DELIVERY_TEMPFAIL,	    /* a temporary failure (the queue retries) */
-	METRICS_DELIVERY_QUEUED,	    /* submission: for a remote recipient */
+	METRICS_DELIVERY_REJECTED, /* other permanent failures */
+	METRICS_DELIVERY_TEMPFAIL, /* a temporary failure (the queue retries) */
+	METRICS_DELIVERY_QUEUED,   /* submission: for a remote recipient */
 	METRICS_DELIVERY_COUNT,
 };
 
@@ -95,9 +95,9 @@ enum metrics_queue_result {
 };
 
 struct metrics_histogram {
-	uint64_t total;			     /* commands received */
+	uint64_t total;			      /* commands received */
 	uint64_t bucket[METRICS_BUCKETS + 1]; /* observations per bucket (not cumulative) */
-	uint64_t sum_us;		     /* observed time, microseconds */
+	uint64_t sum_us;		      /* observed time, microseconds */
 };
 
 /* The shared region. Fixed layout: a reader trusts nothing in it but its

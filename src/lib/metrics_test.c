@@ -2,7 +2,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <event2/buffer.h>
 #include <regex.h>
 #include <signal.h>
@@ -114,7 +116,8 @@ static void check_exposition(const char *text)
 			if (strcmp(kind, "histogram") == 0)
 				ok = strncmp(name, family, fl) == 0 &&
 				     (strcmp(name + fl, "_bucket") == 0 ||
-				      strcmp(name + fl, "_sum") == 0 || strcmp(name + fl, "_count") == 0);
+				      strcmp(name + fl, "_sum") == 0 ||
+				      strcmp(name + fl, "_count") == 0);
 			if (!ok)
 				fail_msg("sample %s outside its family %s", name, family);
 			samples++;
@@ -138,7 +141,8 @@ static void test_command_tables_are_sorted_and_bounded(void **state)
 		size_t n = 1;
 		for (; t[n] != NULL; n++) {
 			if (n > 1 && strcasecmp(t[n - 1], t[n]) >= 0)
-				fail_msg("%s: %s before %s", metrics_service_name(s), t[n - 1], t[n]);
+				fail_msg("%s: %s before %s", metrics_service_name(s), t[n - 1],
+					 t[n]);
 		}
 		assert_true(n <= METRICS_MAX_COMMANDS);
 	}
@@ -151,12 +155,17 @@ static void test_empty_region_renders_every_family(void **state)
 	char *text = render();
 	check_exposition(text);
 	static const char *const families[] = {
-		"postern_connections_open gauge",	     "postern_connections_total counter",
-		"postern_logins_total counter",		     "postern_auth_verdicts_total counter",
-		"postern_auth_tarpit_delays_total counter", "postern_commands_total counter",
-		"postern_command_duration_seconds histogram", "postern_deliveries_total counter",
-		"postern_queue_messages gauge",		     "postern_queue_deliveries_total counter",
-		"postern_worker_restarts_total counter",
+	    "postern_connections_open gauge",
+	    "postern_connections_total counter",
+	    "postern_logins_total counter",
+	    "postern_auth_verdicts_total counter",
+	    "postern_auth_tarpit_delays_total counter",
+	    "postern_commands_total counter",
+	    "postern_command_duration_seconds histogram",
+	    "postern_deliveries_total counter",
+	    "postern_queue_messages gauge",
+	    "postern_queue_deliveries_total counter",
+	    "postern_worker_restarts_total counter",
 	};
 	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
 		char want[128];
@@ -226,18 +235,18 @@ static void test_counters_of_a_service(void **state)
 		     "postern_logins_total{service=\"pop3\",result=\"failed\",reason=\"disabled\"}",
 		     "1");
 	assert_value(
-		text,
-		"postern_logins_total{service=\"pop3\",result=\"failed\",reason=\"account-kind\"}",
-		"2");
+	    text,
+	    "postern_logins_total{service=\"pop3\",result=\"failed\",reason=\"account-kind\"}",
+	    "2");
 	assert_value(text,
 		     "postern_logins_total{service=\"pop3\",result=\"failed\",reason=\"tempfail\"}",
 		     "1");
-	assert_value(text,
-		     "postern_auth_verdicts_total{service=\"submission\",result=\"wrong-password\"}",
-		     "1");
+	assert_value(
+	    text, "postern_auth_verdicts_total{service=\"submission\",result=\"wrong-password\"}",
+	    "1");
 	assert_value(text, "postern_auth_tarpit_delays_total{service=\"submission\"}", "1");
-	assert_value(text,
-		     "postern_queue_deliveries_total{route=\"remote\",result=\"deferred\"}", "1");
+	assert_value(text, "postern_queue_deliveries_total{route=\"remote\",result=\"deferred\"}",
+		     "1");
 	assert_value(text, "postern_queue_messages", "7");
 	assert_value(text, "postern_worker_restarts_total{service=\"imap4-backend\"}", "1");
 	free(text);
@@ -270,8 +279,8 @@ static void test_histogram_buckets(void **state)
 	static const struct {
 		const char *le;
 		const char *count;
-	} want[] = {{"0.0005", "0"}, {"0.001", "1"}, {"0.0025", "2"}, {"1", "2"},
-		    {"30", "2"},     {"+Inf", "3"}};
+	} want[] = {{"0.0005", "0"}, {"0.001", "1"}, {"0.0025", "2"},
+		    {"1", "2"},	     {"30", "2"},    {"+Inf", "3"}};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		char series[256];
 		snprintf(series, sizeof(series), "%s%s\"}", base, want[i].le);
@@ -398,9 +407,9 @@ static void test_concurrent_increments_from_forked_processes(void **state)
 	assert_value(text, "postern_connections_total{service=\"imap4\"}", want);
 	snprintf(want, sizeof(want), "%d", CHILDREN * ROUNDS);
 	assert_value(
-		text,
-		"postern_logins_total{service=\"imap4\",result=\"failed\",reason=\"bad-credentials\"}",
-		want);
+	    text,
+	    "postern_logins_total{service=\"imap4\",result=\"failed\",reason=\"bad-credentials\"}",
+	    want);
 	free(text);
 	for (unsigned slot = 0; slot < METRICS_MAX_SLOTS; slot++)
 		metrics_process_exited("imap4", slot);
@@ -413,14 +422,14 @@ static void test_concurrent_increments_from_forked_processes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_command_tables_are_sorted_and_bounded),
-		cmocka_unit_test(test_empty_region_renders_every_family),
-		cmocka_unit_test(test_label_values_are_escaped),
-		cmocka_unit_test(test_counters_of_a_service),
-		cmocka_unit_test(test_histogram_buckets),
-		cmocka_unit_test(test_unattached_process_counts_nowhere_visible),
-		cmocka_unit_test(test_region_is_sealed_and_checked),
-		cmocka_unit_test(test_concurrent_increments_from_forked_processes),
+	    cmocka_unit_test(test_command_tables_are_sorted_and_bounded),
+	    cmocka_unit_test(test_empty_region_renders_every_family),
+	    cmocka_unit_test(test_label_values_are_escaped),
+	    cmocka_unit_test(test_counters_of_a_service),
+	    cmocka_unit_test(test_histogram_buckets),
+	    cmocka_unit_test(test_unattached_process_counts_nowhere_visible),
+	    cmocka_unit_test(test_region_is_sealed_and_checked),
+	    cmocka_unit_test(test_concurrent_increments_from_forked_processes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
