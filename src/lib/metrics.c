@@ -472,7 +472,9 @@ static bool svc_has_connections(int s)
 
 static bool svc_has_logins(int s)
 {
-	return s == METRICS_SVC_IMAP4 || s == METRICS_SVC_POP3 || s == METRICS_SVC_SUBMISSION;
+	/* http: the settings page's and admin centre's logins */
+	return s == METRICS_SVC_IMAP4 || s == METRICS_SVC_POP3 || s == METRICS_SVC_SUBMISSION ||
+	       s == METRICS_SVC_HTTP;
 }
 
 static bool svc_has_deliveries(int s)
@@ -521,7 +523,7 @@ static void render_logins(struct render *r, const struct metrics_region *m)
 	r_family(r, "postern_auth_verdicts_total", "counter",
 		 "authd's verdicts on credentials, by the service that asked.");
 	for (int s = 0; s < METRICS_SVC_COUNT; s++) {
-		if (!svc_has_logins(s) && s != METRICS_SVC_HTTP)
+		if (!svc_has_logins(s))
 			continue;
 		for (int v = 0; v < METRICS_AUTH_COUNT; v++) {
 			const char *labels[] = {"service", service_names[s], "result",
@@ -532,7 +534,7 @@ static void render_logins(struct render *r, const struct metrics_region *m)
 	r_family(r, "postern_auth_tarpit_delays_total", "counter",
 		 "Failed logins that authd answered late because their source kept failing.");
 	for (int s = 0; s < METRICS_SVC_COUNT; s++) {
-		if (!svc_has_logins(s) && s != METRICS_SVC_HTTP)
+		if (!svc_has_logins(s))
 			continue;
 		const char *labels[] = {"service", service_names[s], NULL};
 		r_u64(r, "postern_auth_tarpit_delays_total", labels, rd(&m->auth_tarpit[s]));
