@@ -13,6 +13,7 @@ int admin_mailbox_main(const char *datadir, int argc, char **argv);
 int admin_backend_main(const char *datadir, int argc, char **argv);
 int admin_test_main(const char *datadir, int argc, char **argv);
 int admin_queue_main(const char *datadir, int argc, char **argv);
+int admin_metrics_main(const char *datadir, int argc, char **argv);
 
 /* Send one command line to the running master's control socket
  * (DATADIR/control.sock) and read its reply.

@@ -24,6 +24,7 @@ static void usage(FILE *out)
 		"  backend add|del|list ...\n"
 		"  mailbox list|import|export|quota|reindex USER ...\n"
 		"  test pop3|imap4 --user NAME [--light] [--connection plaintext|ssl|tls] ...\n"
+		"  metrics [--output FILE]\n"
 		"\n"
 		"Run `posternctl COMMAND --help` for a command's options.\n");
 }
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
 		{"backend", admin_backend_main},
 		{"test", admin_test_main},
 		{"queue", admin_queue_main},
+		{"metrics", admin_metrics_main},
 	};
 	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
 		if (strcmp(argv[i], groups[g].name) != 0)

@@ -18,6 +18,7 @@
 #include "directory/password.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/proc.h"
 #include "lib/xalloc.h"
 
@@ -215,11 +216,13 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 	    (strcasecmp(user, "anonymous") == 0 || strcasecmp(user, "guest") == 0)) {
 		log_msg(LOG_LEVEL_INFO, &ctx, "login refused: user=%s: anonymous and guest logins "
 					      "are never allowed", user);
+		metrics_auth(service, METRICS_AUTH_REFUSED, false);
 		struct ipc_field f[] = {{"id", id},
 					{"result", "refused"},
 					{"code", "CONTACTADMIN"},
-					{"reason", "anonymous and guest logins are not allowed"}};
-		authd_reply_later(c, base_delay, f, 4);
+					{"reason", "anonymous and guest logins are not allowed"},
+					{"cause", "account-kind"}};
+		authd_reply_later(c, base_delay, f, 5);
 		return;
 	}
 
@@ -228,6 +231,7 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 	int found = directory_user_get(a->dir, user, &u, &error);
 	if (found < 0) {
 		log_msg(LOG_LEVEL_ERROR, &ctx, "directory lookup for %s failed: %s", user, error);
+		metrics_auth(service, METRICS_AUTH_TEMPFAIL, false);
 		struct ipc_field f[] = {{"id", id}, {"result", "tempfail"}, {"reason", error}};
 		authd_send(c, f, 3);
 		free(error);
@@ -249,6 +253,8 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 					    ? 0
 					    : authd_tarpit_fail(key, now);
 		long long delay = base_delay + authd_tarpit_delay_ms(failures, base_delay);
+		metrics_auth(service, found == 0 ? METRICS_AUTH_UNKNOWN_USER : METRICS_AUTH_WRONG_PASSWORD,
+			     delay > base_delay);
 		log_msg(LOG_LEVEL_INFO, &ctx,
 			"login failed: user=%s: %s (failures from %s: %u, delay %lld ms)", user,
 			found == 0 ? "unknown user" : "wrong password", key, failures, delay);
@@ -265,7 +271,7 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 		return;
 	}
 
-	const char *refusal = NULL;
+	const char *refusal = NULL, *cause = "account-kind";
 	char reason[160];
 	if (u->kind == DIRECTORY_KIND_GUEST || u->kind == DIRECTORY_KIND_ADMIN) {
 		if (protocol != NULL) {
@@ -277,14 +283,17 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 	} else if (protocol != NULL && !authd_switch_on(u, protocol)) {
 		snprintf(reason, sizeof(reason), "%s is disabled for this user", protocol);
 		refusal = reason;
+		cause = "disabled";
 	}
 	if (refusal != NULL) {
 		log_msg(LOG_LEVEL_INFO, &ctx, "login refused: user=%s: %s", u->name, refusal);
+		metrics_auth(service, METRICS_AUTH_REFUSED, false);
 		struct ipc_field f[] = {{"id", id},
 					{"result", "refused"},
 					{"code", "CONTACTADMIN"},
-					{"reason", refusal}};
-		authd_send(c, f, 4);
+					{"reason", refusal},
+					{"cause", cause}};
+		authd_send(c, f, 5);
 		directory_user_free(&u);
 		return;
 	}
@@ -294,6 +303,7 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 	if (directory_backend_get(a->dir, backend_name, &b, &error) <= 0) {
 		log_msg(LOG_LEVEL_ERROR, &ctx, "back end %s of %s: %s", backend_name, u->name,
 			error != NULL ? error : "unknown back end");
+		metrics_auth(service, METRICS_AUTH_TEMPFAIL, false);
 		struct ipc_field f[] = {{"id", id},
 					{"result", "tempfail"},
 					{"reason", "the user's back end is not in the directory"}};
@@ -310,6 +320,7 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 	else if (b != NULL)
 		address = b->lmtp_address != NULL ? b->lmtp_address : "";
 	log_msg(LOG_LEVEL_INFO, &ctx, "login accepted: user=%s backend=%s", u->name, backend_name);
+	metrics_auth(service, METRICS_AUTH_OK, false);
 	char expiry[24], mac[AUTHD_TICKET_MAC_HEX + 1];
 	authd_ticket_make(&a->tickets, u->name, peer, time(NULL), expiry, sizeof(expiry), mac);
 	struct ipc_field f[] = {{"id", id},
@@ -465,6 +476,12 @@ static void authd_channel_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		if (a->msg->type == IPC_AUTHD_CLIENT && a->msg->fd >= 0) {
 			authd_add_client(a, a->msg->fd, ipc_msg_get(a->msg, "service"));
+		} else if (a->msg->type == IPC_METRICS && a->msg->fd >= 0) {
+			char *err = NULL;
+			if (metrics_attach(a->msg->fd, "authd", 0, &err) < 0)
+				log_warn("metrics: %s", err);
+			free(err);
+			close(a->msg->fd);
 		} else {
 			log_error("unexpected message %d from the master; exiting", (int)a->msg->type);
 			exit(1);

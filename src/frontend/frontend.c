@@ -12,6 +12,7 @@
 #include "frontend/frontend_private.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/net_addr.h"
 #include "lib/protolog.h"
 #include "lib/worker.h"
@@ -89,6 +90,7 @@ void fe_session_free(struct fe_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	fe->nsessions--;
+	metrics_connection_closed();
 	if (s->counted_total)
 		conn_limits_remove_total(fe->limits);
 	if (s->counted_ip)
@@ -261,6 +263,7 @@ static void fe_accepted(struct worker *w, int fd, const struct sockaddr *peer,
 		s->next->prev = s;
 	fe->sessions = s;
 	fe->nsessions++;
+	metrics_connection_opened();
 	/* over the service's limit: the client still gets a refusal in its
 	 * protocol once the connection is set up (ready) */
 	s->counted_total = conn_limits_try_add_total(fe->limits, fe->max_connections) == 1;
@@ -317,6 +320,7 @@ int fe_auth_request(struct fe_session *s, const char *user, const char *password
 	if (worker_authd_send(fe->worker, IPC_AUTH_REQUEST, f, 8) < 0) {
 		s->auth_id = 0;
 		log_msg(LOG_LEVEL_ERROR, conn_log(s->conn), "authd unreachable");
+		metrics_login(METRICS_LOGIN_TEMPFAIL);
 		return -1;
 	}
 	/* nothing more is read until the verdict: pipelined commands wait */
@@ -368,6 +372,7 @@ static void fe_authd_reply(struct worker *w, const struct ipc_msg *msg)
 		if (s->auth_id != id)
 			continue;
 		s->auth_id = 0;
+		metrics_login_authd_failure(ipc_msg_get(msg, "result"), ipc_msg_get(msg, "cause"));
 		if (s->closing)
 			return;
 		conn_input_resume(s->conn);

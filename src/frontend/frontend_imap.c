@@ -8,6 +8,7 @@
 #include "frontend/frontend_private.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/xalloc.h"
 #include "net/conn.h"
 
@@ -172,6 +173,7 @@ static bool imap_refuse_plaintext(struct fe_session *s, const char *tag, bool sa
 		return false;
 	log_msg(LOG_LEVEL_INFO, conn_log(s->conn),
 		"login refused: plaintext credentials on an unencrypted connection");
+	metrics_login(METRICS_LOGIN_LOGIN_TYPE);
 	imap_send(s, "%s NO [PRIVACYREQUIRED] Plaintext authentication is disallowed on "
 		     "unencrypted connections; use STARTTLS or the TLS port",
 		  tag);

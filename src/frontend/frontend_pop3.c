@@ -7,6 +7,7 @@
 #include "frontend/frontend_private.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/xalloc.h"
 #include "net/conn.h"
 
@@ -105,8 +106,10 @@ static void pop3_start_auth(struct fe_session *s, const char *user, const char *
 
 static void pop3_cmd_pass(struct fe_session *s, char *args)
 {
-	if (pop3_refuse_plaintext(s, false))
+	if (pop3_refuse_plaintext(s, false)) {
+		metrics_login(METRICS_LOGIN_LOGIN_TYPE);
 		return;
+	}
 	if (s->pop3_user == NULL) {
 		pop3_reply(s, "-ERR No user name given; send USER first");
 		fe_bad_command(s);
@@ -163,8 +166,10 @@ static void pop3_cmd_auth(struct fe_session *s, char *args)
 		fe_bad_command(s);
 		return;
 	}
-	if (pop3_refuse_plaintext(s, true))
+	if (pop3_refuse_plaintext(s, true)) {
+		metrics_login(METRICS_LOGIN_LOGIN_TYPE);
 		return;
+	}
 	const char *challenge = NULL, *error = NULL;
 	enum fe_sasl_result r = fe_sasl_start(&s->sasl, mech, initial, &challenge, &error);
 	pop3_sasl_result(s, r, challenge, error);

@@ -7,6 +7,7 @@
 #include "frontend/frontend_private.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/net_addr.h"
 #include "lib/worker.h"
 #include "lib/xalloc.h"
@@ -32,6 +33,7 @@ static void fe_relay_unavailable(struct fe_session *s, const char *why)
 {
 	log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "back end for %s unavailable: %s", s->user,
 		why);
+	metrics_login(METRICS_LOGIN_TEMPFAIL);
 	if (s->backend != NULL)
 		conn_free(&s->backend);
 	s->backend_state = FE_BACKEND_NONE;
@@ -111,6 +113,7 @@ static void fe_backend_line(struct conn *conn, char *line, size_t len, void *ctx
 	if (r == 0)
 		return;
 	/* logged in: from here on bytes pass through unchanged */
+	metrics_login(METRICS_LOGIN_OK);
 	s->backend_state = FE_BACKEND_RELAY;
 	free(s->ticket_mac);
 	s->ticket_mac = NULL;
@@ -226,6 +229,7 @@ void fe_login_succeeded(struct fe_session *s, const struct ipc_msg *msg)
 		log_msg(LOG_LEVEL_INFO, conn_log(s->conn),
 			"login refused: user=%s: max-connections-per-user (%u) reached", s->user,
 			fe->max_connections_per_user);
+		metrics_login(METRICS_LOGIN_LIMIT);
 		fe->proto->login_unavailable(s, true, "Too many connections for this user");
 		free(s->user);
 		s->user = NULL;

@@ -11,6 +11,7 @@
 #include "imapd/imapd_private.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/worker.h"
 #include "lib/xalloc.h"
 #include "net/conn.h"
@@ -53,6 +54,7 @@ void imapd_bad(struct imapd_session *s, const char *text)
 	imap_write_status(&s->out, tag, IMAP_BAD, IMAP_CODE_NONE, NULL, "%s", text);
 	imapd_flush(s);
 	s->cmd = NULL;
+	metrics_command_end(&s->metrics);
 	if (++s->bad_commands >= IMAPD_MAX_BAD_COMMANDS) {
 		imapd_untagged(s, "BYE Too many invalid commands");
 		imapd_close(s);
@@ -92,6 +94,7 @@ void imapd_done(struct imapd_session *s, enum imap_status status, enum imap_resp
 		s->bad_commands = 0;
 	}
 	s->cmd = NULL;
+	metrics_command_end(&s->metrics);
 	if (s->async != IMAPD_ASYNC_NONE) {
 		s->async = IMAPD_ASYNC_NONE;
 		if (!s->closing)
@@ -165,6 +168,7 @@ static unsigned imapd_state_bit(const struct imapd_session *s)
 static void imapd_execute(struct imapd_session *s, struct imap_command *cmd)
 {
 	s->cmd = cmd;
+	metrics_command_begin(&s->metrics, cmd->def->name);
 	if (!imap_command_allowed(cmd->def, imapd_state_bit(s))) {
 		imapd_done(s, IMAP_BAD, IMAP_CODE_NONE, NULL, "%s not allowed %s", cmd->name,
 			   s->state == IMAPD_NOT_AUTH	? "before login"
@@ -180,6 +184,7 @@ static void imapd_execute(struct imapd_session *s, struct imap_command *cmd)
 
 static void imapd_parse_failed(struct imapd_session *s, const struct imap_parse_result *res)
 {
+	metrics_command_now(NULL);
 	imap_write_parse_error(&s->out, res->error.tag, res->error.code, res->error.text,
 			       res->error.bye);
 	imapd_flush(s);
@@ -296,6 +301,7 @@ static void imapd_session_free(struct imapd_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	srv->nsessions--;
+	metrics_connection_closed();
 	imapd_fetch_free(s);
 	imapd_store_free(s);
 	imapd_unselect(s);
@@ -628,6 +634,7 @@ static void imapd_accepted(struct worker *w, int fd, const struct sockaddr *peer
 		s->next->prev = s;
 	srv->sessions = s;
 	srv->nsessions++;
+	metrics_connection_opened();
 }
 
 static void imapd_shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)

@@ -5,6 +5,7 @@
 
 #include "imapd/imapd_private.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/xalloc.h"
 #include "net/conn.h"
 #include "store/store.h"
@@ -43,6 +44,7 @@ bool imapd_xlogin(struct imapd_session *s, char *line, size_t len)
 	if (sp == NULL || strncasecmp(sp + 1, "XLOGIN ", 7) != 0)
 		return false;
 	*sp = '\0';
+	metrics_command_begin(&s->metrics, "XLOGIN");
 	char *args = sp + 8;
 	char *fields[5];
 	unsigned n = 0;
@@ -55,17 +57,20 @@ bool imapd_xlogin(struct imapd_session *s, char *line, size_t len)
 	free(s->login_tag);
 	s->login_tag = xstrdup(line);
 	if (n != 4 || strlen(line) > IMAP_PARSER_MAX_TAG) {
+		metrics_command_end(&s->metrics);
 		conn_printf(s->conn, "%s BAD Usage: XLOGIN user client-address expiry ticket\r\n",
 			    s->login_tag);
 		return true;
 	}
 	free(s->client);
 	s->client = xstrdup(fields[1]);
-	if (imapd_verify_ticket(s, fields[0], fields[1], fields[2], fields[3]) < 0)
+	if (imapd_verify_ticket(s, fields[0], fields[1], fields[2], fields[3]) < 0) {
+		metrics_command_end(&s->metrics);
 		conn_printf(s->conn,
 			    "%s NO [UNAVAILABLE] Authentication is temporarily "
 			    "unavailable\r\n",
 			    s->login_tag);
+	}
 	return true;
 }
 
@@ -104,6 +109,7 @@ void imapd_cmd_login(struct imapd_session *s, struct imap_command *cmd)
 void imapd_login_verified(struct imapd_session *s, bool ok, const char *user,
 			  unsigned long long quota, const char *reason)
 {
+	metrics_command_end(&s->metrics);
 	conn_input_resume(s->conn);
 	s->state = IMAPD_NOT_AUTH;
 	const char *tag = s->login_tag != NULL ? s->login_tag : "*";

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/metrics.h"
 #include "proto/imap/imap_command.h"
 #include "proto/imap/imap_parser.h"
 #include "proto/imap/imap_writer.h"
@@ -119,6 +120,7 @@ struct imapd_session {
 
 	struct imapd_fetch *fetch;
 	struct imapd_store_run *store_run;
+	struct metrics_timer metrics; /* the command in progress */
 };
 
 /* ---- imapd.c ---- */

@@ -28,6 +28,9 @@ enum ipc_type {
 	IPC_SHUTDOWN,		  /* finish sessions politely and exit */
 	IPC_AUTHD_CHANNEL,	  /* fd: a channel to authd for this worker */
 	IPC_KICK,		  /* fields: user=: end that user's sessions now */
+	/* master -> worker, authd: sent first; fd: the shared metrics region
+	 * (lib/metrics.h); fields: slot= */
+	IPC_METRICS = 16,
 	/* worker -> master */
 	IPC_READY = 32,		  /* fields: pid= */
 	IPC_STATUS,		  /* fields: connections= */

@@ -11,6 +11,7 @@
 
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/proc.h"
 #include "lib/xalloc.h"
 
@@ -234,6 +235,17 @@ static void worker_channel_cb(evutil_socket_t fd, short what, void *arg)
 		case IPC_SHUTDOWN:
 			worker_begin_shutdown(w);
 			break;
+		case IPC_METRICS: {
+			const char *slot = ipc_msg_get(msg, "slot");
+			char *err = NULL;
+			if (msg->fd < 0 || metrics_attach(msg->fd, w->ops->name,
+							  slot != NULL ? (unsigned)atoi(slot) : 0,
+							  &err) < 0) {
+				log_warn("metrics: %s", err != NULL ? err : "no region");
+				free(err);
+			}
+			break;
+		}
 		case IPC_KICK: {
 			const char *user = ipc_msg_get(msg, "user");
 			if (user != NULL && w->ops->kick != NULL && w->initialised)

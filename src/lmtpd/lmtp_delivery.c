@@ -7,6 +7,7 @@
 
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/worker.h"
 #include "lib/xalloc.h"
 #include "lmtpd/lmtpd_private.h"
@@ -167,6 +168,7 @@ void lmtp_delivery_lookup_reply(struct lmtp_session *s, const struct ipc_msg *ms
 	} else if (result != NULL && strcmp(result, "unknown") == 0) {
 		log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "rejected: unknown recipient <%s>",
 			address);
+		metrics_delivery(METRICS_DELIVERY_UNKNOWN_RECIPIENT, 1);
 		smtp_server_reply(s->srv, 550, "5.1.1", "<%s> User unknown", address);
 		verdict = -1;
 	} else {
@@ -315,21 +317,25 @@ int lmtp_delivery_data_end(struct lmtp_session *s, const struct smtp_data_result
 				(unsigned long long)result->size);
 			smtp_server_reply(s->srv, 250, "2.0.0", "<%s> Saved as UID %u", r->address,
 					  b->uid);
+			metrics_delivery(METRICS_DELIVERY_DELIVERED, 1);
 			break;
 		case LMTP_BOX_OVER_QUOTA:
 			log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "rejected: <%s> over quota",
 				r->address);
 			smtp_server_reply(s->srv, 552, "5.2.2", "<%s> Mailbox full: over quota",
 					  r->address);
+			metrics_delivery(METRICS_DELIVERY_OVER_QUOTA, 1);
 			break;
 		case LMTP_BOX_REJECTED:
 			smtp_server_reply_data_error(s->srv, result->error, r->address);
+			metrics_delivery(METRICS_DELIVERY_REJECTED, 1);
 			break;
 		case LMTP_BOX_WAITING:
 		case LMTP_BOX_OPEN:
 		case LMTP_BOX_FAILED:
 			smtp_server_reply(s->srv, 451, "4.3.0",
 					  "<%s> Temporary failure, try again later", r->address);
+			metrics_delivery(METRICS_DELIVERY_TEMPFAIL, 1);
 			break;
 		}
 	}

@@ -8,6 +8,7 @@
 
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/worker.h"
 #include "lib/xalloc.h"
 #include "lmtpd/lmtpd_private.h"
@@ -150,6 +151,7 @@ static void lmtpd_session_free(struct lmtp_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	lm->nsessions--;
+	metrics_connection_closed();
 	lmtp_delivery_reset(s);
 	if (s->lookup_timer != NULL)
 		event_free(s->lookup_timer);
@@ -292,6 +294,7 @@ static void lmtpd_accepted(struct worker *w, int fd, const struct sockaddr *peer
 		s->next->prev = s;
 	lm->sessions = s;
 	lm->nsessions++;
+	metrics_connection_opened();
 }
 
 /* ---- worker hooks ---- */

@@ -95,6 +95,7 @@ struct master {
 	struct master_waiter *waiters;
 	int control_fd;
 	struct event *control_ev;
+	int metrics_fd; /* the shared metrics region (lib/metrics.h), or -1 */
 };
 
 /* master_settings.c: read settings.db into every service's settings.

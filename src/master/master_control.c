@@ -14,12 +14,14 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/proc.h"
 #include "lib/xalloc.h"
+#include "queue/queue.h"
 
 /* The control socket speaks one request line per connection:
  *   status [SERVICE...] | start SERVICE... | stop SERVICE... |
- *   restart SERVICE... | reload | shutdown
+ *   restart SERVICE... | reload | shutdown | metrics
  * and answers with zero or more lines, the last one "ok" or "error TEXT",
  * then closes. Only root and the user running posternd may connect. */
 
@@ -248,6 +250,25 @@ static void control_cmd_reload(struct master *m, struct bufferevent *bev)
 	control_reply_line(bev, failed ? "error some bindings could not be served" : "ok");
 }
 
+/* The Prometheus text of the shared counters, then "ok". The queue's size
+ * is counted now, so it is exact whether or not a queue scan ran. */
+static void control_cmd_metrics(struct master *m, struct bufferevent *bev)
+{
+	char *dir = xasprintf("%s/" QUEUE_DIR_NAME, m->datadir);
+	char **ids = NULL;
+	size_t n = 0;
+	char *error = NULL;
+	if (queue_list(dir, &ids, &n, &error) == 0)
+		metrics_queue_messages_set(n);
+	queue_ids_free(&ids, n);
+	free(error);
+	free(dir);
+	if (metrics_render_prometheus(bufferevent_get_output(bev)) < 0)
+		control_reply_line(bev, "error out of memory");
+	else
+		control_reply_line(bev, "ok");
+}
+
 static void control_execute(struct master *m, struct bufferevent *bev, char *line)
 {
 	char *args[CONTROL_MAX_ARGS + 1];
@@ -315,6 +336,8 @@ static void control_execute(struct master *m, struct bufferevent *bev, char *lin
 		}
 	} else if (strcmp(cmd, "reload") == 0) {
 		control_cmd_reload(m, bev);
+	} else if (strcmp(cmd, "metrics") == 0) {
+		control_cmd_metrics(m, bev);
 	} else if (strcmp(cmd, "shutdown") == 0) {
 		control_reply_line(bev, "ok");
 		control_finish(bev);

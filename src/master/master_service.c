@@ -15,6 +15,7 @@
 
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/proc.h"
 #include "lib/xalloc.h"
 #include "net/net.h"
@@ -384,6 +385,12 @@ static int master_worker_spawn(struct master_worker *wk, char **error_r)
 	wk->channel_ev = event_new(m->base, wk->channel, EV_READ | EV_PERSIST,
 				   master_worker_channel_cb, wk);
 	event_add(wk->channel_ev, NULL);
+	/* first of all: where to count (before any connection can arrive) */
+	char slot[16];
+	snprintf(slot, sizeof(slot), "%u", wk->slot);
+	struct ipc_field mf = {"slot", slot};
+	if (m->metrics_fd >= 0 && ipc_send(wk->channel, IPC_METRICS, m->metrics_fd, &mf, 1, 2000) < 0)
+		log_warn("%s: cannot hand the metrics region to pid %ld", svc->def->name, (long)pid);
 
 	if (is_authd)
 		return 0;
@@ -717,8 +724,10 @@ void master_reap_children(struct master *m)
 		wk->ready = false;
 		wk->connections = 0;
 		master_worker_close_channel(wk);
+		metrics_process_exited(svc->def->name, wk->slot);
 		if (!expected) {
 			svc->restarts++;
+			metrics_worker_restarted(svc->def->name);
 			master_worker_schedule_respawn(wk);
 		} else if (!is_authd && svc->state == SERVICE_STOPPING &&
 			   !master_service_has_processes(svc)) {
@@ -792,6 +801,9 @@ void master_free(struct master *m)
 	m->services = NULL;
 	m->nservices = 0;
 	master_worker_release(&m->authd);
+	if (m->metrics_fd >= 0)
+		close(m->metrics_fd);
+	m->metrics_fd = -1;
 	free(m->exe);
 	free(m->datadir);
 	m->exe = m->datadir = NULL;

@@ -12,6 +12,7 @@
 
 #include "authd/authd.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/proc.h"
 #include "lib/worker.h"
 #include "lib/xalloc.h"
@@ -169,6 +170,7 @@ static int master_run(const char *datadir)
 	struct master m = {0};
 	m.datadir = xstrdup(datadir);
 	m.control_fd = -1;
+	m.metrics_fd = -1;
 	m.exe = proc_self_exe();
 	if (m.exe == NULL) {
 		log_error("cannot find the posternd executable (/proc/self/exe)");
@@ -183,6 +185,12 @@ static int master_run(const char *datadir)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	char *metrics_error = NULL;
+	m.metrics_fd = metrics_create(&metrics_error);
+	if (m.metrics_fd < 0) {
+		log_warn("metrics are not counted: %s", metrics_error);
+		free(metrics_error);
+	}
 	m.base = event_base_new();
 	master_services_init(&m);
 	char *error = NULL;

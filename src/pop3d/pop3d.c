@@ -9,6 +9,7 @@
 
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/protolog.h"
 #include "lib/worker.h"
 #include "lib/xalloc.h"
@@ -27,6 +28,7 @@ static void pop3d_session_free(struct pop3d_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	srv->nsessions--;
+	metrics_connection_closed();
 	pop3d_session_release(s);
 	free(s->user);
 	free(s->client);
@@ -49,8 +51,12 @@ static void pop3d_cb_line(struct conn *conn, char *line, size_t len, void *ctx)
 {
 	(void)conn;
 	struct pop3d_session *s = ctx;
-	if (!s->closing)
-		pop3d_command(s, line, len);
+	if (s->closing)
+		return;
+	pop3d_command(s, line, len);
+	/* answered, unless a message is being sent or authd decides */
+	if (s->retr_fd < 0 && s->state != POP3D_VERIFYING)
+		metrics_command_end(&s->metrics);
 }
 
 static void pop3d_cb_line_too_long(struct conn *conn, void *ctx)
@@ -165,6 +171,7 @@ static void pop3d_accepted(struct worker *w, int fd, const struct sockaddr *peer
 		s->next->prev = s;
 	srv->sessions = s;
 	srv->nsessions++;
+	metrics_connection_opened();
 }
 
 static void pop3d_authd_reply(struct worker *w, const struct ipc_msg *msg)

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/protolog.h"
 #include "lib/xalloc.h"
 #include "net/conn.h"
@@ -177,6 +178,7 @@ static void pop3d_cmd_pass(struct pop3d_session *s, char *args)
 void pop3d_login_verified(struct pop3d_session *s, bool ok, const char *user,
 			  unsigned long long quota, const char *reason)
 {
+	metrics_command_end(&s->metrics);
 	conn_input_resume(s->conn);
 	s->state = POP3D_AUTHORIZATION;
 	if (!ok || user == NULL) {
@@ -295,6 +297,7 @@ void pop3d_retr_continue(struct pop3d_session *s)
 			/* RETR read the message: IMAP shows it seen after QUIT */
 			if (!s->dotstuff.limit_lines)
 				s->retrieved[s->retr_index] = true;
+			metrics_command_end(&s->metrics);
 			conn_input_resume(s->conn);
 			return;
 		}
@@ -450,6 +453,7 @@ void pop3d_command(struct pop3d_session *s, char *line, size_t len)
 	char *args = strchr(line, ' ');
 	if (args != NULL)
 		*args++ = '\0';
+	metrics_command_begin(&s->metrics, line);
 	enum pop3d_when now = s->state == POP3D_TRANSACTION ? WHEN_TRANS : WHEN_AUTH;
 	for (size_t i = 0; i < sizeof(pop3d_commands) / sizeof(pop3d_commands[0]); i++) {
 		if (strcasecmp(line, pop3d_commands[i].name) != 0)

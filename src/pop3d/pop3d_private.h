@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/metrics.h"
 #include "proto/pop3/pop3_dotstuff.h"
 
 struct conn;
@@ -56,6 +57,8 @@ struct pop3d_session {
 	struct pop3_dotstuff dotstuff;
 	uint32_t retr_uid;
 	size_t retr_index;
+
+	struct metrics_timer metrics; /* the command in progress */
 };
 
 #define POP3D_MAX_BAD_COMMANDS 10

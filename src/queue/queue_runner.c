@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/xalloc.h"
 #include "net/tls.h"
 
@@ -288,6 +289,14 @@ static const char *qr_domain(const char *address)
 	return at != NULL ? at + 1 : "";
 }
 
+/* the metrics of one recipient's outcome in an attempt */
+static void qr_count(const struct queue_rcpt *rc, enum metrics_queue_result result)
+{
+	metrics_queue_outcome(rc->route == QUEUE_ROUTE_LOCAL ? METRICS_ROUTE_LOCAL
+							     : METRICS_ROUTE_REMOTE,
+			      result);
+}
+
 static void qr_client_done(void *ctx, const struct smtp_client_result *res)
 {
 	struct queue_job *j = ctx;
@@ -310,6 +319,9 @@ static void qr_client_done(void *ctx, const struct smtp_client_result *res)
 		}
 		queue_set_str(&rc->status, reply);
 		queue_set_str(&rc->remote, res->remote);
+		qr_count(rc, code >= 200 && code < 300 ? METRICS_QUEUE_DELIVERED
+				 : code >= 500		     ? METRICS_QUEUE_BOUNCED
+							     : METRICS_QUEUE_DEFERRED);
 		if (code >= 200 && code < 300) {
 			rc->state = QUEUE_RCPT_SENT;
 			log_msg(LOG_LEVEL_INFO, &j->runner->log,
@@ -406,6 +418,7 @@ static void qr_job_finish(struct queue_job *j)
 			queue_set_str(&rc->status, text);
 			free(text);
 			rc->state = QUEUE_RCPT_FAILED;
+			qr_count(rc, METRICS_QUEUE_BOUNCED);
 		}
 		pending = false;
 	}
@@ -562,6 +575,7 @@ static void qr_job_next(struct queue_job *j)
 										  : domain);
 				queue_set_str(&o->status, text);
 				free(text);
+				qr_count(o, found < 0 ? METRICS_QUEUE_BOUNCED : METRICS_QUEUE_DEFERRED);
 				if (found < 0)
 					o->state = QUEUE_RCPT_FAILED;
 			}
@@ -629,6 +643,7 @@ static void qr_scan(struct queue_runner *r)
 		free(error);
 		return;
 	}
+	metrics_queue_messages_set(n);
 	long long now = (long long)time(NULL);
 	for (size_t i = 0; i < n && r->njobs < QUEUE_MAX_ACTIVE; i++) {
 		if (qr_active(r, ids[i]))

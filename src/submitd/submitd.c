@@ -11,6 +11,7 @@
 
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/settings.h"
 #include "lib/worker.h"
 #include "lib/xalloc.h"
@@ -372,6 +373,7 @@ static void sd_session_free(struct submit_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	sd->nsessions--;
+	metrics_connection_closed();
 	if (s->counted_total)
 		conn_limits_remove_total(sd->limits);
 	if (s->counted_ip)
@@ -557,6 +559,7 @@ static void sd_accepted(struct worker *w, int fd, const struct sockaddr *peer, s
 		s->next->prev = s;
 	sd->sessions = s;
 	sd->nsessions++;
+	metrics_connection_opened();
 	s->counted_total = conn_limits_try_add_total(sd->limits, sd->max_connections) == 1;
 }
 

@@ -4,6 +4,7 @@
 
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/xalloc.h"
 #include "net/cidr.h"
 #include "net/conn.h"
@@ -44,6 +45,7 @@ static void sa_verify(struct submit_session *s)
 	s->auth_id = submitd_authd_send(s, IPC_AUTH_REQUEST, f, 8);
 	fe_sasl_reset(&s->sasl);
 	if (s->auth_id == 0) {
+		metrics_login(METRICS_LOGIN_TEMPFAIL);
 		smtp_server_reply(s->srv, 454, "4.7.0", "Temporary authentication failure");
 		sa_finish(s, -1);
 	}
@@ -82,6 +84,7 @@ int submitd_auth_start(struct submit_session *s, const char *mechanism, const ch
 	if (!conn_tls_active(s->conn) && s->sd->login_type != SUBMIT_LOGIN_PLAIN_TEXT_LOGIN) {
 		log_msg(LOG_LEVEL_INFO, conn_log(s->conn),
 			"AUTH refused: credentials on an unencrypted connection");
+		metrics_login(METRICS_LOGIN_LOGIN_TYPE);
 		smtp_server_reply(s->srv, 538, "5.7.11",
 				  "Encryption required for requested authentication mechanism");
 		return -1;
@@ -106,6 +109,7 @@ void submitd_auth_line(struct submit_session *s, const char *line)
 void submitd_auth_timeout(struct submit_session *s)
 {
 	log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "authd did not answer a login");
+	metrics_login(METRICS_LOGIN_TEMPFAIL);
 	smtp_server_reply(s->srv, 454, "4.7.0", "Temporary authentication failure");
 	sa_finish(s, -1);
 }
@@ -124,12 +128,14 @@ void submitd_auth_reply(struct submit_session *s, const struct ipc_msg *msg)
 {
 	const char *result = ipc_msg_get(msg, "result");
 	const char *user = ipc_msg_get(msg, "user");
+	metrics_login_authd_failure(result, ipc_msg_get(msg, "cause"));
 	if (result != NULL && strcmp(result, "ok") == 0 && user != NULL && *user != '\0') {
 		struct submitd *sd = s->sd;
 		if (conn_limits_try_add_user(sd->limits, user, sd->max_connections_per_user) == 0) {
 			log_msg(LOG_LEVEL_INFO, conn_log(s->conn),
 				"user=%s: max-connections-per-user (%u) reached", user,
 				sd->max_connections_per_user);
+			metrics_login(METRICS_LOGIN_LIMIT);
 			smtp_server_reply(s->srv, 454, "4.7.0",
 					  "Too many connections for this user, try again later");
 			sa_finish(s, -1);
@@ -150,6 +156,7 @@ void submitd_auth_reply(struct submit_session *s, const struct ipc_msg *msg)
 		log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "login: user=%s address=%s%s", s->user,
 			s->address, conn_tls_active(s->conn) ? " (TLS)" : "");
 		conn_set_idle_timeout(s->conn, sd->auth_timeout_ms);
+		metrics_login(METRICS_LOGIN_OK);
 		smtp_server_reply(s->srv, 235, "2.7.0", "Authentication successful");
 		sa_finish(s, 1);
 		return;

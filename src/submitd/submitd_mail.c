@@ -6,6 +6,7 @@
 
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/settings.h"
 #include "lib/xalloc.h"
 #include "mail/mail_address.h"
@@ -188,6 +189,7 @@ void submitd_lookup_reply(struct submit_session *s, const struct ipc_msg *msg)
 		smtp_server_reply(s->srv, 250, "2.1.5", "<%s> Recipient ok", address);
 		verdict = 1;
 	} else if (result != NULL && strcmp(result, "unknown") == 0) {
+		metrics_delivery(METRICS_DELIVERY_UNKNOWN_RECIPIENT, 1);
 		log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "rejected: unknown recipient <%s>",
 			address);
 		smtp_server_reply(s->srv, 550, "5.1.1", "<%s> User unknown", address);
@@ -374,6 +376,10 @@ static void sm_local_done(void *ctx, struct queue_entry *e)
 			failure = r->status;
 		}
 	}
+	metrics_delivery(METRICS_DELIVERY_DELIVERED, sent);
+	metrics_delivery(METRICS_DELIVERY_REJECTED, failed);
+	metrics_delivery(METRICS_DELIVERY_TEMPFAIL, local - sent - failed);
+	metrics_delivery(METRICS_DELIVERY_QUEUED, remote);
 	if (remote == 0 && local > 0 && failed == local && failure != NULL && strlen(failure) > 4) {
 		/* nothing was delivered: the client hears why, no report follows */
 		for (size_t i = 0; i < e->nrcpts; i++)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/metrics.h"
 #include "lib/xalloc.h"
 
 /* session states, as bits so that a command lists where it is allowed */
@@ -131,6 +132,8 @@ struct smtp_server {
 	size_t out_len;
 
 	struct srv_path_buf path;
+
+	struct metrics_timer metrics; /* the command in progress */
 };
 
 struct smtp_command {
@@ -142,6 +145,14 @@ struct smtp_command {
 };
 
 static void srv_process_kept(struct smtp_server *srv);
+
+/* A command is answered once no decision is pending and no body is read:
+ * its time is observed then. */
+static void srv_metrics_settle(struct smtp_server *srv)
+{
+	if (srv->pending == PEND_NONE && srv->input == IN_COMMAND)
+		metrics_command_end(&srv->metrics);
+}
 
 /* ---- replies ---- */
 
@@ -571,6 +582,7 @@ static void srv_decide(struct smtp_server *srv, enum srv_pending what, int resul
 		srv->auth_lines = false;
 		break;
 	}
+	srv_metrics_settle(srv);
 }
 
 /* ---- commands ---- */
@@ -956,6 +968,7 @@ static void srv_command(struct smtp_server *srv, char *line, size_t len)
 			break;
 		}
 	}
+	metrics_command_begin(&srv->metrics, cmd != NULL ? cmd->name : NULL);
 	bool lmtp = srv->set.protocol == SMTP_PROTOCOL_LMTP;
 	if (cmd == NULL || ((cmd->flags & CMD_SMTP_ONLY) != 0 && lmtp) ||
 	    ((cmd->flags & CMD_LMTP_ONLY) != 0 && !lmtp)) {
@@ -1163,6 +1176,7 @@ static size_t srv_bdat_feed(struct smtp_server *srv, const unsigned char *p, siz
 	srv->bdat_left -= m;
 	if (srv->bdat_left == 0)
 		srv_bdat_chunk_end(srv);
+	srv_metrics_settle(srv);
 	return m;
 }
 
@@ -1204,6 +1218,7 @@ static size_t srv_command_feed(struct smtp_server *srv, const unsigned char *p, 
 	}
 	srv->line[len] = '\0';
 	srv_command(srv, srv->line, len);
+	srv_metrics_settle(srv);
 	return used;
 }
 
@@ -1313,6 +1328,7 @@ int smtp_server_line(struct smtp_server *srv, const char *line, size_t len)
 	memcpy(srv->line, line, len);
 	srv->line[len] = '\0';
 	srv_command(srv, srv->line, len);
+	srv_metrics_settle(srv);
 	srv->drop_input = false;
 	return 0;
 }
