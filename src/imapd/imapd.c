@@ -146,7 +146,7 @@ static imapd_cmd_fn *const imapd_handlers[IMAP_CMD_COUNT_] = {
     [IMAP_CMD_GETQUOTA] = imapd_cmd_getquota,
     [IMAP_CMD_GETQUOTAROOT] = imapd_cmd_getquotaroot,
     [IMAP_CMD_SETQUOTA] = imapd_cmd_setquota,
-    [IMAP_CMD_COMPRESS] = imapd_cmd_refuse,
+    [IMAP_CMD_COMPRESS] = imapd_cmd_compress,
     [IMAP_CMD_ID] = imapd_cmd_id,
 };
 
@@ -264,6 +264,18 @@ static void imapd_cb_line_too_long(struct conn *conn, void *ctx)
 	imapd_parse_failed(s, &res);
 }
 
+static void imapd_cb_input_error(struct conn *conn, const char *text, void *ctx)
+{
+	(void)conn;
+	struct imapd_session *s = ctx;
+	log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "user=%s: %s",
+		s->user != NULL ? s->user : "-", text);
+	if (!s->closing && s->fetch == NULL)
+		imapd_untagged(s, "BYE %s", text);
+	s->closing = true;
+	s->state = IMAPD_LOGOUT;
+}
+
 static void imapd_cb_output_pressure(struct conn *conn, bool blocked, void *ctx)
 {
 	(void)conn;
@@ -329,6 +341,7 @@ static const struct conn_callbacks imapd_callbacks = {
     .line = imapd_cb_line,
     .raw = imapd_cb_raw,
     .line_too_long = imapd_cb_line_too_long,
+    .input_error = imapd_cb_input_error,
     .output_pressure = imapd_cb_output_pressure,
     .timeout = imapd_cb_timeout,
     .closed = imapd_cb_closed,

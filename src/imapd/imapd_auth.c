@@ -29,7 +29,7 @@ const char *imapd_capabilities(const struct imapd_session *s)
 		 "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS "
 		 "ESEARCH SEARCHRES CONDSTORE QRESYNC BINARY STATUS=SIZE UTF8=ACCEPT QUOTA "
 		 "QUOTA=RES-STORAGE SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT "
-		 "THREAD=REFERENCES WITHIN MULTIAPPEND APPENDLIMIT=%llu",
+		 "THREAD=REFERENCES WITHIN MULTIAPPEND COMPRESS=DEFLATE APPENDLIMIT=%llu",
 		 (unsigned long long)s->srv->append_limit);
 	return caps;
 }
@@ -158,6 +158,26 @@ void imapd_cmd_id(struct imapd_session *s, struct imap_command *cmd)
 	(void)cmd;
 	imapd_untagged(s, "ID (\"name\" \"postern\" \"version\" \"%s\")", "0.1.0");
 	imapd_done(s, IMAP_OK, IMAP_CODE_NONE, NULL, "ID completed");
+}
+
+/* COMPRESS DEFLATE (RFC 4978): the OK goes out uncompressed, everything
+ * after it both ways is raw DEFLATE. The front end relays the bytes
+ * unchanged, so the client's stream ends here. */
+void imapd_cmd_compress(struct imapd_session *s, struct imap_command *cmd)
+{
+	(void)cmd;
+	if (conn_compress_active(s->conn)) {
+		imapd_done(s, IMAP_NO, IMAP_CODE_COMPRESSIONACTIVE, NULL,
+			   "Compression is already active");
+		return;
+	}
+	imapd_done(s, IMAP_OK, IMAP_CODE_NONE, NULL, "DEFLATE active");
+	const char *error;
+	if (conn_compress_start(s->conn, &error) < 0) {
+		/* the OK is out: the stream cannot go on uncompressed */
+		log_msg(LOG_LEVEL_ERROR, conn_log(s->conn), "COMPRESS: %s", error);
+		imapd_close(s);
+	}
 }
 
 void imapd_cmd_enable(struct imapd_session *s, struct imap_command *cmd)

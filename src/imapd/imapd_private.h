@@ -163,7 +163,7 @@ const char *imapd_capabilities_pre(void);
 /* ---- command handlers (one family per file) ---- */
 typedef void imapd_cmd_fn(struct imapd_session *s, struct imap_command *cmd);
 imapd_cmd_fn imapd_cmd_capability, imapd_cmd_noop, imapd_cmd_logout, imapd_cmd_login, imapd_cmd_id,
-    imapd_cmd_enable, imapd_cmd_refuse, imapd_cmd_getquota, imapd_cmd_getquotaroot,
+    imapd_cmd_enable, imapd_cmd_compress, imapd_cmd_refuse, imapd_cmd_getquota, imapd_cmd_getquotaroot,
     imapd_cmd_setquota;
 /* imapd_mailbox.c */
 imapd_cmd_fn imapd_cmd_namespace, imapd_cmd_list, imapd_cmd_create, imapd_cmd_delete,
