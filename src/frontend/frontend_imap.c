@@ -10,6 +10,7 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "net/conn.h"
+#include "proto/imap/imap_parser.h"
 
 /* IMAP4 before login (RFC 3501 / RFC 9051 not-authenticated state,
  * RFC 2595 STARTTLS, RFC 4959 SASL-IR, RFC 7888 LITERAL+, RFC 2971 ID).
@@ -37,8 +38,8 @@ static void imap_send(struct fe_session *s, const char *fmt, ...)
 
 static void imap_capabilities(struct fe_session *s, char *buf, size_t size)
 {
-	snprintf(buf, size, "IMAP4rev1 SASL-IR LITERAL+ ID%s%s",
-		 !fe_session_secured(s) && s->fe->tls != NULL ? " STARTTLS" : "",
+	snprintf(buf, size, "IMAP4rev1 SASL-IR %s ID%s%s",
+		 s->fe->literal_minus ? "LITERAL-" : "LITERAL+", !fe_session_secured(s) && s->fe->tls != NULL ? " STARTTLS" : "",
 		 fe_plaintext_allowed(s, true)	  ? " AUTH=PLAIN AUTH=LOGIN"
 		 : fe_plaintext_allowed(s, false) ? ""
 						  : " LOGINDISABLED");
@@ -352,6 +353,15 @@ static void imap_line(struct fe_session *s, char *line, size_t len)
 	if (literal < 0) {
 		imap_execute(s);
 		imap_cmd_reset(s);
+		return;
+	}
+	if (!sync && s->fe->literal_minus && literal > IMAP_LITERAL_MINUS_MAX) {
+		/* RFC 7888 lets the server close rather than read it */
+		imap_cmd_reset(s);
+		imap_send(s, "* BAD [TOOBIG] Non-synchronizing literal larger than 4096 bytes "
+			     "(LITERAL-)");
+		imap_send(s, "* BYE Literal too large");
+		fe_close(s);
 		return;
 	}
 	if ((size_t)literal + s->imap_cmd_len + 2 > s->fe->max_command_size) {

@@ -75,6 +75,7 @@ struct frontend {
 	unsigned pre_auth_timeout_ms;
 	unsigned auth_timeout_ms;
 	unsigned max_command_size;
+	bool literal_minus; /* IMAP: LITERAL- instead of LITERAL+ (RFC 7888) */
 	unsigned failure_delay_s;
 	struct net_cidr *proxy_trusted;
 	size_t proxy_trusted_count;

@@ -220,7 +220,7 @@ static void imapd_cb_ready(struct conn *conn, void *ctx)
 	(void)conn;
 	struct imapd_session *s = ctx;
 	const char *banner = worker_setting(s->srv->worker, "banner");
-	imapd_untagged(s, "OK [CAPABILITY %s] %s", imapd_capabilities_pre(),
+	imapd_untagged(s, "OK [CAPABILITY %s] %s", imapd_capabilities_pre(s),
 		       banner != NULL && *banner ? banner : "postern IMAP4 back end ready.");
 }
 
@@ -565,6 +565,7 @@ static void imapd_parser_limits(struct imapd *srv, struct imap_parser_limits *li
 {
 	imap_parser_limits_default(limits);
 	limits->max_message = srv->append_limit;
+	limits->literal_minus = srv->literal_minus;
 	if (limits->max_append_total < limits->max_message)
 		limits->max_append_total = limits->max_message;
 	/* a command's lines and non-message literals: the line bound and a
@@ -585,6 +586,8 @@ static void imapd_load_settings(struct imapd *srv)
 	srv->max_command_size = (unsigned)(size > 0 ? size : 10240);
 	long long limit = worker_setting_int(w, "max-message-size", IMAPD_DEFAULT_APPEND_LIMIT);
 	srv->append_limit = (uint64_t)(limit > 0 ? limit : IMAPD_DEFAULT_APPEND_LIMIT);
+	const char *literals = worker_setting(w, "non-synchronizing-literals");
+	srv->literal_minus = literals != NULL && strcasecmp(literals, "literal-minus") == 0;
 }
 
 static int imapd_init(struct worker *w, char **error_r)

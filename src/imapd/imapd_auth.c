@@ -13,24 +13,31 @@
  * direct LOGIN) and the commands of every state: CAPABILITY, NOOP, LOGOUT,
  * ID, ENABLE. */
 
-#define IMAPD_CAPS_COMMON "IMAP4rev1 LITERAL+ ID"
-
-const char *imapd_capabilities_pre(void)
+/* RFC 7888: LITERAL+ or LITERAL-, never both */
+static const char *imapd_literal_cap(const struct imapd_session *s)
 {
-	return IMAPD_CAPS_COMMON;
+	return s->srv->literal_minus ? "LITERAL-" : "LITERAL+";
+}
+
+const char *imapd_capabilities_pre(const struct imapd_session *s)
+{
+	static char caps[128];
+	snprintf(caps, sizeof(caps), "IMAP4rev1 %s ID", imapd_literal_cap(s));
+	return caps;
 }
 
 const char *imapd_capabilities(const struct imapd_session *s)
 {
-	static char caps[512];
+	static char caps[768];
 	snprintf(caps, sizeof(caps),
-		 IMAPD_CAPS_COMMON
+		 "IMAP4rev1 %s ID"
 		 " ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN "
 		 "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS "
 		 "ESEARCH SEARCHRES CONDSTORE QRESYNC BINARY STATUS=SIZE UTF8=ACCEPT QUOTA "
 		 "QUOTA=RES-STORAGE SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT "
-		 "THREAD=REFERENCES WITHIN MULTIAPPEND COMPRESS=DEFLATE APPENDLIMIT=%llu",
-		 (unsigned long long)s->srv->append_limit);
+		 "THREAD=REFERENCES WITHIN MULTIAPPEND COMPRESS=DEFLATE OBJECTID SAVEDATE "
+		 "APPENDLIMIT=%llu",
+		 imapd_literal_cap(s), (unsigned long long)s->srv->append_limit);
 	return caps;
 }
 
@@ -132,7 +139,7 @@ void imapd_cmd_capability(struct imapd_session *s, struct imap_command *cmd)
 {
 	(void)cmd;
 	imapd_untagged(s, "CAPABILITY %s",
-		       s->state == IMAPD_NOT_AUTH ? imapd_capabilities_pre()
+		       s->state == IMAPD_NOT_AUTH ? imapd_capabilities_pre(s)
 						  : imapd_capabilities(s));
 	imapd_done(s, IMAP_OK, IMAP_CODE_NONE, NULL, "Capability completed");
 }

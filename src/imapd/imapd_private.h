@@ -43,6 +43,7 @@ struct imapd {
 	unsigned auth_timeout_ms;
 	unsigned max_command_size;
 	uint64_t append_limit;
+	bool literal_minus; /* LITERAL- instead of LITERAL+ (RFC 7888) */
 };
 
 /* One user's store, shared by the user's sessions in this worker: changes
@@ -158,7 +159,7 @@ void imapd_login_verified(struct imapd_session *s, bool ok, const char *user,
 			  unsigned long long quota, const char *reason);
 /* The post-login capability list. */
 const char *imapd_capabilities(const struct imapd_session *s);
-const char *imapd_capabilities_pre(void);
+const char *imapd_capabilities_pre(const struct imapd_session *s);
 
 /* ---- command handlers (one family per file) ---- */
 typedef void imapd_cmd_fn(struct imapd_session *s, struct imap_command *cmd);

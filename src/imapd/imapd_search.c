@@ -62,6 +62,14 @@ static struct store_search *imapd_set_node(struct imapd_session *s, struct imap_
 	return n;
 }
 
+/* matches nothing: UID 0 does not exist */
+static struct store_search *imapd_set_none(void)
+{
+	struct store_search *n = imapd_uid_ranges();
+	imapd_add_range(n, 0, 0);
+	return n;
+}
+
 static struct store_search *imapd_flag_node(unsigned flag, bool set)
 {
 	struct store_search *n = store_search_new(set ? STORE_SEARCH_FLAGS : STORE_SEARCH_UNFLAGS);
@@ -218,6 +226,22 @@ static struct store_search *imapd_convert(struct imapd_search_ctx *c, struct ima
 		n->number = k->number;
 		return n;
 	}
+	case IMAP_SEARCH_SAVEDATEBEFORE:
+		return imapd_date_node(STORE_SEARCH_SAVEDBEFORE, k->date);
+	case IMAP_SEARCH_SAVEDATEON:
+		return imapd_date_node(STORE_SEARCH_SAVEDON, k->date);
+	case IMAP_SEARCH_SAVEDATESINCE:
+		return imapd_date_node(STORE_SEARCH_SAVEDSINCE, k->date);
+	case IMAP_SEARCH_SAVEDATESUPPORTED:
+		/* every folder keeps save dates */
+		return store_search_new(STORE_SEARCH_ALL);
+	case IMAP_SEARCH_EMAILID:
+		if (k->str[0] == 'M')
+			return store_search_text(STORE_SEARCH_GUID, NULL, k->str + 1);
+		return imapd_set_none();
+	case IMAP_SEARCH_THREADID:
+		/* no message has a THREADID (FETCH THREADID is NIL) */
+		return imapd_set_none();
 	default:
 		c->error = imap_search_type_name(k->type);
 		return NULL;

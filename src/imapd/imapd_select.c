@@ -450,6 +450,9 @@ void imapd_cmd_select(struct imapd_session *s, struct imap_command *cmd)
 			store_folder_uidnext(s->folder));
 	imap_buf_printf(b, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
 			(unsigned long long)store_folder_highestmodseq(s->folder));
+	if (store_folder_mailbox_id(s->folder)[0] != '\0')
+		imap_buf_printf(b, "* OK [MAILBOXID (%s)] Ok\r\n",
+				store_folder_mailbox_id(s->folder));
 	if (sel->qresync && sel->uidvalidity == store_folder_uidvalidity(s->folder))
 		imapd_qresync(s, sel);
 	imapd_flush(s);

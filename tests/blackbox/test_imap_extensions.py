@@ -1,6 +1,7 @@
 """IMAP extensions end to end through the front end: COMPRESS=DEFLATE,
 LITERAL-, OBJECTID, SAVEDATE, IMAP4rev2, and APPEND streamed to disk."""
 
+import calendar
 import os
 import re
 import socket
@@ -176,3 +177,137 @@ def test_compress_corrupt_stream_ends_the_session(imap):
     except (EOFError, ConnectionResetError, zlib.error):
         pass
     assert lines and lines[-1].startswith(b"* BYE") and b"corrupt" in lines[-1], lines
+
+
+def test_literal_minus_setting(imap):
+    # the default is LITERAL+: a large non-synchronising literal is fine
+    c = Raw(imap)
+    caps = c.cmd("CAPABILITY")[0]
+    assert b"LITERAL+" in caps and b"LITERAL-" not in caps
+    big = message(1, b"x" * 8000 + b"\r\n")
+    assert status(c.cmd(b"APPEND INBOX {%d+}\r\n%s" % (len(big), big))).startswith(b"OK")
+    c.cmd("LOGOUT")
+    for svc in ("imap4", "imap4-backend"):
+        imap.ctl("settings", "set", svc, "non-synchronizing-literals=literal-minus", check=True)
+    imap.ctl("service", "restart", "imap4", "imap4-backend", check=True)
+    # the greeting before login (front end) and the list after it (back end)
+    raw = socket.create_connection(("127.0.0.1", imap.port("imap4", tls=True)), timeout=30)
+    sock = tls_context().wrap_socket(raw)
+    greeting = sock.recv(4096)
+    assert b"LITERAL-" in greeting and b"LITERAL+" not in greeting, greeting
+    sock.close()
+    c = Raw(imap)
+    caps = c.cmd("CAPABILITY")[0]
+    assert b"LITERAL-" in caps and b"LITERAL+" not in caps, caps
+    small = message(2)
+    lines = c.cmd(b"APPEND INBOX {%d+}\r\n%s" % (len(small), small))
+    assert status(lines).startswith(b"OK [APPENDUID"), lines
+    # up to 4096 bytes is allowed
+    edge = message(3, b"y" * (4096 - len(message(3))))
+    assert len(edge) == 4096
+    assert status(c.cmd(b"APPEND INBOX {4096+}\r\n" + edge)).startswith(b"OK")
+    # 4097 bytes: BAD [TOOBIG]; its bytes are read and dropped, the session goes on
+    over = message(4, b"z" * (4097 - len(message(4))))
+    lines = c.cmd(b"APPEND INBOX {4097+}\r\n" + over)
+    assert status(lines).startswith(b"BAD [TOOBIG]"), lines
+    # a synchronising literal of any size is still fine
+    c.n += 1
+    tag = "t%d" % c.n
+    c.send(b"%s APPEND INBOX {%d}\r\n" % (tag.encode(), len(big)))
+    assert c.line().startswith(b"+")
+    c.send(big + b"\r\n")
+    assert status(c.response(tag)).startswith(b"OK")
+    lines = c.cmd("STATUS INBOX (MESSAGES)")
+    assert b"(MESSAGES 4)" in lines[0], lines
+    # before login the front end refuses a large non-synchronising literal
+    d = Raw(imap, user=None)
+    d.send(b"a LOGIN {5000+}\r\n")
+    lines = []
+    try:
+        while True:
+            lines.append(d.line())
+    except (EOFError, OSError):
+        pass
+    assert any(b"BAD [TOOBIG]" in l for l in lines), lines
+
+
+def test_objectid_mailboxid_emailid_threadid(imap):
+    c = Raw(imap)
+    caps = c.cmd("CAPABILITY")[0]
+    assert b" OBJECTID" in caps
+    lines = c.cmd("CREATE Projects")
+    m = re.match(rb"OK \[MAILBOXID \(([A-Za-z0-9_-]+)\)\]", status(lines))
+    assert m, lines
+    created = m.group(1)
+    lines = c.cmd("STATUS Projects (MAILBOXID MESSAGES)")
+    assert lines[0] == b"* STATUS Projects (MESSAGES 0 MAILBOXID (%s))" % created, lines
+    lines = c.cmd("SELECT Projects")
+    assert b"* OK [MAILBOXID (%s)] Ok" % created in lines, lines
+    c.cmd("UNSELECT")
+    # RENAME keeps it; a new folder gets another; delete + create gives a new one
+    c.cmd("RENAME Projects Work")
+    assert b"MAILBOXID (%s)" % created in c.cmd("STATUS Work (MAILBOXID)")[0]
+    c.cmd("CREATE Projects")
+    other = re.search(rb"MAILBOXID \((\S+)\)", c.cmd("STATUS Projects (MAILBOXID)")[0]).group(1)
+    assert other != created
+    lines = c.cmd('LIST "" "*" RETURN (STATUS (MAILBOXID))')
+    assert any(l == b"* STATUS Work (MAILBOXID (%s))" % created for l in lines), lines
+    # EMAILID: unique per message, kept by COPY and MOVE, stable across sessions
+    for n in range(1, 4):
+        append(c, "INBOX", message(n))
+    c.cmd("SELECT INBOX")
+    lines = fetch_lines(c.cmd("FETCH 1:* (UID EMAILID THREADID)"))
+    ids = [fetch_items(l)["EMAILID"][0] for l in lines]
+    assert len(set(ids)) == 3 and all(re.fullmatch(rb"[A-Za-z0-9_-]{1,255}", i) for i in ids)
+    assert all(fetch_items(l)["THREADID"] is None for l in lines)
+    c.cmd("UID COPY 1 Work")
+    c.cmd("UID MOVE 2 Work")
+    c.cmd("LOGOUT")
+    d = Raw(imap)
+    d.cmd("SELECT INBOX")
+    assert fetch_items(fetch_lines(d.cmd("UID FETCH 3 (EMAILID)"))[0])["EMAILID"][0] == ids[2]
+    assert d.cmd("SEARCH EMAILID %s" % ids[0].decode())[0] == b"* SEARCH 1"
+    assert d.cmd("SEARCH EMAILID Mnosuchid")[0] == b"* SEARCH"
+    assert d.cmd("SEARCH THREADID T123")[0] == b"* SEARCH"
+    d.cmd("SELECT Work")
+    moved = [fetch_items(l)["EMAILID"][0] for l in fetch_lines(d.cmd("FETCH 1:* (EMAILID)"))]
+    assert moved == [ids[0], ids[1]]
+    assert b"MAILBOXID (%s)" % created in d.cmd("STATUS Work (MAILBOXID)")[0]
+
+
+def test_savedate_fetch_and_search(imap):
+    c = Raw(imap)
+    assert b" SAVEDATE" in c.cmd("CAPABILITY")[0]
+    before = time.time()
+    # an old internal date: SAVEDATE is still the time it was saved
+    raw = message(1)
+    lines = c.cmd(b'APPEND INBOX "01-Jan-2001 10:00:00 +0000" {%d+}\r\n%s' % (len(raw), raw))
+    assert status(lines).startswith(b"OK")
+    c.cmd("CREATE Old")
+    c.cmd("SELECT INBOX")
+    it = fetch_items(fetch_lines(c.cmd("FETCH 1 (INTERNALDATE SAVEDATE)"))[0])
+    assert it["INTERNALDATE"].strip().startswith(b"1-Jan-2001")
+    stamp, offset = it["SAVEDATE"].decode().strip().rsplit(" ", 1)
+    saved = calendar.timegm(time.strptime(stamp, "%d-%b-%Y %H:%M:%S"))
+    saved -= (int(offset[1:3]) * 3600 + int(offset[3:5]) * 60) * (1 if offset[0] == "+" else -1)
+    assert abs(saved - before) < 120, (it, before)
+    today = time.strftime("%d-%b-%Y", time.gmtime())
+    assert c.cmd("SEARCH SAVEDON %s" % today)[0] == b"* SEARCH 1"
+    assert c.cmd("SEARCH SAVEDSINCE %s" % today)[0] == b"* SEARCH 1"
+    assert c.cmd("SEARCH SAVEDBEFORE %s" % today)[0] == b"* SEARCH"
+    assert c.cmd("SEARCH ON 1-Jan-2001")[0] == b"* SEARCH 1"
+    assert c.cmd("SEARCH SAVEDBEFORE 1-Jan-2030 SAVEDATESUPPORTED")[0] == b"* SEARCH 1"
+
+
+def test_status_size_deleted_and_deleted_storage(imap):
+    c = Raw(imap)
+    sizes = []
+    for n in range(1, 4):
+        raw = message(n, b"p" * (3000 * n))
+        sizes.append(len(raw))
+        append(c, "INBOX", raw)
+    c.cmd("SELECT INBOX")
+    c.cmd("STORE 2:3 +FLAGS (\\Deleted)")
+    lines = c.cmd("STATUS INBOX (MESSAGES SIZE DELETED DELETED-STORAGE)")
+    assert lines[0] == b"* STATUS INBOX (MESSAGES 3 DELETED 2 SIZE %d DELETED-STORAGE %d)" % (
+        sum(sizes), (sizes[1] + sizes[2] + 1023) // 1024), lines

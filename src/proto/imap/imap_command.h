@@ -180,6 +180,7 @@ struct imap_cmd_rename {
 #define IMAP_STATUS_HIGHESTMODSEQ   (1u << 7)
 #define IMAP_STATUS_APPENDLIMIT	    (1u << 8)
 #define IMAP_STATUS_DELETED_STORAGE (1u << 9)
+#define IMAP_STATUS_MAILBOXID	    (1u << 10) /* OBJECTID (RFC 8474) */
 /* The text of one item bit ("MESSAGES"). */
 const char *imap_status_item_name(unsigned bit);
 
