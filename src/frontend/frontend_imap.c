@@ -38,7 +38,7 @@ static void imap_send(struct fe_session *s, const char *fmt, ...)
 
 static void imap_capabilities(struct fe_session *s, char *buf, size_t size)
 {
-	snprintf(buf, size, "IMAP4rev1 SASL-IR %s ID%s%s",
+	snprintf(buf, size, "IMAP4rev1 IMAP4rev2 SASL-IR %s ID%s%s",
 		 s->fe->literal_minus ? "LITERAL-" : "LITERAL+", !fe_session_secured(s) && s->fe->tls != NULL ? " STARTTLS" : "",
 		 fe_plaintext_allowed(s, true)	  ? " AUTH=PLAIN AUTH=LOGIN"
 		 : fe_plaintext_allowed(s, false) ? ""

@@ -22,7 +22,7 @@ static const char *imapd_literal_cap(const struct imapd_session *s)
 const char *imapd_capabilities_pre(const struct imapd_session *s)
 {
 	static char caps[128];
-	snprintf(caps, sizeof(caps), "IMAP4rev1 %s ID", imapd_literal_cap(s));
+	snprintf(caps, sizeof(caps), "IMAP4rev1 IMAP4rev2 %s ID", imapd_literal_cap(s));
 	return caps;
 }
 
@@ -30,7 +30,7 @@ const char *imapd_capabilities(const struct imapd_session *s)
 {
 	static char caps[768];
 	snprintf(caps, sizeof(caps),
-		 "IMAP4rev1 %s ID"
+		 "IMAP4rev1 IMAP4rev2 %s ID"
 		 " ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN "
 		 "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS "
 		 "ESEARCH SEARCHRES CONDSTORE QRESYNC BINARY STATUS=SIZE UTF8=ACCEPT QUOTA "
@@ -204,6 +204,10 @@ void imapd_cmd_enable(struct imapd_session *s, struct imap_command *cmd)
 			if (!s->qresync)
 				imap_buf_str(b, " QRESYNC");
 			s->condstore = s->qresync = true;
+		} else if (strcmp(e->capabilities[i], "IMAP4REV2") == 0) {
+			if (!s->rev2)
+				imap_buf_str(b, " IMAP4rev2");
+			s->rev2 = true;
 		} else if (strcmp(e->capabilities[i], "UTF8=ACCEPT") == 0) {
 			if (!s->utf8)
 				imap_buf_str(b, " UTF8=ACCEPT");

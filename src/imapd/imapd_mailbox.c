@@ -83,6 +83,8 @@ static void imapd_write_status_items(struct imapd_session *s, struct imap_buf *b
 			v = f->messages;
 			break;
 		case IMAP_STATUS_RECENT:
+			if (s->rev2)
+				continue; /* not in IMAP4rev2 */
 			v = 0;
 			break;
 		case IMAP_STATUS_UIDNEXT:
@@ -214,6 +216,23 @@ void imapd_cmd_list(struct imapd_session *s, struct imap_command *cmd)
 	free(pats);
 	store_folder_list_free(&list, n);
 	imapd_done(s, IMAP_OK, IMAP_CODE_NONE, NULL, "%s completed", cmd->def->name);
+}
+
+void imapd_write_list_of(struct imapd_session *s, struct imap_buf *b, const char *name)
+{
+	struct store_folder_info info;
+	char *error = NULL;
+	if (store_folder_status(imapd_store(s), name, &info, &error) <= 0) {
+		free(error);
+		return;
+	}
+	imap_buf_printf(b, "* LIST (%s%s%s%s) \"/\" ",
+			info.has_children ? "\\HasChildren" : "\\HasNoChildren",
+			info.subscribed ? " \\Subscribed" : "", info.role != NULL ? " " : "",
+			info.role != NULL ? info.role : "");
+	imap_write_mailbox(b, info.name, s->utf8);
+	imap_buf_str(b, "\r\n");
+	store_folder_info_clear(&info);
 }
 
 void imapd_cmd_status(struct imapd_session *s, struct imap_command *cmd)

@@ -103,6 +103,9 @@ struct imapd_session {
 	bool condstore;
 	bool qresync; /* expunges are told as VANISHED */
 	bool utf8;
+	/* IMAP4rev2 (RFC 9051): no \Recent or RECENT, SEARCH answers as
+	 * ESEARCH, SELECT sends LIST and no UNSEEN, CLOSED always */
+	bool rev2;
 
 	/* the selected folder */
 	struct store_folder *folder;
@@ -222,6 +225,9 @@ void imapd_write_flags(struct imapd_session *s, struct imap_buf *buf,
 		       const struct store_message *m);
 /* "* VANISHED [(EARLIER)] set" of UIDs (ascending), into s->out. */
 void imapd_write_vanished(struct imapd_session *s, const uint32_t *uids, size_t n, bool earlier);
+/* "* LIST (attributes) "/" name" of one folder into b (nothing when it
+ * cannot be read). */
+void imapd_write_list_of(struct imapd_session *s, struct imap_buf *b, const char *name);
 /* Whether a mailbox name is the selected folder. */
 bool imapd_is_selected(const struct imapd_session *s, const char *name);
 

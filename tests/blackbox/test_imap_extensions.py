@@ -311,3 +311,64 @@ def test_status_size_deleted_and_deleted_storage(imap):
     lines = c.cmd("STATUS INBOX (MESSAGES SIZE DELETED DELETED-STORAGE)")
     assert lines[0] == b"* STATUS INBOX (MESSAGES 3 DELETED 2 SIZE %d DELETED-STORAGE %d)" % (
         sum(sizes), (sizes[1] + sizes[2] + 1023) // 1024), lines
+
+
+def test_imap4rev2_behaviour_after_enable(imap):
+    for n in range(1, 4):
+        deliver(imap, "alice@example.test", message(n))
+    # rev1 first: RECENT, UNSEEN and SEARCH as before
+    c = Raw(imap)
+    caps = c.cmd("CAPABILITY")[0]
+    assert b"IMAP4rev1" in caps and b"IMAP4rev2" in caps
+    lines = c.cmd("SELECT INBOX")
+    assert any(l.endswith(b" RECENT") for l in lines), lines
+    assert any(b"[UNSEEN 1]" in l for l in lines), lines
+    assert c.cmd("SEARCH ALL")[0] == b"* SEARCH 1 2 3"
+    c.cmd("LOGOUT")
+    c = Raw(imap)
+    c.cmd("CREATE INBOX/Sub")
+    assert c.cmd("ENABLE IMAP4rev2")[0] == b"* ENABLED IMAP4rev2"
+    assert c.cmd("ENABLE IMAP4rev2")[0] == b"* ENABLED"
+    lines = c.cmd("SELECT INBOX")
+    assert b"* 3 EXISTS" in lines
+    assert not any(b"RECENT" in l or b"[UNSEEN" in l for l in lines), lines
+    assert any(re.fullmatch(rb'\* LIST \(\\HasChildren( \\Subscribed)?\) "/" INBOX', l)
+               for l in lines), lines
+    assert any(l.startswith(b"* OK [UIDVALIDITY ") for l in lines)
+    assert any(l.startswith(b"* OK [UIDNEXT 4]") for l in lines)
+    assert any(l.startswith(b"* OK [PERMANENTFLAGS ") for l in lines)
+    flags = fetch_items(fetch_lines(c.cmd("FETCH 1 (FLAGS)"))[0])["FLAGS"]
+    assert b"\\Recent" not in (flags or [])
+    # SEARCH answers with ESEARCH, UID SEARCH with the UID indicator
+    t = "t%d" % (c.n + 1)
+    assert c.cmd("SEARCH ALL")[0] == b'* ESEARCH (TAG "%s") ALL 1:3' % t.encode()
+    t = "t%d" % (c.n + 1)
+    assert c.cmd("UID SEARCH 2:3")[0] == b'* ESEARCH (TAG "%s") UID ALL 2:3' % t.encode()
+    t = "t%d" % (c.n + 1)
+    assert c.cmd("SEARCH SUBJECT nothing-like-this")[0] == b'* ESEARCH (TAG "%s")' % t.encode()
+    t = "t%d" % (c.n + 1)
+    assert c.cmd("SEARCH RETURN (COUNT) ALL")[0] == b'* ESEARCH (TAG "%s") COUNT 3' % t.encode()
+    # nothing is recent: RECENT and NEW find nothing, OLD everything
+    lines = c.cmd("SEARCH RECENT")
+    assert not re.search(rb"ALL", lines[0]), lines
+    assert b"ALL 1:3" in c.cmd("SEARCH OLD")[0]
+    # a new message: EXISTS without RECENT
+    deliver(imap, "alice@example.test", message(4))
+    deadline = time.monotonic() + 10
+    lines = c.cmd("NOOP")
+    while b"* 4 EXISTS" not in lines and time.monotonic() < deadline:
+        time.sleep(0.05)
+        lines = c.cmd("NOOP")
+    assert b"* 4 EXISTS" in lines and not any(b"RECENT" in l for l in lines), lines
+    # STATUS: SIZE and DELETED are there, RECENT is not
+    lines = c.cmd("STATUS INBOX/Sub (MESSAGES RECENT DELETED SIZE)")
+    assert lines[0] == b"* STATUS INBOX/Sub (MESSAGES 0 DELETED 0 SIZE 0)", lines
+    # selecting another mailbox says the first was closed
+    lines = c.cmd("EXAMINE INBOX/Sub")
+    assert lines[0] == b"* OK [CLOSED] Previous mailbox closed", lines
+    assert any(re.fullmatch(rb'\* LIST \(\\HasNoChildren( \\Subscribed)?\) "/" INBOX/Sub', l)
+               for l in lines), lines
+    # a rev1 session at the same time still sees RECENT
+    d = Raw(imap)
+    lines = d.cmd("SELECT INBOX")
+    assert any(l.endswith(b" RECENT") for l in lines)
