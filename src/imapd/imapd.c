@@ -196,12 +196,15 @@ static void imapd_parse_failed(struct imapd_session *s, const struct imap_parse_
 static void imapd_parse_result(struct imapd_session *s, int r, struct imap_parse_result *res)
 {
 	if (r < 0) {
+		imapd_append_stream_clear(s);
 		imapd_parse_failed(s, res);
 		return;
 	}
 	if (r == 0) {
 		if (res->event != IMAP_PARSE_LITERAL)
 			return;
+		if (res->literal_stream && !res->literal_skip)
+			imapd_append_stream_begin(s, res->literal_size);
 		if (res->literal_sync && !res->literal_skip) {
 			imap_write_continuation(&s->out, "Ready for literal data");
 			imapd_flush(s);
@@ -211,6 +214,7 @@ static void imapd_parse_result(struct imapd_session *s, int r, struct imap_parse
 		return;
 	}
 	imapd_execute(s, res->command);
+	imapd_append_stream_clear(s);
 }
 
 /* ---- connection callbacks ---- */
@@ -245,10 +249,14 @@ static void imapd_cb_raw(struct conn *conn, const unsigned char *data, size_t le
 			 void *ctx)
 {
 	(void)conn;
-	(void)remaining;
 	struct imapd_session *s = ctx;
 	if (s->closing)
 		return;
+	if (s->append_streaming) {
+		imapd_append_stream_write(s, data, len);
+		if (remaining == 0)
+			s->append_streaming = false;
+	}
 	struct imap_parse_result res;
 	int r = imap_parser_literal(s->parser, data, len, &res);
 	if (r < 0)
@@ -260,6 +268,7 @@ static void imapd_cb_line_too_long(struct conn *conn, void *ctx)
 	(void)conn;
 	struct imapd_session *s = ctx;
 	struct imap_parse_result res;
+	imapd_append_stream_clear(s);
 	imap_parser_line_too_long(s->parser, &res);
 	imapd_parse_failed(s, &res);
 }
@@ -310,6 +319,7 @@ static void imapd_session_free(struct imapd_session *s)
 	srv->nsessions--;
 	imapd_fetch_free(s);
 	imapd_store_free(s);
+	imapd_append_stream_clear(s);
 	imapd_unselect(s);
 	imapd_user_detach(s);
 	imap_seqset_deinit(&s->saved);
@@ -566,6 +576,8 @@ static void imapd_parser_limits(struct imapd *srv, struct imap_parser_limits *li
 	imap_parser_limits_default(limits);
 	limits->max_message = srv->append_limit;
 	limits->literal_minus = srv->literal_minus;
+	/* APPEND messages go to tmp/ files as they arrive, not to memory */
+	limits->stream_messages = true;
 	if (limits->max_append_total < limits->max_message)
 		limits->max_append_total = limits->max_message;
 	/* a command's lines and non-message literals: the line bound and a

@@ -123,6 +123,14 @@ struct imapd_session {
 
 	struct imapd_fetch *fetch;
 	struct imapd_store_run *store_run;
+
+	/* APPEND messages written to tmp/ files as their literals arrive
+	 * (NULL where the store refused one: append_error says why) */
+	struct store_append **appends;
+	unsigned nappends;
+	bool append_streaming; /* the raw input is the last one's bytes */
+	bool append_over_quota;
+	char *append_error;
 };
 
 /* ---- imapd.c ---- */
@@ -181,6 +189,12 @@ imapd_cmd_fn imapd_cmd_fetch;
 imapd_cmd_fn imapd_cmd_store, imapd_cmd_copy;
 /* imapd_append.c */
 imapd_cmd_fn imapd_cmd_append;
+/* A message literal of an APPEND starts (size bytes): open its tmp/ file. */
+void imapd_append_stream_begin(struct imapd_session *s, size_t size);
+/* Bytes of it. */
+void imapd_append_stream_write(struct imapd_session *s, const void *data, size_t len);
+/* Drop the files of a command that failed or did not use them. */
+void imapd_append_stream_clear(struct imapd_session *s);
 /* imapd_search.c */
 imapd_cmd_fn imapd_cmd_search;
 /* Run a search over the view: the UIDs found, ascending, in *uids_r

@@ -46,6 +46,13 @@ uint64_t store_quota_limit(struct store *store);
  * before its bytes arrive: -1 with *over_quota_r = true. */
 int store_append_begin(struct store *store, const char *folder, uint64_t size_hint,
 		       struct store_append **append_r, bool *over_quota_r, char **error_r);
+/* folder NULL: the folder is chosen later with store_append_set_folder()
+ * (an IMAP APPEND's message arrives before its command is complete). */
+/* Choose (or change) the folder of an unfinished message. Returns 1, 0
+ * when the folder does not exist, -1 on error. */
+int store_append_set_folder(struct store_append *append, const char *folder, char **error_r);
+/* Bytes written so far. */
+uint64_t store_append_size(const struct store_append *append);
 /* Add message bytes, exactly as they are to be stored (CRLF line ends). */
 int store_append_write(struct store_append *append, const void *data, size_t len, char **error_r);
 /* Make the message durable (file fsynced and renamed into cur/, directory

@@ -219,6 +219,10 @@ struct imap_append_message {
 	size_t size;
 	bool binary; /* literal8 (BINARY) */
 	bool utf8;   /* UTF8 (literal8) (UTF8=ACCEPT) */
+	/* the bytes went to the caller (data NULL): stream_index is the
+	 * IMAP_PARSE_LITERAL event's literal_index */
+	bool streamed;
+	unsigned stream_index;
 };
 
 struct imap_cmd_append {

@@ -357,8 +357,10 @@ static int parse_append_message(struct imap_command *cmd, const struct imap_arg 
 	} else if (data->type != IMAP_ARG_LITERAL) {
 		return imap_command_error(cmd, error_r, "%s", usage);
 	}
-	m->data = (const unsigned char *)data->str;
+	m->data = data->streamed ? NULL : (const unsigned char *)data->str;
 	m->size = data->len;
+	m->streamed = data->streamed;
+	m->stream_index = data->stream_index;
 	m->binary = data->literal8 && !m->utf8;
 	(*i)++;
 	return 1;
