@@ -103,7 +103,6 @@ void fe_session_free(struct fe_session *s)
 	fe_sasl_reset(&s->sasl);
 	free(s->user);
 	free(s->pop3_user);
-	free(s->imap_cmd);
 	conn_free(&s->conn);
 	free(s);
 	if (fe->shutting_down && fe->nsessions == 0)
