@@ -439,3 +439,32 @@ def test_multiappend_is_all_or_nothing(imap):
     assert status(lines).startswith(b"NO [TRYCREATE]"), lines
     tmp = [p for p in (imap.datadir / "mail").rglob("tmp/*") if p.is_file()]
     assert tmp == [], tmp
+
+
+def test_curl_over_imap_with_starttls_and_plain(imap):
+    import shutil
+    import subprocess
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    deliver(imap, "alice@example.test", message(7))
+    url = f"imap://127.0.0.1:{imap.port('imap4')}"
+    # STARTTLS on the plain port (the default login-type wants TLS)
+    r = subprocess.run(["curl", "-sk", "--ssl-reqd", "--max-time", "20", url + "/INBOX;UID=1",
+                        "-u", f"alice:{PASSWORD}"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert b"body of message 7" in r.stdout
+    # without TLS the login is refused while plaintext logins are off...
+    r = subprocess.run(["curl", "-s", "--max-time", "20", url + "/", "-u",
+                        f"alice:{PASSWORD}"], capture_output=True, timeout=30)
+    assert r.returncode != 0
+    # ...and works once an administrator allows them
+    imap.ctl("settings", "set", "imap4", "login-type=plain-text-login", check=True)
+    deadline = time.monotonic() + 10
+    while True:
+        r = subprocess.run(["curl", "-s", "--max-time", "20", url + "/INBOX?ALL", "-u",
+                            f"alice:{PASSWORD}"], capture_output=True, timeout=30)
+        if r.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.returncode == 0, r.stderr
+    assert b"SEARCH 1" in r.stdout, r.stdout
