@@ -29,10 +29,11 @@ for t in $targets; do
 		src/lib/metrics.c -levent" ;;
 	frontend) srcs="src/frontend/frontend.c src/frontend/frontend_relay.c
 		src/frontend/frontend_sasl.c src/frontend/frontend_pop3.c
-		src/frontend/frontend_imap.c src/net/conn.c src/net/tls.c src/net/line_reader.c
+		src/frontend/frontend_imap.c src/net/conn.c src/net/conn_deflate.c src/net/tls.c
+		src/net/line_reader.c $(cd "$root" && ls src/proto/imap/*.c | grep -v _test.c | tr '\n' ' ')
 		src/net/proxy_header.c src/net/cidr.c src/net/conn_limits.c src/net/net.c
 		src/net/test_cert.c src/lib/log.c src/lib/xalloc.c src/lib/net_addr.c
-		src/lib/ipc.c src/lib/protolog.c src/lib/metrics.c -levent -levent_openssl -lssl -lcrypto" ;;
+		src/lib/ipc.c src/lib/protolog.c src/lib/metrics.c -levent -levent_openssl -lssl -lcrypto -lz" ;;
 	mime) srcs="src/mail/mime_parser.c src/mail/mail_header.c src/mail/mail_decode.c
 		src/mail/mail_address.c src/mail/mail_imap.c src/lib/xalloc.c src/lib/log.c" ;;
 	imap) srcs="$(cd "$root" && ls src/proto/imap/*.c | grep -v _test.c | tr '\n' ' ')

@@ -1,6 +1,8 @@
 /* libFuzzer target for the IMAP command parser (src/proto/imap).
  *
- * Input: one byte chooses the limits and whether UTF8=ACCEPT is on, one the
+ * Input: one byte chooses the limits (the back end's, with APPEND messages
+ * streamed, or the front end's before login), LITERAL-, and whether
+ * UTF8=ACCEPT is on, one the
  * split seed; the rest is a client's byte stream. It goes through the line
  * reader (src/net/line_reader.c) into the parser, switching to raw mode for
  * literals as a session does. Fed whole and in pseudo-random chunks, the
@@ -105,6 +107,9 @@ static void run(const uint8_t *data, size_t size, uint8_t mode, uint32_t seed,
 		limits.max_args = 32;
 	}
 	limits.literal_minus = (mode & 2) != 0;
+	/* the back end streams APPEND messages; the front end (mode & 1:
+	 * small bounds, as before login) holds every literal */
+	limits.stream_messages = (mode & 16) != 0;
 	struct imap_parser *parser = imap_parser_new(&limits);
 	struct imap_parse_ctx ctx = {.utf8_accept = (mode & 4) != 0};
 	imap_parser_set_ctx(parser, &ctx);
@@ -148,6 +153,8 @@ static void run(const uint8_t *data, size_t size, uint8_t mode, uint32_t seed,
 				add(t, "L", 1);
 				add(t, &r.literal_size, sizeof(r.literal_size));
 				add(t, &r.literal_sync, 1);
+				add(t, &r.literal_stream, 1);
+				check(!r.literal_stream || limits.stream_messages);
 				check(r.literal_size == imap_parser_literal_pending(parser));
 				if (r.literal_skip) {
 					check(!r.literal_sync);

@@ -54,6 +54,8 @@ static void fe_load_settings(struct frontend *fe)
 	if (fe->max_command_size == 0)
 		fe->max_command_size = 512;
 	fe->failure_delay_s = (unsigned)worker_setting_int(w, "authentication-failure-delay", 2);
+	const char *literals = worker_setting(w, "non-synchronizing-literals");
+	fe->literal_minus = literals != NULL && strcasecmp(literals, "literal-minus") == 0;
 	timeout = fe_setting_count(w, "authenticated-connection-timeout");
 	fe->auth_timeout_ms = (timeout == 0 ? 1800 : timeout) * 1000;
 	protolog_enable(fe->protolog, worker_setting_bool(w, "protocol-log-enabled", false));
@@ -103,7 +105,6 @@ void fe_session_free(struct fe_session *s)
 	fe_sasl_reset(&s->sasl);
 	free(s->user);
 	free(s->pop3_user);
-	free(s->imap_cmd);
 	conn_free(&s->conn);
 	free(s);
 	if (fe->shutting_down && fe->nsessions == 0)

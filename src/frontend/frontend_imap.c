@@ -1,4 +1,3 @@
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,15 +10,16 @@
 #include "lib/metrics.h"
 #include "lib/xalloc.h"
 #include "net/conn.h"
+#include "proto/imap/imap_parser.h"
+#include "proto/imap/imap_writer.h"
 
 /* IMAP4 before login (RFC 3501 / RFC 9051 not-authenticated state,
- * RFC 2595 STARTTLS, RFC 4959 SASL-IR, RFC 7888 LITERAL+, RFC 2971 ID).
+ * RFC 2595 STARTTLS, RFC 4959 SASL-IR, RFC 7888 LITERAL+/-, RFC 2971 ID).
  * After login the session belongs to the back end, whose capabilities the
  * client then sees.
  *
- * A command may span several lines joined by literals: each line is added
- * to s->imap_cmd in wire form ("...{5}\r\nhello ..."), and the whole
- * command is parsed once its last line has arrived. */
+ * Commands are read by the same parser as the back end's (src/proto/imap),
+ * with every literal bounded by max-command-size. */
 
 static void imap_send(struct fe_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -38,8 +38,8 @@ static void imap_send(struct fe_session *s, const char *fmt, ...)
 
 static void imap_capabilities(struct fe_session *s, char *buf, size_t size)
 {
-	snprintf(buf, size, "IMAP4rev1 SASL-IR LITERAL+ ID%s%s",
-		 !fe_session_secured(s) && s->fe->tls != NULL ? " STARTTLS" : "",
+	snprintf(buf, size, "IMAP4rev1 IMAP4rev2 SASL-IR %s ID%s%s",
+		 s->fe->literal_minus ? "LITERAL-" : "LITERAL+", !fe_session_secured(s) && s->fe->tls != NULL ? " STARTTLS" : "",
 		 fe_plaintext_allowed(s, true)	  ? " AUTH=PLAIN AUTH=LOGIN"
 		 : fe_plaintext_allowed(s, false) ? ""
 						  : " LOGINDISABLED");
@@ -52,117 +52,47 @@ static void imap_greet(struct fe_session *s)
 	imap_send(s, "* OK [CAPABILITY %s] %s", caps, fe_banner(s));
 }
 
-/* ---- argument parsing over the assembled command ---- */
-
-struct imap_args {
-	const char *p;
-	const char *end;
-};
-
-static bool imap_atom_char(unsigned char c)
-{
-	return c > 0x20 && c < 0x7f && c != '(' && c != ')' && c != '{' && c != '%' && c != '*' &&
-	       c != '"' && c != '\\' && c != ']';
-}
-
-/* one astring (atom, quoted or literal) into out. Returns 1, 0 when no
- * argument is left, -1 on bad syntax or when it does not fit. */
-static int imap_next_astring(struct imap_args *a, char *out, size_t size)
-{
-	if (a->p == a->end)
-		return 0;
-	if (*a->p != ' ')
-		return -1;
-	a->p++;
-	size_t n = 0;
-	if (a->p < a->end && *a->p == '"') {
-		a->p++;
-		while (a->p < a->end && *a->p != '"') {
-			char c = *a->p++;
-			if (c == '\\') {
-				if (a->p == a->end || (*a->p != '"' && *a->p != '\\'))
-					return -1;
-				c = *a->p++;
-			}
-			if (c == '\r' || c == '\n' || c == '\0' || n + 1 >= size)
-				return -1;
-			out[n++] = c;
-		}
-		if (a->p == a->end)
-			return -1;
-		a->p++;
-	} else if (a->p < a->end && *a->p == '{') {
-		char *close;
-		unsigned long len = strtoul(a->p + 1, &close, 10);
-		if (close == a->p + 1 || close >= a->end)
-			return -1;
-		if (*close == '+')
-			close++;
-		if (close + 3 > a->end || memcmp(close, "}\r\n", 3) != 0)
-			return -1;
-		a->p = close + 3;
-		if (len >= size || (size_t)(a->end - a->p) < len || memchr(a->p, '\0', len) != NULL)
-			return -1;
-		memcpy(out, a->p, len);
-		n = len;
-		a->p += len;
-	} else {
-		while (a->p < a->end && (imap_atom_char((unsigned char)*a->p) || *a->p == ']')) {
-			if (n + 1 >= size)
-				return -1;
-			out[n++] = *a->p++;
-		}
-		if (n == 0)
-			return -1;
-	}
-	out[n] = '\0';
-	return 1;
-}
-
 /* ---- commands ---- */
 
-static void imap_cmd_capability(struct fe_session *s, const char *tag, struct imap_args *a)
+static void imap_cmd_capability(struct fe_session *s, struct imap_command *cmd)
 {
-	(void)a;
 	char caps[256];
 	imap_capabilities(s, caps, sizeof(caps));
 	imap_send(s, "* CAPABILITY %s", caps);
-	imap_send(s, "%s OK Capability completed", tag);
+	imap_send(s, "%s OK Capability completed", cmd->tag);
 }
 
-static void imap_cmd_noop(struct fe_session *s, const char *tag, struct imap_args *a)
+static void imap_cmd_noop(struct fe_session *s, struct imap_command *cmd)
 {
-	(void)a;
-	imap_send(s, "%s OK NOOP completed", tag);
+	imap_send(s, "%s OK NOOP completed", cmd->tag);
 }
 
-static void imap_cmd_logout(struct fe_session *s, const char *tag, struct imap_args *a)
+static void imap_cmd_logout(struct fe_session *s, struct imap_command *cmd)
 {
-	(void)a;
 	imap_send(s, "* BYE Logging out");
-	imap_send(s, "%s OK Logout completed", tag);
+	imap_send(s, "%s OK Logout completed", cmd->tag);
 	fe_close(s);
 }
 
-static void imap_cmd_id(struct fe_session *s, const char *tag, struct imap_args *a)
+static void imap_cmd_id(struct fe_session *s, struct imap_command *cmd)
 {
-	(void)a;
 	imap_send(s, "* ID (\"name\" \"postern\")");
-	imap_send(s, "%s OK ID completed", tag);
+	imap_send(s, "%s OK ID completed", cmd->tag);
 }
 
-static void imap_cmd_starttls(struct fe_session *s, const char *tag, struct imap_args *a)
+static void imap_cmd_starttls(struct fe_session *s, struct imap_command *cmd)
 {
-	(void)a;
 	if (fe_session_secured(s)) {
-		imap_send(s, "%s BAD TLS is already active", tag);
+		imap_send(s, "%s BAD TLS is already active", cmd->tag);
 		return;
 	}
 	if (s->fe->tls == NULL) {
-		imap_send(s, "%s NO TLS is not configured", tag);
+		imap_send(s, "%s NO TLS is not configured", cmd->tag);
 		return;
 	}
-	imap_send(s, "%s OK Begin TLS negotiation now", tag);
+	imap_send(s, "%s OK Begin TLS negotiation now", cmd->tag);
+	/* what was pipelined after STARTTLS is dropped with the plaintext */
+	imap_parser_reset(s->imap_parser);
 	if (fe_starttls(s) < 0)
 		fe_close(s);
 }
@@ -189,18 +119,18 @@ static void imap_start_auth(struct fe_session *s, const char *tag, const char *u
 		imap_send(s, "%s NO [UNAVAILABLE] Authentication is temporarily unavailable", tag);
 }
 
-static void imap_cmd_login(struct fe_session *s, const char *tag, struct imap_args *a)
+static void imap_cmd_login(struct fe_session *s, struct imap_command *cmd)
 {
-	char user[FE_SASL_MAX_FIELD + 1], password[FE_SASL_MAX_FIELD + 1];
-	if (imap_next_astring(a, user, sizeof(user)) != 1 ||
-	    imap_next_astring(a, password, sizeof(password)) != 1 || a->p != a->end) {
-		imap_send(s, "%s BAD Usage: LOGIN user password", tag);
+	const struct imap_cmd_login *l = &cmd->u.login;
+	/* the parser read them as astrings; NUL only fits a literal */
+	if (l->user_len > FE_SASL_MAX_FIELD || l->password_len > FE_SASL_MAX_FIELD ||
+	    strlen(l->user) != l->user_len || strlen(l->password) != l->password_len) {
+		imap_send(s, "%s BAD Usage: LOGIN user password", cmd->tag);
 		fe_bad_command(s);
 		return;
 	}
-	if (!imap_refuse_plaintext(s, tag, false))
-		imap_start_auth(s, tag, user, password);
-	memset(password, 0, sizeof(password));
+	if (!imap_refuse_plaintext(s, cmd->tag, false))
+		imap_start_auth(s, cmd->tag, l->user, l->password);
 }
 
 static void imap_sasl_result(struct fe_session *s, enum fe_sasl_result r, const char *challenge,
@@ -224,112 +154,99 @@ static void imap_sasl_result(struct fe_session *s, enum fe_sasl_result r, const 
 	}
 }
 
-static void imap_cmd_authenticate(struct fe_session *s, const char *tag, struct imap_args *a)
+static void imap_cmd_authenticate(struct fe_session *s, struct imap_command *cmd)
 {
-	char mech_name[32], initial[3 * FE_SASL_MAX_FIELD];
-	if (imap_next_astring(a, mech_name, sizeof(mech_name)) != 1) {
-		imap_send(s, "%s BAD Usage: AUTHENTICATE mechanism [initial-response]", tag);
-		fe_bad_command(s);
-		return;
-	}
-	int has_initial = imap_next_astring(a, initial, sizeof(initial));
-	if (has_initial < 0 || a->p != a->end) {
-		imap_send(s, "%s BAD Usage: AUTHENTICATE mechanism [initial-response]", tag);
-		fe_bad_command(s);
-		return;
-	}
-	enum fe_sasl_mech mech = fe_sasl_mech_parse(mech_name);
+	const struct imap_cmd_authenticate *a = &cmd->u.authenticate;
+	enum fe_sasl_mech mech = fe_sasl_mech_parse(a->mechanism);
 	if (mech == FE_SASL_NONE) {
-		imap_send(s, "%s NO Unsupported authentication mechanism", tag);
+		imap_send(s, "%s NO Unsupported authentication mechanism", cmd->tag);
 		return;
 	}
-	if (imap_refuse_plaintext(s, tag, true))
+	if (a->initial != NULL && strlen(a->initial) > 3 * FE_SASL_MAX_FIELD) {
+		imap_send(s, "%s BAD Initial response too long", cmd->tag);
+		fe_bad_command(s);
 		return;
-	snprintf(s->imap_tag, sizeof(s->imap_tag), "%s", tag);
+	}
+	if (imap_refuse_plaintext(s, cmd->tag, true))
+		return;
+	snprintf(s->imap_tag, sizeof(s->imap_tag), "%s", cmd->tag);
 	const char *challenge = NULL, *error = NULL;
-	enum fe_sasl_result r =
-		fe_sasl_start(&s->sasl, mech, has_initial == 1 ? initial : NULL, &challenge, &error);
+	enum fe_sasl_result r = fe_sasl_start(&s->sasl, mech, a->initial, &challenge, &error);
 	imap_sasl_result(s, r, challenge, error);
 }
 
-static const struct {
-	const char *name;
-	void (*run)(struct fe_session *s, const char *tag, struct imap_args *a);
-} imap_commands[] = {
-	{"CAPABILITY", imap_cmd_capability}, {"NOOP", imap_cmd_noop},
-	{"LOGOUT", imap_cmd_logout},	     {"ID", imap_cmd_id},
-	{"STARTTLS", imap_cmd_starttls},     {"LOGIN", imap_cmd_login},
-	{"AUTHENTICATE", imap_cmd_authenticate},
+/* The commands of the not-authenticated state; the rest of the parser's
+ * table is answered as not allowed before login. */
+static void (*const imap_handlers[IMAP_CMD_COUNT_])(struct fe_session *s,
+						     struct imap_command *cmd) = {
+	[IMAP_CMD_CAPABILITY] = imap_cmd_capability,
+	[IMAP_CMD_NOOP] = imap_cmd_noop,
+	[IMAP_CMD_LOGOUT] = imap_cmd_logout,
+	[IMAP_CMD_ID] = imap_cmd_id,
+	[IMAP_CMD_STARTTLS] = imap_cmd_starttls,
+	[IMAP_CMD_LOGIN] = imap_cmd_login,
+	[IMAP_CMD_AUTHENTICATE] = imap_cmd_authenticate,
 };
 
-static void imap_cmd_reset(struct fe_session *s)
+static void imap_parse_failed(struct fe_session *s, const struct imap_parse_result *res)
 {
-	s->imap_cmd_len = 0;
-}
-
-static void imap_execute(struct fe_session *s)
-{
-	const char *p = s->imap_cmd;
-	const char *end = s->imap_cmd + s->imap_cmd_len;
-	char tag[64], name[32];
-	size_t n = 0;
-	while (p < end && imap_atom_char((unsigned char)*p) && *p != '+' && n + 1 < sizeof(tag))
-		tag[n++] = *p++;
-	tag[n] = '\0';
-	if (n == 0 || p == end || *p != ' ') {
-		imap_send(s, "* BAD Missing or invalid tag");
-		fe_bad_command(s);
-		return;
-	}
-	p++;
-	n = 0;
-	while (p < end && imap_atom_char((unsigned char)*p) && n + 1 < sizeof(name))
-		name[n++] = *p++;
-	name[n] = '\0';
-	if (n == 0 || (p < end && *p != ' ')) {
-		imap_send(s, "%s BAD Missing or invalid command", tag);
-		fe_bad_command(s);
-		return;
-	}
-	struct imap_args args = {p, end};
-	for (size_t i = 0; i < sizeof(imap_commands) / sizeof(imap_commands[0]); i++) {
-		if (strcasecmp(name, imap_commands[i].name) == 0) {
-			imap_commands[i].run(s, tag, &args);
-			return;
+	struct imap_buf out;
+	imap_buf_init(&out);
+	imap_write_parse_error(&out, res->error.tag, res->error.code, res->error.text,
+			       res->error.bye);
+	/* each line through imap_send, for the protocol log */
+	size_t start = 0;
+	for (size_t i = 0; i + 1 < out.len; i++) {
+		if (out.data[i] == '\r' && out.data[i + 1] == '\n') {
+			imap_send(s, "%.*s", (int)(i - start), out.data + start);
+			start = i + 2;
 		}
 	}
-	imap_send(s, "%s BAD Unknown command or not allowed before login: %s", tag, name);
+	imap_buf_deinit(&out);
+	if (res->error.bye) {
+		fe_close(s);
+		return;
+	}
 	fe_bad_command(s);
 }
 
-static void imap_cmd_append(struct fe_session *s, const void *data, size_t len)
+static void imap_parse_result(struct fe_session *s, int r, struct imap_parse_result *res)
 {
-	if (s->imap_cmd_len + len + 1 > s->imap_cmd_cap) {
-		s->imap_cmd_cap = s->imap_cmd_len + len + 256;
-		s->imap_cmd = xrealloc(s->imap_cmd, s->imap_cmd_cap);
+	if (r < 0) {
+		imap_parse_failed(s, res);
+		return;
 	}
-	memcpy(s->imap_cmd + s->imap_cmd_len, data, len);
-	s->imap_cmd_len += len;
-	s->imap_cmd[s->imap_cmd_len] = '\0';
+	if (r == 0) {
+		if (res->event != IMAP_PARSE_LITERAL)
+			return;
+		if (res->literal_sync && !res->literal_skip)
+			imap_send(s, "+ Ready for literal data");
+		if (res->literal_size > 0)
+			conn_read_raw(s->conn, res->literal_size);
+		return;
+	}
+	struct imap_command *cmd = res->command;
+	void (*run)(struct fe_session *, struct imap_command *) = imap_handlers[cmd->def->id];
+	if (run == NULL) {
+		imap_send(s, "%s BAD %s is not allowed before login", cmd->tag, cmd->def->name);
+		fe_bad_command(s);
+		return;
+	}
+	run(s, cmd);
 }
 
-/* "{123}" or "{123+}" at the end of a line: its length, or -1 */
-static long imap_line_literal(const char *line, size_t len, bool *sync_r)
+static void imap_parser_setup(struct fe_session *s)
 {
-	if (len < 3 || line[len - 1] != '}')
-		return -1;
-	size_t i = len - 1;
-	*sync_r = true;
-	if (line[i - 1] == '+') {
-		*sync_r = false;
-		i--;
-	}
-	size_t digits_end = i;
-	while (i > 0 && isdigit((unsigned char)line[i - 1]))
-		i--;
-	if (i == 0 || line[i - 1] != '{' || i == digits_end || digits_end - i > 9)
-		return -1;
-	return strtol(line + i, NULL, 10);
+	/* before login a command with its literals stays within
+	 * max-command-size, and no message literal is bigger either */
+	struct imap_parser_limits limits;
+	imap_parser_limits_default(&limits);
+	size_t max = s->fe->max_command_size;
+	limits.max_command = limits.max_literal = max;
+	limits.max_message = limits.max_append_total = max;
+	limits.max_discard = max;
+	limits.literal_minus = s->fe->literal_minus;
+	s->imap_parser = imap_parser_new(&limits);
 }
 
 static void imap_line(struct fe_session *s, char *line, size_t len)
@@ -340,55 +257,38 @@ static void imap_line(struct fe_session *s, char *line, size_t len)
 		imap_sasl_result(s, r, challenge, error);
 		return;
 	}
-	/* a command with its literals stays within max-command-size */
-	if (s->imap_cmd_len + len + 2 > s->fe->max_command_size) {
-		imap_cmd_reset(s);
-		imap_send(s, "* BAD Command too long (max-command-size is %u bytes)",
-			  s->fe->max_command_size);
-		fe_bad_command(s);
-		return;
-	}
-	imap_cmd_append(s, line, len);
-	bool sync;
-	long literal = imap_line_literal(line, len, &sync);
-	if (literal < 0) {
-		imap_execute(s);
-		imap_cmd_reset(s);
-		return;
-	}
-	if ((size_t)literal + s->imap_cmd_len + 2 > s->fe->max_command_size) {
-		imap_cmd_reset(s);
-		if (!sync) {
-			/* the client sends it anyway: the stream cannot be resynchronised */
-			imap_send(s, "* BYE Literal too large before login");
-			fe_close(s);
-			return;
-		}
-		imap_send(s, "* BAD Literal too large before login");
-		fe_bad_command(s);
-		return;
-	}
-	imap_cmd_append(s, "\r\n", 2);
-	if (sync)
-		imap_send(s, "+ Ready for literal data");
-	if (literal > 0)
-		conn_read_raw(s->conn, (size_t)literal);
+	if (s->imap_parser == NULL)
+		imap_parser_setup(s);
+	struct imap_parse_result res;
+	int r = imap_parser_line(s->imap_parser, line, len, &res);
+	imap_parse_result(s, r, &res);
 }
 
 static void imap_raw(struct fe_session *s, const unsigned char *data, size_t len,
 		     size_t remaining)
 {
 	(void)remaining;
-	imap_cmd_append(s, data, len);
+	if (s->imap_parser == NULL)
+		return;
+	struct imap_parse_result res;
+	int r = imap_parser_literal(s->imap_parser, data, len, &res);
+	if (r < 0)
+		imap_parse_failed(s, &res);
 }
 
 static void imap_line_too_long(struct fe_session *s)
 {
-	imap_cmd_reset(s);
 	fe_sasl_reset(&s->sasl);
-	imap_send(s, "* BAD Command line too long (max-command-size is %u bytes)",
-		  s->fe->max_command_size);
-	fe_bad_command(s);
+	if (s->imap_parser == NULL)
+		imap_parser_setup(s);
+	struct imap_parse_result res;
+	imap_parser_line_too_long(s->imap_parser, &res);
+	imap_parse_failed(s, &res);
+}
+
+static void imap_session_free(struct fe_session *s)
+{
+	imap_parser_free(&s->imap_parser);
 }
 
 static void imap_auth_result(struct fe_session *s, const struct ipc_msg *msg)
@@ -494,6 +394,7 @@ const struct fe_protocol fe_imap4_protocol = {
 	.line = imap_line,
 	.raw = imap_raw,
 	.line_too_long = imap_line_too_long,
+	.session_free = imap_session_free,
 	.auth_result = imap_auth_result,
 	.goodbye = imap_goodbye,
 	.refuse_connection = imap_refuse_connection,

@@ -9,7 +9,11 @@
 #include "net/cidr.h"
 #include "net/conn.h"
 
+/* the longest IMAP tag (the parser's IMAP_PARSER_MAX_TAG) */
+#define FE_IMAP_MAX_TAG 256
+
 struct conn;
+struct imap_parser;
 struct ipc_msg;
 struct worker;
 struct fe_session;
@@ -75,6 +79,7 @@ struct frontend {
 	unsigned pre_auth_timeout_ms;
 	unsigned auth_timeout_ms;
 	unsigned max_command_size;
+	bool literal_minus; /* IMAP: LITERAL- instead of LITERAL+ (RFC 7888) */
 	unsigned failure_delay_s;
 	struct net_cidr *proxy_trusted;
 	size_t proxy_trusted_count;
@@ -117,10 +122,8 @@ struct fe_session {
 
 	/* protocol state */
 	char *pop3_user;    /* POP3 USER given, waiting for PASS */
-	char imap_tag[64];  /* tag of the command in progress (AUTHENTICATE) */
-	char *imap_cmd;	    /* an IMAP command being assembled across literals */
-	size_t imap_cmd_len;
-	size_t imap_cmd_cap;
+	char imap_tag[FE_IMAP_MAX_TAG + 1]; /* tag of the command in progress (AUTHENTICATE) */
+	struct imap_parser *imap_parser;    /* IMAP: src/proto/imap, made on first use */
 };
 
 /* after this many bad commands the connection ends */

@@ -149,7 +149,7 @@ static imapd_cmd_fn *const imapd_handlers[IMAP_CMD_COUNT_] = {
     [IMAP_CMD_GETQUOTA] = imapd_cmd_getquota,
     [IMAP_CMD_GETQUOTAROOT] = imapd_cmd_getquotaroot,
     [IMAP_CMD_SETQUOTA] = imapd_cmd_setquota,
-    [IMAP_CMD_COMPRESS] = imapd_cmd_refuse,
+    [IMAP_CMD_COMPRESS] = imapd_cmd_compress,
     [IMAP_CMD_ID] = imapd_cmd_id,
 };
 
@@ -201,12 +201,15 @@ static void imapd_parse_failed(struct imapd_session *s, const struct imap_parse_
 static void imapd_parse_result(struct imapd_session *s, int r, struct imap_parse_result *res)
 {
 	if (r < 0) {
+		imapd_append_stream_clear(s);
 		imapd_parse_failed(s, res);
 		return;
 	}
 	if (r == 0) {
 		if (res->event != IMAP_PARSE_LITERAL)
 			return;
+		if (res->literal_stream && !res->literal_skip)
+			imapd_append_stream_begin(s, res->literal_size);
 		if (res->literal_sync && !res->literal_skip) {
 			imap_write_continuation(&s->out, "Ready for literal data");
 			imapd_flush(s);
@@ -216,6 +219,7 @@ static void imapd_parse_result(struct imapd_session *s, int r, struct imap_parse
 		return;
 	}
 	imapd_execute(s, res->command);
+	imapd_append_stream_clear(s);
 }
 
 /* ---- connection callbacks ---- */
@@ -225,7 +229,7 @@ static void imapd_cb_ready(struct conn *conn, void *ctx)
 	(void)conn;
 	struct imapd_session *s = ctx;
 	const char *banner = worker_setting(s->srv->worker, "banner");
-	imapd_untagged(s, "OK [CAPABILITY %s] %s", imapd_capabilities_pre(),
+	imapd_untagged(s, "OK [CAPABILITY %s] %s", imapd_capabilities_pre(s),
 		       banner != NULL && *banner ? banner : "postern IMAP4 back end ready.");
 }
 
@@ -250,10 +254,14 @@ static void imapd_cb_raw(struct conn *conn, const unsigned char *data, size_t le
 			 void *ctx)
 {
 	(void)conn;
-	(void)remaining;
 	struct imapd_session *s = ctx;
 	if (s->closing)
 		return;
+	if (s->append_streaming) {
+		imapd_append_stream_write(s, data, len);
+		if (remaining == 0)
+			s->append_streaming = false;
+	}
 	struct imap_parse_result res;
 	int r = imap_parser_literal(s->parser, data, len, &res);
 	if (r < 0)
@@ -265,8 +273,21 @@ static void imapd_cb_line_too_long(struct conn *conn, void *ctx)
 	(void)conn;
 	struct imapd_session *s = ctx;
 	struct imap_parse_result res;
+	imapd_append_stream_clear(s);
 	imap_parser_line_too_long(s->parser, &res);
 	imapd_parse_failed(s, &res);
+}
+
+static void imapd_cb_input_error(struct conn *conn, const char *text, void *ctx)
+{
+	(void)conn;
+	struct imapd_session *s = ctx;
+	log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "user=%s: %s",
+		s->user != NULL ? s->user : "-", text);
+	if (!s->closing && s->fetch == NULL)
+		imapd_untagged(s, "BYE %s", text);
+	s->closing = true;
+	s->state = IMAPD_LOGOUT;
 }
 
 static void imapd_cb_output_pressure(struct conn *conn, bool blocked, void *ctx)
@@ -304,6 +325,7 @@ static void imapd_session_free(struct imapd_session *s)
 	metrics_connection_closed();
 	imapd_fetch_free(s);
 	imapd_store_free(s);
+	imapd_append_stream_clear(s);
 	imapd_unselect(s);
 	imapd_user_detach(s);
 	imap_seqset_deinit(&s->saved);
@@ -335,6 +357,7 @@ static const struct conn_callbacks imapd_callbacks = {
     .line = imapd_cb_line,
     .raw = imapd_cb_raw,
     .line_too_long = imapd_cb_line_too_long,
+    .input_error = imapd_cb_input_error,
     .output_pressure = imapd_cb_output_pressure,
     .timeout = imapd_cb_timeout,
     .closed = imapd_cb_closed,
@@ -558,6 +581,9 @@ static void imapd_parser_limits(struct imapd *srv, struct imap_parser_limits *li
 {
 	imap_parser_limits_default(limits);
 	limits->max_message = srv->append_limit;
+	limits->literal_minus = srv->literal_minus;
+	/* APPEND messages go to tmp/ files as they arrive, not to memory */
+	limits->stream_messages = true;
 	if (limits->max_append_total < limits->max_message)
 		limits->max_append_total = limits->max_message;
 	/* a command's lines and non-message literals: the line bound and a
@@ -578,6 +604,8 @@ static void imapd_load_settings(struct imapd *srv)
 	srv->max_command_size = (unsigned)(size > 0 ? size : 10240);
 	long long limit = worker_setting_int(w, "max-message-size", IMAPD_DEFAULT_APPEND_LIMIT);
 	srv->append_limit = (uint64_t)(limit > 0 ? limit : IMAPD_DEFAULT_APPEND_LIMIT);
+	const char *literals = worker_setting(w, "non-synchronizing-literals");
+	srv->literal_minus = literals != NULL && strcasecmp(literals, "literal-minus") == 0;
 }
 
 static int imapd_init(struct worker *w, char **error_r)

@@ -14,24 +14,31 @@
  * direct LOGIN) and the commands of every state: CAPABILITY, NOOP, LOGOUT,
  * ID, ENABLE. */
 
-#define IMAPD_CAPS_COMMON "IMAP4rev1 LITERAL+ ID"
-
-const char *imapd_capabilities_pre(void)
+/* RFC 7888: LITERAL+ or LITERAL-, never both */
+static const char *imapd_literal_cap(const struct imapd_session *s)
 {
-	return IMAPD_CAPS_COMMON;
+	return s->srv->literal_minus ? "LITERAL-" : "LITERAL+";
+}
+
+const char *imapd_capabilities_pre(const struct imapd_session *s)
+{
+	static char caps[128];
+	snprintf(caps, sizeof(caps), "IMAP4rev1 IMAP4rev2 %s ID", imapd_literal_cap(s));
+	return caps;
 }
 
 const char *imapd_capabilities(const struct imapd_session *s)
 {
-	static char caps[512];
+	static char caps[768];
 	snprintf(caps, sizeof(caps),
-		 IMAPD_CAPS_COMMON
+		 "IMAP4rev1 IMAP4rev2 %s ID"
 		 " ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN "
 		 "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS "
 		 "ESEARCH SEARCHRES CONDSTORE QRESYNC BINARY STATUS=SIZE UTF8=ACCEPT QUOTA "
 		 "QUOTA=RES-STORAGE SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT "
-		 "THREAD=REFERENCES WITHIN MULTIAPPEND APPENDLIMIT=%llu",
-		 (unsigned long long)s->srv->append_limit);
+		 "THREAD=REFERENCES WITHIN MULTIAPPEND COMPRESS=DEFLATE OBJECTID SAVEDATE "
+		 "APPENDLIMIT=%llu",
+		 imapd_literal_cap(s), (unsigned long long)s->srv->append_limit);
 	return caps;
 }
 
@@ -138,7 +145,7 @@ void imapd_cmd_capability(struct imapd_session *s, struct imap_command *cmd)
 {
 	(void)cmd;
 	imapd_untagged(s, "CAPABILITY %s",
-		       s->state == IMAPD_NOT_AUTH ? imapd_capabilities_pre()
+		       s->state == IMAPD_NOT_AUTH ? imapd_capabilities_pre(s)
 						  : imapd_capabilities(s));
 	imapd_done(s, IMAP_OK, IMAP_CODE_NONE, NULL, "Capability completed");
 }
@@ -166,6 +173,26 @@ void imapd_cmd_id(struct imapd_session *s, struct imap_command *cmd)
 	imapd_done(s, IMAP_OK, IMAP_CODE_NONE, NULL, "ID completed");
 }
 
+/* COMPRESS DEFLATE (RFC 4978): the OK goes out uncompressed, everything
+ * after it both ways is raw DEFLATE. The front end relays the bytes
+ * unchanged, so the client's stream ends here. */
+void imapd_cmd_compress(struct imapd_session *s, struct imap_command *cmd)
+{
+	(void)cmd;
+	if (conn_compress_active(s->conn)) {
+		imapd_done(s, IMAP_NO, IMAP_CODE_COMPRESSIONACTIVE, NULL,
+			   "Compression is already active");
+		return;
+	}
+	imapd_done(s, IMAP_OK, IMAP_CODE_NONE, NULL, "DEFLATE active");
+	const char *error;
+	if (conn_compress_start(s->conn, &error) < 0) {
+		/* the OK is out: the stream cannot go on uncompressed */
+		log_msg(LOG_LEVEL_ERROR, conn_log(s->conn), "COMPRESS: %s", error);
+		imapd_close(s);
+	}
+}
+
 void imapd_cmd_enable(struct imapd_session *s, struct imap_command *cmd)
 {
 	const struct imap_cmd_enable *e = &cmd->u.enable;
@@ -183,6 +210,10 @@ void imapd_cmd_enable(struct imapd_session *s, struct imap_command *cmd)
 			if (!s->qresync)
 				imap_buf_str(b, " QRESYNC");
 			s->condstore = s->qresync = true;
+		} else if (strcmp(e->capabilities[i], "IMAP4REV2") == 0) {
+			if (!s->rev2)
+				imap_buf_str(b, " IMAP4rev2");
+			s->rev2 = true;
 		} else if (strcmp(e->capabilities[i], "UTF8=ACCEPT") == 0) {
 			if (!s->utf8)
 				imap_buf_str(b, " UTF8=ACCEPT");

@@ -527,13 +527,17 @@ static int imapd_fetch_prepare(struct imapd_session *s, struct imapd_fetch *f, s
 				imap_buf_printf(t, "BODYSTRUCTURE %s", f->bodystructure);
 			break;
 		case IMAP_FETCH_EMAILID:
-			imap_buf_printf(t, "EMAILID (%s)", m->guid);
+			/* the store's guid: kept by COPY and MOVE (RFC 8474 5.1) */
+			imap_buf_printf(t, "EMAILID (M%s)", m->guid);
 			break;
 		case IMAP_FETCH_THREADID:
+			/* no thread identifiers are kept: NIL, as RFC 8474 5.2
+			 * prescribes for such servers */
 			imap_buf_str(t, "THREADID NIL");
 			break;
 		case IMAP_FETCH_SAVEDATE:
-			imap_buf_str(t, "SAVEDATE NIL");
+			imap_buf_str(t, "SAVEDATE ");
+			imap_write_datetime(t, m->save_date, 0);
 			break;
 		case IMAP_FETCH_RFC822:
 		case IMAP_FETCH_RFC822_HEADER:

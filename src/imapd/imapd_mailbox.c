@@ -64,15 +64,27 @@ static void imapd_write_status_items(struct imapd_session *s, struct imap_buf *b
 {
 	bool first = true;
 	imap_buf_str(b, "(");
-	for (unsigned bit = 1; bit <= IMAP_STATUS_DELETED_STORAGE; bit <<= 1) {
+	for (unsigned bit = 1; bit <= IMAP_STATUS_MAILBOXID; bit <<= 1) {
 		if ((items & bit) == 0)
 			continue;
 		uint64_t v = 0;
 		switch (bit) {
+		case IMAP_STATUS_MAILBOXID:
+			if (f->mailbox_id[0] == '\0')
+				continue;
+			imap_buf_printf(b, "%sMAILBOXID (%s)", first ? "" : " ", f->mailbox_id);
+			first = false;
+			continue;
+		case IMAP_STATUS_DELETED_STORAGE:
+			/* RFC 9208: in units of 1024 octets, as STORAGE */
+			v = (f->deleted_bytes + 1023) / 1024;
+			break;
 		case IMAP_STATUS_MESSAGES:
 			v = f->messages;
 			break;
 		case IMAP_STATUS_RECENT:
+			if (s->rev2)
+				continue; /* not in IMAP4rev2 */
 			v = 0;
 			break;
 		case IMAP_STATUS_UIDNEXT:
@@ -206,6 +218,23 @@ void imapd_cmd_list(struct imapd_session *s, struct imap_command *cmd)
 	imapd_done(s, IMAP_OK, IMAP_CODE_NONE, NULL, "%s completed", cmd->def->name);
 }
 
+void imapd_write_list_of(struct imapd_session *s, struct imap_buf *b, const char *name)
+{
+	struct store_folder_info info;
+	char *error = NULL;
+	if (store_folder_status(imapd_store(s), name, &info, &error) <= 0) {
+		free(error);
+		return;
+	}
+	imap_buf_printf(b, "* LIST (%s%s%s%s) \"/\" ",
+			info.has_children ? "\\HasChildren" : "\\HasNoChildren",
+			info.subscribed ? " \\Subscribed" : "", info.role != NULL ? " " : "",
+			info.role != NULL ? info.role : "");
+	imap_write_mailbox(b, info.name, s->utf8);
+	imap_buf_str(b, "\r\n");
+	store_folder_info_clear(&info);
+}
+
 void imapd_cmd_status(struct imapd_session *s, struct imap_command *cmd)
 {
 	const struct imap_cmd_status *st = &cmd->u.status;
@@ -263,6 +292,17 @@ void imapd_cmd_create(struct imapd_session *s, struct imap_command *cmd)
 		name[len - 1] = '\0';
 	char *error = NULL;
 	int r = store_folder_create(imapd_store(s), name, role, &error);
+	struct store_folder_info info;
+	if (r > 0 && store_folder_status(imapd_store(s), name, &info, &error) > 0) {
+		/* OBJECTID (RFC 8474 4.1) */
+		char code[STORE_OBJECTID_MAX + 3];
+		snprintf(code, sizeof(code), "(%s)", info.mailbox_id);
+		store_folder_info_clear(&info);
+		free(name);
+		imapd_done(s, IMAP_OK, IMAP_CODE_MAILBOXID, code, "CREATE completed");
+		free(error);
+		return;
+	}
 	free(name);
 	if (r > 0)
 		imapd_done(s, IMAP_OK, IMAP_CODE_NONE, NULL, "CREATE completed");

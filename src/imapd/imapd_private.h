@@ -44,6 +44,7 @@ struct imapd {
 	unsigned auth_timeout_ms;
 	unsigned max_command_size;
 	uint64_t append_limit;
+	bool literal_minus; /* LITERAL- instead of LITERAL+ (RFC 7888) */
 };
 
 /* One user's store, shared by the user's sessions in this worker: changes
@@ -103,6 +104,9 @@ struct imapd_session {
 	bool condstore;
 	bool qresync; /* expunges are told as VANISHED */
 	bool utf8;
+	/* IMAP4rev2 (RFC 9051): no \Recent or RECENT, SEARCH answers as
+	 * ESEARCH, SELECT sends LIST and no UNSEEN, CLOSED always */
+	bool rev2;
 
 	/* the selected folder */
 	struct store_folder *folder;
@@ -121,6 +125,14 @@ struct imapd_session {
 	struct imapd_fetch *fetch;
 	struct imapd_store_run *store_run;
 	struct metrics_timer metrics; /* the command in progress */
+
+	/* APPEND messages written to tmp/ files as their literals arrive
+	 * (NULL where the store refused one: append_error says why) */
+	struct store_append **appends;
+	unsigned nappends;
+	bool append_streaming; /* the raw input is the last one's bytes */
+	bool append_over_quota;
+	char *append_error;
 };
 
 /* ---- imapd.c ---- */
@@ -160,12 +172,12 @@ void imapd_login_verified(struct imapd_session *s, bool ok, const char *user,
 			  unsigned long long quota, const char *reason);
 /* The post-login capability list. */
 const char *imapd_capabilities(const struct imapd_session *s);
-const char *imapd_capabilities_pre(void);
+const char *imapd_capabilities_pre(const struct imapd_session *s);
 
 /* ---- command handlers (one family per file) ---- */
 typedef void imapd_cmd_fn(struct imapd_session *s, struct imap_command *cmd);
 imapd_cmd_fn imapd_cmd_capability, imapd_cmd_noop, imapd_cmd_logout, imapd_cmd_login, imapd_cmd_id,
-    imapd_cmd_enable, imapd_cmd_refuse, imapd_cmd_getquota, imapd_cmd_getquotaroot,
+    imapd_cmd_enable, imapd_cmd_compress, imapd_cmd_refuse, imapd_cmd_getquota, imapd_cmd_getquotaroot,
     imapd_cmd_setquota;
 /* imapd_mailbox.c */
 imapd_cmd_fn imapd_cmd_namespace, imapd_cmd_list, imapd_cmd_create, imapd_cmd_delete,
@@ -179,6 +191,12 @@ imapd_cmd_fn imapd_cmd_fetch;
 imapd_cmd_fn imapd_cmd_store, imapd_cmd_copy;
 /* imapd_append.c */
 imapd_cmd_fn imapd_cmd_append;
+/* A message literal of an APPEND starts (size bytes): open its tmp/ file. */
+void imapd_append_stream_begin(struct imapd_session *s, size_t size);
+/* Bytes of it. */
+void imapd_append_stream_write(struct imapd_session *s, const void *data, size_t len);
+/* Drop the files of a command that failed or did not use them. */
+void imapd_append_stream_clear(struct imapd_session *s);
 /* imapd_search.c */
 imapd_cmd_fn imapd_cmd_search;
 /* Run a search over the view: the UIDs found, ascending, in *uids_r
@@ -223,6 +241,9 @@ void imapd_write_flags(struct imapd_session *s, struct imap_buf *buf,
 		       const struct store_message *m);
 /* "* VANISHED [(EARLIER)] set" of UIDs (ascending), into s->out. */
 void imapd_write_vanished(struct imapd_session *s, const uint32_t *uids, size_t n, bool earlier);
+/* "* LIST (attributes) "/" name" of one folder into b (nothing when it
+ * cannot be read). */
+void imapd_write_list_of(struct imapd_session *s, struct imap_buf *b, const char *name);
 /* Whether a mailbox name is the selected folder. */
 bool imapd_is_selected(const struct imapd_session *s, const char *name);
 

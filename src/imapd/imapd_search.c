@@ -62,6 +62,14 @@ static struct store_search *imapd_set_node(struct imapd_session *s, struct imap_
 	return n;
 }
 
+/* matches nothing: UID 0 does not exist */
+static struct store_search *imapd_set_none(void)
+{
+	struct store_search *n = imapd_uid_ranges();
+	imapd_add_range(n, 0, 0);
+	return n;
+}
+
 static struct store_search *imapd_flag_node(unsigned flag, bool set)
 {
 	struct store_search *n = store_search_new(set ? STORE_SEARCH_FLAGS : STORE_SEARCH_UNFLAGS);
@@ -69,8 +77,16 @@ static struct store_search *imapd_flag_node(unsigned flag, bool set)
 	return n;
 }
 
+static struct store_search *imapd_set_none(void);
+
 static struct store_search *imapd_recent_node(struct imapd_session *s, bool recent)
 {
+	if (s->recent_from >= STORE_SEQ_STAR - 1) {
+		/* IMAP4rev2: nothing is recent */
+		if (recent)
+			return imapd_set_none();
+		return store_search_new(STORE_SEARCH_ALL);
+	}
 	struct store_search *n = imapd_uid_ranges();
 	imapd_add_range(n, s->recent_from, STORE_SEQ_STAR - 1);
 	if (recent)
@@ -218,6 +234,22 @@ static struct store_search *imapd_convert(struct imapd_search_ctx *c, struct ima
 		n->number = k->number;
 		return n;
 	}
+	case IMAP_SEARCH_SAVEDATEBEFORE:
+		return imapd_date_node(STORE_SEARCH_SAVEDBEFORE, k->date);
+	case IMAP_SEARCH_SAVEDATEON:
+		return imapd_date_node(STORE_SEARCH_SAVEDON, k->date);
+	case IMAP_SEARCH_SAVEDATESINCE:
+		return imapd_date_node(STORE_SEARCH_SAVEDSINCE, k->date);
+	case IMAP_SEARCH_SAVEDATESUPPORTED:
+		/* every folder keeps save dates */
+		return store_search_new(STORE_SEARCH_ALL);
+	case IMAP_SEARCH_EMAILID:
+		if (k->str[0] == 'M')
+			return store_search_text(STORE_SEARCH_GUID, NULL, k->str + 1);
+		return imapd_set_none();
+	case IMAP_SEARCH_THREADID:
+		/* no message has a THREADID (FETCH THREADID is NIL) */
+		return imapd_set_none();
 	default:
 		c->error = imap_search_type_name(k->type);
 		return NULL;
@@ -299,7 +331,9 @@ void imapd_cmd_search(struct imapd_session *s, struct imap_command *cmd)
 			max_modseq = m->modseq;
 	}
 	unsigned ret = sc->ret;
-	if (sc->esearch && ret == 0)
+	/* IMAP4rev2 answers every SEARCH with ESEARCH (RFC 9051 6.4.4) */
+	bool esearch = sc->esearch || s->rev2;
+	if (esearch && ret == 0)
 		ret = IMAP_SEARCH_RET_ALL;
 	if (ret & IMAP_SEARCH_RET_SAVE) {
 		imap_seqset_clear(&s->saved);
@@ -315,7 +349,7 @@ void imapd_cmd_search(struct imapd_session *s, struct imap_command *cmd)
 		}
 	}
 	struct imap_buf *b = &s->out;
-	if (!sc->esearch) {
+	if (!esearch) {
 		imap_buf_str(b, "* SEARCH");
 		for (size_t i = 0; i < k; i++) {
 			imap_buf_printf(b, " %u", nums[i]);

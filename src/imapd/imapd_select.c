@@ -282,7 +282,8 @@ void imapd_sync(struct imapd_session *s, bool allow_expunge)
 	if (s->view_count != before) {
 		imap_buf_printf(&s->out, "* %zu EXISTS\r\n", s->view_count);
 		size_t recent = s->view_count - imapd_view_lower(s, s->recent_from);
-		imap_buf_printf(&s->out, "* %zu RECENT\r\n", recent);
+		if (!s->rev2)
+			imap_buf_printf(&s->out, "* %zu RECENT\r\n", recent);
 	}
 	/* flag changes of messages the client knows */
 	if (s->flag_overflow) {
@@ -393,7 +394,7 @@ void imapd_cmd_select(struct imapd_session *s, struct imap_command *cmd)
 	bool examine = cmd->def->id == IMAP_CMD_EXAMINE;
 	bool had = s->folder != NULL;
 	imapd_unselect(s);
-	if (had && s->condstore)
+	if (had && (s->condstore || s->rev2))
 		imapd_untagged(s, "OK [CLOSED] Previous mailbox closed");
 	if (sel->qresync && !s->qresync) {
 		imapd_done(s, IMAP_BAD, IMAP_CODE_CLIENTBUG, NULL, "QRESYNC is not enabled");
@@ -417,7 +418,8 @@ void imapd_cmd_select(struct imapd_session *s, struct imap_command *cmd)
 	}
 	s->state = IMAPD_SELECTED;
 	s->readonly = examine;
-	s->recent_from = store_folder_uidnext(s->folder);
+	/* IMAP4rev2 has no \Recent: no UID reaches the bound */
+	s->recent_from = s->rev2 ? STORE_SEQ_STAR : store_folder_uidnext(s->folder);
 	size_t n = store_folder_count(s->folder);
 	s->view_cap = n + 16;
 	s->view = xcalloc(s->view_cap, sizeof(*s->view));
@@ -441,15 +443,25 @@ void imapd_cmd_select(struct imapd_session *s, struct imap_command *cmd)
 		imapd_write_keywords(s, b);
 		imap_buf_str(b, " \\*)] Flags permitted\r\n");
 	}
-	imap_buf_printf(b, "* %zu EXISTS\r\n* 0 RECENT\r\n", n);
-	if (first_unseen > 0)
-		imap_buf_printf(b, "* OK [UNSEEN %zu] First unseen\r\n", first_unseen);
+	imap_buf_printf(b, "* %zu EXISTS\r\n", n);
+	if (s->rev2) {
+		/* RFC 9051 6.3.2: the name as the server knows it, with its
+		 * attributes; no RECENT, no UNSEEN */
+		imapd_write_list_of(s, b, store_folder_name(s->folder));
+	} else {
+		imap_buf_str(b, "* 0 RECENT\r\n");
+		if (first_unseen > 0)
+			imap_buf_printf(b, "* OK [UNSEEN %zu] First unseen\r\n", first_unseen);
+	}
 	imap_buf_printf(b, "* OK [UIDVALIDITY %u] UIDs valid\r\n",
 			store_folder_uidvalidity(s->folder));
 	imap_buf_printf(b, "* OK [UIDNEXT %u] Predicted next UID\r\n",
 			store_folder_uidnext(s->folder));
 	imap_buf_printf(b, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
 			(unsigned long long)store_folder_highestmodseq(s->folder));
+	if (store_folder_mailbox_id(s->folder)[0] != '\0')
+		imap_buf_printf(b, "* OK [MAILBOXID (%s)] Ok\r\n",
+				store_folder_mailbox_id(s->folder));
 	if (sel->qresync && sel->uidvalidity == store_folder_uidvalidity(s->folder))
 		imapd_qresync(s, sel);
 	imapd_flush(s);

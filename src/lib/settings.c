@@ -86,6 +86,7 @@ static const char *const relay_tls_choices[] = {"required", "opportunistic", "no
 	}
 
 static const char *const socket_mode_choices[] = {"0600", "0660", "0666", NULL};
+static const char *const literal_choices[] = {"literal-plus", "literal-minus", NULL};
 
 static const struct settings_def settings_defs[] = {
     {
@@ -312,6 +313,14 @@ static const struct settings_def settings_defs[] = {
 	.type = ST_BOOL,
 	.help = "write per-session protocol logs under logs/: true or false",
 	.defaults = PROTOCOL_SERVICES("false"),
+    },
+    {
+	.key = "non-synchronizing-literals",
+	.type = ST_CHOICE,
+	.choices = literal_choices,
+	.help = "IMAP non-synchronizing literals (RFC 7888): literal-plus (any size) or "
+		"literal-minus (at most 4096 bytes)",
+	.defaults = {[SVC_IMAP4] = "literal-plus", [SVC_IMAP4_BACKEND] = "literal-plus"},
     },
     {
 	.key = "direct-admin-login",

@@ -17,6 +17,7 @@
 
 #include "lib/net_addr.h"
 #include "lib/xalloc.h"
+#include "net/conn_deflate.h"
 #include "net/line_reader.h"
 #include "net/proxy_header.h"
 #include "net/tls.h"
@@ -76,6 +77,12 @@ struct conn {
 
 	enum conn_close_reason close_reason;
 	char *close_detail;
+
+	/* COMPRESS=DEFLATE: the socket carries raw DEFLATE both ways; the
+	 * protocol reads from plain_in (inflated as it consumes) and its
+	 * writes are compressed into the bufferevent's output */
+	struct conn_deflate *zip;
+	struct evbuffer *plain_in;
 
 	struct sockaddr_storage peer_ss, local_ss;
 	socklen_t peer_len, local_len;
@@ -229,6 +236,8 @@ static void conn_discard_input(struct conn *conn)
 		struct evbuffer *in = bufferevent_get_input(conn->bev);
 		evbuffer_drain(in, evbuffer_get_length(in));
 	}
+	if (conn->plain_in != NULL)
+		evbuffer_drain(conn->plain_in, evbuffer_get_length(conn->plain_in));
 }
 
 static const char *conn_bev_error(struct conn *conn, char *buf, size_t size)
@@ -458,10 +467,44 @@ static bool conn_can_deliver(const struct conn *conn)
 	       !conn->output_over && !conn->ready_pending && conn->bev != NULL;
 }
 
+/* what the protocol reads: the socket's bytes, or their inflated form */
+static struct evbuffer *conn_input(struct conn *conn)
+{
+	return conn->plain_in != NULL ? conn->plain_in : bufferevent_get_input(conn->bev);
+}
+
+static void conn_input_failed(struct conn *conn, const char *error)
+{
+	log_msg(LOG_LEVEL_INFO, &conn->log, "input refused: %s", error);
+	conn_discard_input(conn);
+	if (conn->cb.input_error != NULL)
+		conn->cb.input_error(conn, error, conn->ctx);
+	if (!conn->freed)
+		conn_start_close(conn, CONN_CLOSE_ERROR, error);
+}
+
+/* Inflate more of the compressed input once the protocol has consumed
+ * most of what it had. Returns false when the stream failed (the conn is
+ * closing). */
+static bool conn_inflate_more(struct conn *conn)
+{
+	if (conn->zip == NULL || evbuffer_get_length(conn->plain_in) >= CONN_INPUT_HIGH / 2)
+		return true;
+	const char *error;
+	if (conn_deflate_inflate(conn->zip, bufferevent_get_input(conn->bev), conn->plain_in,
+				 CONN_INPUT_HIGH, &error) < 0) {
+		conn_input_failed(conn, error);
+		return false;
+	}
+	return true;
+}
+
 /* first non-empty contiguous extent at the front of the input */
 static bool conn_input_extent(struct conn *conn, struct evbuffer_iovec *vec_r)
 {
-	struct evbuffer *in = bufferevent_get_input(conn->bev);
+	if (!conn_inflate_more(conn))
+		return false;
+	struct evbuffer *in = conn_input(conn);
 	struct evbuffer_iovec vec[4];
 	int n = evbuffer_peek(in, -1, NULL, vec, 4);
 	for (int i = 0; i < n && i < 4; i++) {
@@ -507,7 +550,7 @@ static void conn_dispatch(struct conn *conn)
 		size_t consumed;
 		int ret =
 		    line_reader_feed(&conn->reader, vec.iov_base, vec.iov_len, &consumed, &item);
-		struct evbuffer *in = bufferevent_get_input(conn->bev);
+		struct evbuffer *in = conn_input(conn);
 		if (ret == 0) {
 			evbuffer_drain(in, consumed);
 			continue;
@@ -523,11 +566,12 @@ static void conn_dispatch(struct conn *conn)
 			conn->discard_pending = false;
 			conn_discard_input(conn);
 		} else if (item.kind == LINE_READER_RAW && conn->bev != NULL) {
-			evbuffer_drain(bufferevent_get_input(conn->bev), consumed);
+			evbuffer_drain(conn_input(conn), consumed);
 		}
 	}
 	if (conn_can_deliver(conn) && conn->eof &&
-	    evbuffer_get_length(bufferevent_get_input(conn->bev)) == 0)
+	    evbuffer_get_length(bufferevent_get_input(conn->bev)) == 0 &&
+	    (conn->plain_in == NULL || evbuffer_get_length(conn->plain_in) == 0))
 		conn_start_close(conn, CONN_CLOSE_EOF, "");
 }
 
@@ -809,6 +853,9 @@ static void conn_destroy(struct conn *conn)
 	SSL_CTX_free(conn->implicit_tls_ctx);
 	SSL_CTX_free(conn->starttls_ctx);
 	line_reader_deinit(&conn->reader);
+	conn_deflate_free(&conn->zip);
+	if (conn->plain_in != NULL)
+		evbuffer_free(conn->plain_in);
 	free(conn->tls_server_name);
 	free(conn->close_detail);
 	free(conn->service);
@@ -870,8 +917,17 @@ int conn_write(struct conn *conn, const void *data, size_t len)
 {
 	if (!conn_can_write(conn))
 		return -1;
-	if (len > 0 && bufferevent_write(conn->bev, data, len) < 0)
+	if (len > 0 && conn->zip != NULL) {
+		const char *error;
+		if (conn_deflate_compress(conn->zip, data, len, bufferevent_get_output(conn->bev),
+					  &error) < 0) {
+			log_msg(LOG_LEVEL_ERROR, &conn->log, "%s", error);
+			conn_start_close(conn, CONN_CLOSE_ERROR, error);
+			return -1;
+		}
+	} else if (len > 0 && bufferevent_write(conn->bev, data, len) < 0) {
 		return -1;
+	}
 	conn_after_write(conn);
 	return 0;
 }
@@ -880,10 +936,44 @@ int conn_vprintf(struct conn *conn, const char *fmt, va_list ap)
 {
 	if (!conn_can_write(conn))
 		return -1;
+	if (conn->zip != NULL) {
+		char *text = NULL;
+		int n = vasprintf(&text, fmt, ap);
+		if (n < 0)
+			return -1;
+		int ret = conn_write(conn, text, (size_t)n);
+		free(text);
+		return ret;
+	}
 	if (evbuffer_add_vprintf(bufferevent_get_output(conn->bev), fmt, ap) < 0)
 		return -1;
 	conn_after_write(conn);
 	return 0;
+}
+
+int conn_compress_start(struct conn *conn, const char **error_r)
+{
+	if (conn->zip != NULL) {
+		*error_r = "compression is already active";
+		return -1;
+	}
+	if (conn->freed || conn->state != CONN_STATE_OPEN || conn->bev == NULL) {
+		*error_r = "connection is closing";
+		return -1;
+	}
+	conn->zip = conn_deflate_new(error_r);
+	if (conn->zip == NULL)
+		return -1;
+	conn->plain_in = evbuffer_new();
+	/* bytes after the command that started it are compressed already:
+	 * they stay in the socket's buffer and are inflated from there */
+	conn_kick(conn);
+	return 0;
+}
+
+bool conn_compress_active(const struct conn *conn)
+{
+	return conn->zip != NULL;
 }
 
 int conn_printf(struct conn *conn, const char *fmt, ...)
@@ -910,6 +1000,8 @@ size_t conn_input_buffered(const struct conn *conn)
 	size_t n = line_reader_pending(&conn->reader);
 	if (conn->bev != NULL)
 		n += evbuffer_get_length(bufferevent_get_input(conn->bev));
+	if (conn->plain_in != NULL)
+		n += evbuffer_get_length(conn->plain_in);
 	return n;
 }
 
@@ -971,6 +1063,10 @@ void conn_set_flush_timeout(struct conn *conn, unsigned timeout_ms)
 
 int conn_starttls(struct conn *conn, SSL_CTX *ctx, const char **error_r)
 {
+	if (conn->zip != NULL) {
+		*error_r = "compression is active";
+		return -1;
+	}
 	if (conn->tls_active || conn->state == CONN_STATE_HANDSHAKE ||
 	    conn->state == CONN_STATE_STARTTLS_FLUSH ||
 	    conn->state == CONN_STATE_STARTTLS_HANDSHAKE) {

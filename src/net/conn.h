@@ -92,6 +92,11 @@ struct conn_callbacks {
 	/* Idle timeout expired. Write the goodbye ("* BYE Autologout"); the
 	 * conn then flushes (bounded) and closes with CONN_CLOSE_TIMEOUT. */
 	void (*timeout)(struct conn *conn, void *ctx);
+	/* The input cannot be read any further: the compressed stream is
+	 * corrupt, ended, or expands past its bounds (net/conn_deflate.h).
+	 * Write the goodbye; the conn then flushes (bounded) and closes with
+	 * CONN_CLOSE_ERROR. */
+	void (*input_error)(struct conn *conn, const char *text, void *ctx);
 	/* The connection ended. detail is a human text for the log (may be
 	 * ""). The conn stays allocated until conn_free(). */
 	void (*closed)(struct conn *conn, enum conn_close_reason reason, const char *detail,
@@ -190,6 +195,17 @@ void conn_set_flush_timeout(struct conn *conn, unsigned timeout_ms);
  * Returns 0, or -1 with *error_r (static text) when TLS is already active
  * or starting, or the conn is closing. */
 int conn_starttls(struct conn *conn, SSL_CTX *ctx, const char **error_r);
+
+/* COMPRESS=DEFLATE (RFC 4978): from now on input is inflated and output
+ * compressed with a sync flush after each write. Call right after queueing
+ * the protocol's "go ahead" reply (it goes out uncompressed), typically
+ * from the line callback of the command: the input after that line is
+ * read as compressed. Inflated input is held at most CONN_INPUT_HIGH at a
+ * time; the output watermark counts compressed bytes. There is no way
+ * back, and STARTTLS is refused afterwards. Returns 0, or -1 with *error_r
+ * (static) when already active, closing, or zlib cannot allocate. */
+int conn_compress_start(struct conn *conn, const char **error_r);
+bool conn_compress_active(const struct conn *conn);
 
 /* Flush queued output (for at most the flush timeout), then close with
  * CONN_CLOSE_LOCAL. Input after this call is discarded. */

@@ -46,6 +46,13 @@ uint64_t store_quota_limit(struct store *store);
  * before its bytes arrive: -1 with *over_quota_r = true. */
 int store_append_begin(struct store *store, const char *folder, uint64_t size_hint,
 		       struct store_append **append_r, bool *over_quota_r, char **error_r);
+/* folder NULL: the folder is chosen later with store_append_set_folder()
+ * (an IMAP APPEND's message arrives before its command is complete). */
+/* Choose (or change) the folder of an unfinished message. Returns 1, 0
+ * when the folder does not exist, -1 on error. */
+int store_append_set_folder(struct store_append *append, const char *folder, char **error_r);
+/* Bytes written so far. */
+uint64_t store_append_size(const struct store_append *append);
 /* Add message bytes, exactly as they are to be stored (CRLF line ends). */
 int store_append_write(struct store_append *append, const void *data, size_t len, char **error_r);
 /* Make the message durable (file fsynced and renamed into cur/, directory
@@ -67,7 +74,9 @@ struct store_message {
 	time_t internal_date;
 	uint64_t modseq;
 	unsigned flags;	      /* STORE_FLAG_* */
-	char guid[33];	      /* stable across moves and UIDVALIDITY changes; POP3 UIDL */
+	char guid[33];	      /* stable across moves and UIDVALIDITY changes; POP3 UIDL;
+				 kept by copies (IMAP EMAILID) */
+	time_t save_date;     /* when it entered this folder (IMAP SAVEDATE) */
 	const char *keywords; /* space-separated IMAP keywords, "" if none; owned by the
 				 folder snapshot */
 };
@@ -119,6 +128,7 @@ int store_expunge(struct store_folder *folder, const uint32_t *uids, size_t coun
 #define STORE_KEYWORD_MAX      64  /* bytes of one keyword */
 #define STORE_KEYWORDS_MAX     128 /* keywords on one message */
 #define STORE_SEARCH_DEPTH_MAX 32  /* nesting of AND/OR/NOT in a search */
+#define STORE_OBJECTID_MAX     40  /* bytes of a MAILBOXID (RFC 8474) */
 
 /* Check a folder name: non-empty UTF-8 of at most STORE_FOLDER_NAME_MAX
  * bytes and STORE_FOLDER_DEPTH_MAX levels, no control bytes, no leading or
@@ -161,6 +171,10 @@ struct store_folder_info {
 	uint64_t highestmodseq;
 	uint32_t messages, unseen, deleted;
 	uint64_t bytes;
+	uint64_t deleted_bytes; /* of messages flagged \\Deleted */
+	/* MAILBOXID (RFC 8474): made at creation, kept by renames; "" for a
+	 * subscription to a folder that does not exist */
+	char mailbox_id[STORE_OBJECTID_MAX + 1];
 };
 /* Every folder (and every subscribed name), sorted by name with INBOX
  * first. Counts come from the index (no folder is opened or reconciled).
@@ -182,6 +196,8 @@ void store_folder_info_clear(struct store_folder_info *info);
 int store_folder_expunged_since(struct store_folder *folder, uint64_t modseq, uint32_t **uids_r,
 				size_t *count_r, char **error_r);
 
+/* The folder's MAILBOXID (RFC 8474). */
+const char *store_folder_mailbox_id(const struct store_folder *folder);
 /* The folder's name (normalised), HIGHESTMODSEQ and role. */
 const char *store_folder_name(const struct store_folder *folder);
 uint64_t store_folder_highestmodseq(const struct store_folder *folder);
@@ -269,6 +285,10 @@ enum store_search_op {
 	STORE_SEARCH_UID,    /* UID in set */
 	STORE_SEARCH_SEQ,    /* sequence number (1-based snapshot index) in set */
 	STORE_SEARCH_MODSEQ, /* MODSEQ >= number */
+	STORE_SEARCH_SAVEDBEFORE, /* save date (day, UTC) < date's day */
+	STORE_SEARCH_SAVEDON,
+	STORE_SEARCH_SAVEDSINCE,
+	STORE_SEARCH_GUID, /* text: the message's guid (IMAP EMAILID) */
 };
 
 /* A range of a UID or sequence set; STORE_SEQ_STAR stands for '*' (the

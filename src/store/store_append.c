@@ -39,18 +39,24 @@ int store_append_begin(struct store *store, const char *folder, uint64_t size_hi
 {
 	*over_quota_r = false;
 	char *norm;
-	if (store_folder_name_check(folder, &norm, error_r) < 0)
+	if (folder == NULL) {
+		/* the folder comes at commit (store_append_set_folder): the
+		 * file waits in INBOX's tmp/, on the same file system */
+		norm = NULL;
+	} else if (store_folder_name_check(folder, &norm, error_r) < 0) {
 		return -1;
+	}
+	const char *name = norm != NULL ? norm : "INBOX";
 	int64_t id;
-	int r = store_index_folder_get(store, norm, &id, NULL, NULL, NULL, error_r);
-	if (r == 0 && strcmp(norm, "INBOX") == 0) {
-		r = store_folder_create(store, norm, NULL, error_r);
+	int r = store_index_folder_get(store, name, &id, NULL, NULL, NULL, error_r);
+	if (r == 0 && strcmp(name, "INBOX") == 0) {
+		r = store_folder_create(store, name, NULL, error_r);
 		if (r >= 0)
-			r = store_index_folder_get(store, norm, &id, NULL, NULL, NULL, error_r);
+			r = store_index_folder_get(store, name, &id, NULL, NULL, NULL, error_r);
 	}
 	if (r <= 0) {
 		if (r == 0)
-			*error_r = xasprintf("folder '%s' does not exist", norm);
+			*error_r = xasprintf("folder '%s' does not exist", name);
 		free(norm);
 		return -1;
 	}
@@ -65,9 +71,9 @@ int store_append_begin(struct store *store, const char *folder, uint64_t size_hi
 	}
 	struct store_append *a = xcalloc(1, sizeof(*a));
 	a->store = store;
-	a->folder_id = id;
+	a->folder_id = norm != NULL ? id : 0;
 	a->folder = norm;
-	a->dir = store_maildir_dir(store, norm);
+	a->dir = store_maildir_dir(store, name);
 	char *base = store_maildir_new_base(store, 0);
 	a->tmp_path = xasprintf("%s/tmp/%s", a->dir, base);
 	free(base);
@@ -112,6 +118,43 @@ int store_append_write(struct store_append *a, const void *data, size_t len, cha
 	store_textgen_feed(a->gen, data, len);
 	a->size += len;
 	return 1;
+}
+
+int store_append_set_folder(struct store_append *a, const char *folder, char **error_r)
+{
+	char *norm;
+	if (store_folder_name_check(folder, &norm, error_r) < 0)
+		return -1;
+	int64_t id;
+	int r = store_index_folder_get(a->store, norm, &id, NULL, NULL, NULL, error_r);
+	if (r <= 0) {
+		free(norm);
+		return r;
+	}
+	/* the tmp/ file stays where it is: commit renames it into this
+	 * folder's cur/ */
+	char *dir = store_maildir_dir(a->store, norm);
+	char *tmp_path = xasprintf("%s/tmp/%s", dir, strrchr(a->tmp_path, '/') + 1);
+	if (strcmp(tmp_path, a->tmp_path) != 0 && rename(a->tmp_path, tmp_path) < 0) {
+		*error_r = xasprintf("rename %s: %s", a->tmp_path, strerror(errno));
+		free(tmp_path);
+		free(dir);
+		free(norm);
+		return -1;
+	}
+	free(a->tmp_path);
+	a->tmp_path = tmp_path;
+	free(a->dir);
+	a->dir = dir;
+	free(a->folder);
+	a->folder = norm;
+	a->folder_id = id;
+	return 1;
+}
+
+uint64_t store_append_size(const struct store_append *a)
+{
+	return a->size;
 }
 
 void store_append_abort(struct store_append **ap)
@@ -168,6 +211,10 @@ int store_append_commit(struct store_append **ap, const char *const *flag_words,
 
 	if (a->failed) {
 		*error_r = xstrdup("message write failed earlier");
+		goto out;
+	}
+	if (a->folder_id == 0) {
+		*error_r = xstrdup("no folder chosen for the message");
 		goto out;
 	}
 	if (store_flags_parse(flag_words, nflags, &flags, &kw, &nkw, error_r) < 0)

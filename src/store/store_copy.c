@@ -167,8 +167,9 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count, con
 		    store_stmt(store,
 			       "INSERT INTO messages(folder_id, uid, base, fname, size, "
 			       "internal_date, sent_day, flags, keywords, modseq, guid, envelope, "
-			       "body, bodystructure) SELECT ?1, ?2, ?3, ?4, size, internal_date, "
-			       "sent_day, flags, keywords, ?5, guid, envelope, body, bodystructure "
+			       "body, bodystructure, save_date) SELECT ?1, ?2, ?3, ?4, size, "
+			       "internal_date, sent_day, flags, keywords, ?5, guid, envelope, body, "
+			       "bodystructure, CAST(strftime('%s','now') AS INTEGER) "
 			       "FROM messages WHERE id = ?6",
 			       error_r);
 		if (st == NULL)

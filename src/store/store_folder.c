@@ -366,9 +366,11 @@ int store_folder_list(struct store *store, struct store_folder_info **list_r, si
 		       "SELECT f.name, f.role, f.uidvalidity, f.uidnext, f.highestmodseq,"
 		       " count(m.id), coalesce(sum((m.flags & 1) = 0), 0),"
 		       " coalesce(sum((m.flags & 8) != 0), 0), coalesce(sum(m.size), 0),"
-		       " EXISTS(SELECT 1 FROM subscriptions s WHERE s.name = f.name)"
+		       " EXISTS(SELECT 1 FROM subscriptions s WHERE s.name = f.name), f.mailbox_id,"
+		       " coalesce(sum(CASE WHEN (m.flags & 8) != 0 THEN m.size END), 0)"
 		       " FROM folders f LEFT JOIN messages m ON m.folder_id = f.id GROUP BY f.id "
-		       "UNION ALL SELECT s.name, NULL, 0, 0, 0, 0, 0, 0, 0, 2 FROM subscriptions s"
+		       "UNION ALL SELECT s.name, NULL, 0, 0, 0, 0, 0, 0, 0, 2, NULL, 0"
+		       " FROM subscriptions s"
 		       " WHERE NOT EXISTS(SELECT 1 FROM folders f WHERE f.name = s.name)",
 		       error_r);
 	if (st == NULL)
@@ -393,6 +395,10 @@ int store_folder_list(struct store *store, struct store_folder_info **list_r, si
 		int sub = sqlite3_column_int(st, 9);
 		fi->subscribed = sub != 0;
 		fi->exists = sub != 2;
+		if (sqlite3_column_type(st, 10) != SQLITE_NULL)
+			snprintf(fi->mailbox_id, sizeof(fi->mailbox_id), "%s",
+				 (const char *)sqlite3_column_text(st, 10));
+		fi->deleted_bytes = (uint64_t)sqlite3_column_int64(st, 11);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -447,10 +453,13 @@ static int snapshot_load(struct store_folder *f, char **error_r)
 	if (store_index_folder_get(store, f->name, NULL, &f->uidvalidity, &f->uidnext,
 				   &f->highestmodseq, error_r) < 0)
 		return -1;
+	if (store_index_folder_mailbox_id(store, f->id, f->mailbox_id, sizeof(f->mailbox_id),
+					  error_r) < 0)
+		return -1;
 	sqlite3_stmt *st =
 	    store_stmt(store,
-		       "SELECT uid, size, internal_date, modseq, flags, guid, keywords "
-		       "FROM messages WHERE folder_id = ? ORDER BY uid",
+		       "SELECT uid, size, internal_date, modseq, flags, guid, keywords, "
+		       "save_date FROM messages WHERE folder_id = ? ORDER BY uid",
 		       error_r);
 	if (st == NULL)
 		return -1;
@@ -475,6 +484,9 @@ static int snapshot_load(struct store_folder *f, char **error_r)
 		snprintf(m->guid, sizeof(m->guid), "%s", guid != NULL ? guid : "");
 		const char *kw = (const char *)sqlite3_column_text(st, 6);
 		f->keywords[f->count] = xstrdup(kw != NULL ? kw : "");
+		m->save_date = sqlite3_column_type(st, 7) != SQLITE_NULL
+				   ? (time_t)sqlite3_column_int64(st, 7)
+				   : m->internal_date;
 		f->count++;
 	}
 	sqlite3_finalize(st);
@@ -582,6 +594,11 @@ uint64_t store_folder_highestmodseq(const struct store_folder *folder)
 	return folder->highestmodseq;
 }
 
+const char *store_folder_mailbox_id(const struct store_folder *folder)
+{
+	return folder->mailbox_id;
+}
+
 const char *store_folder_name(const struct store_folder *folder)
 {
 	return folder->name;
@@ -683,7 +700,8 @@ int store_folder_status(struct store *store, const char *name, struct store_fold
 	    " coalesce(sum(m.size), 0),"
 	    " EXISTS(SELECT 1 FROM subscriptions s WHERE s.name = f.name),"
 	    " EXISTS(SELECT 1 FROM folders c WHERE substr(c.name, 1, length(f.name) + 1) ="
-	    " f.name || '/')"
+	    " f.name || '/'), f.mailbox_id,"
+	    " coalesce(sum(CASE WHEN (m.flags & 8) != 0 THEN m.size END), 0)"
 	    " FROM folders f LEFT JOIN messages m ON m.folder_id = f.id WHERE f.name = ?"
 	    " GROUP BY f.id",
 	    error_r);
@@ -710,6 +728,10 @@ int store_folder_status(struct store *store, const char *name, struct store_fold
 		fi->bytes = (uint64_t)sqlite3_column_int64(st, 7);
 		fi->subscribed = sqlite3_column_int(st, 8) != 0;
 		fi->has_children = sqlite3_column_int(st, 9) != 0;
+		if (sqlite3_column_type(st, 10) != SQLITE_NULL)
+			snprintf(fi->mailbox_id, sizeof(fi->mailbox_id), "%s",
+				 (const char *)sqlite3_column_text(st, 10));
+		fi->deleted_bytes = (uint64_t)sqlite3_column_int64(st, 11);
 		fi->exists = true;
 		ret = 1;
 	} else if (rc != SQLITE_DONE) {

@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -63,6 +64,13 @@ static const char *const migrations[] = {
     " FROM folders WHERE id = old.folder_id; END;"
     "CREATE TRIGGER folders_gone AFTER DELETE ON folders BEGIN"
     " DELETE FROM expunged WHERE folder_id = old.id; END;",
+    /* 3: OBJECTID (RFC 8474) MAILBOXID, kept by RENAME; SAVEDATE (RFC
+     * 8514), the time a message entered its folder (older messages: their
+     * internal date) */
+    "ALTER TABLE folders ADD COLUMN mailbox_id TEXT;"
+    "UPDATE folders SET mailbox_id = 'F' || lower(hex(randomblob(12)));"
+    "ALTER TABLE messages ADD COLUMN save_date INTEGER;"
+    "UPDATE messages SET save_date = internal_date;",
 };
 
 char *store_db_error(struct store *store, const char *what)
@@ -160,6 +168,21 @@ void store_index_rollback(struct store *store)
 		sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+int store_index_folder_mailbox_id(struct store *store, int64_t id, char *buf, size_t size,
+				  char **error_r)
+{
+	sqlite3_stmt *st =
+	    store_stmt(store, "SELECT mailbox_id FROM folders WHERE id = ?", error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	buf[0] = '\0';
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		snprintf(buf, size, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return 0;
+}
+
 int store_index_folder_get(struct store *store, const char *name, int64_t *id_r,
 			   uint32_t *uidvalidity_r, uint32_t *uidnext_r, uint64_t *modseq_r,
 			   char **error_r)
@@ -219,7 +242,8 @@ int store_index_folder_add(struct store *store, const char *name, const char *ro
 		*error_r = store_db_error(store, "uidvalidity");
 		return -1;
 	}
-	st = store_stmt(store, "INSERT INTO folders(name, uidvalidity, role) VALUES(?, ?, ?)",
+	st = store_stmt(store, "INSERT INTO folders(name, uidvalidity, role, mailbox_id) "
+			"VALUES(?, ?, ?, 'F' || lower(hex(randomblob(12))))",
 			error_r);
 	if (st == NULL)
 		return -1;

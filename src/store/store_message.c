@@ -33,8 +33,8 @@ int store_index_insert_message(struct store *store, int64_t folder_id, uint32_t 
 	sqlite3_stmt *st = store_stmt(
 	    store,
 	    "INSERT INTO messages(folder_id, uid, base, fname, size, internal_date, sent_day,"
-	    " flags, keywords, modseq, guid, envelope, body, bodystructure)"
-	    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	    " flags, keywords, modseq, guid, envelope, body, bodystructure, save_date)"
+	    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,CAST(strftime('%s','now') AS INTEGER))",
 	    error_r);
 	if (st == NULL)
 		return -1;

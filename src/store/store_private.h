@@ -52,6 +52,7 @@ struct store_folder {
 	char *dir;
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;
+	char mailbox_id[STORE_OBJECTID_MAX + 1];
 	struct store_message *msgs;
 	size_t count;
 	char **keywords; /* per message, owned */
@@ -82,6 +83,9 @@ char *store_db_error(struct store *store, const char *what);
 sqlite3_stmt *store_stmt(struct store *store, const char *sql, char **error_r);
 int store_exec(struct store *store, const char *sql, char **error_r);
 /* Folder row by normalised name: 1 with fields, 0 none, -1. */
+/* The folder's MAILBOXID (RFC 8474) into buf ("" when unknown). */
+int store_index_folder_mailbox_id(struct store *store, int64_t id, char *buf, size_t size,
+				  char **error_r);
 int store_index_folder_get(struct store *store, const char *name, int64_t *id_r,
 			   uint32_t *uidvalidity_r, uint32_t *uidnext_r, uint64_t *modseq_r,
 			   char **error_r);

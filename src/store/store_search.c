@@ -457,6 +457,17 @@ static bool match(struct run *r, const struct store_search *s)
 		return in_set(s, (uint32_t)(r->cur + 1), (uint32_t)r->f->count);
 	case STORE_SEARCH_MODSEQ:
 		return m->modseq >= s->number;
+	case STORE_SEARCH_SAVEDBEFORE:
+	case STORE_SEARCH_SAVEDON:
+	case STORE_SEARCH_SAVEDSINCE: {
+		int64_t vday = (int64_t)(m->save_date >= 0 ? m->save_date / 86400
+							  : (m->save_date - 86399) / 86400);
+		return s->op == STORE_SEARCH_SAVEDBEFORE ? vday < kday
+		       : s->op == STORE_SEARCH_SAVEDON	 ? vday == kday
+							 : vday >= kday;
+	}
+	case STORE_SEARCH_GUID:
+		return s->text != NULL && strcmp(m->guid, s->text) == 0;
 	}
 	return false;
 }

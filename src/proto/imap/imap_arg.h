@@ -36,6 +36,11 @@ struct imap_arg {
 	bool literal8;	      /* LITERAL: ~{N} */
 	bool literal_nonsync; /* LITERAL: {N+} */
 	bool eightbit;	      /* QUOTED / LITERAL: holds bytes >= 0x80 */
+	/* LITERAL: an APPEND message the caller received itself
+	 * (imap_parser_limits.stream_messages): str is "", len its size,
+	 * stream_index its number among the command's streamed literals */
+	bool streamed;
+	unsigned stream_index;
 	/* LIST: the items; SECTION: the items inside the brackets */
 	struct imap_arg *list;
 	unsigned list_count;

@@ -180,6 +180,7 @@ struct imap_cmd_rename {
 #define IMAP_STATUS_HIGHESTMODSEQ   (1u << 7)
 #define IMAP_STATUS_APPENDLIMIT	    (1u << 8)
 #define IMAP_STATUS_DELETED_STORAGE (1u << 9)
+#define IMAP_STATUS_MAILBOXID	    (1u << 10) /* OBJECTID (RFC 8474) */
 /* The text of one item bit ("MESSAGES"). */
 const char *imap_status_item_name(unsigned bit);
 
@@ -218,6 +219,10 @@ struct imap_append_message {
 	size_t size;
 	bool binary; /* literal8 (BINARY) */
 	bool utf8;   /* UTF8 (literal8) (UTF8=ACCEPT) */
+	/* the bytes went to the caller (data NULL): stream_index is the
+	 * IMAP_PARSE_LITERAL event's literal_index */
+	bool streamed;
+	unsigned stream_index;
 };
 
 struct imap_cmd_append {

@@ -166,6 +166,7 @@ static const struct {
 	{"HIGHESTMODSEQ", IMAP_STATUS_HIGHESTMODSEQ},
 	{"APPENDLIMIT", IMAP_STATUS_APPENDLIMIT},
 	{"DELETED-STORAGE", IMAP_STATUS_DELETED_STORAGE},
+	{"MAILBOXID", IMAP_STATUS_MAILBOXID},
 };
 
 const char *imap_status_item_name(unsigned bit)
@@ -356,8 +357,10 @@ static int parse_append_message(struct imap_command *cmd, const struct imap_arg 
 	} else if (data->type != IMAP_ARG_LITERAL) {
 		return imap_command_error(cmd, error_r, "%s", usage);
 	}
-	m->data = (const unsigned char *)data->str;
+	m->data = data->streamed ? NULL : (const unsigned char *)data->str;
 	m->size = data->len;
+	m->streamed = data->streamed;
+	m->stream_index = data->stream_index;
 	m->binary = data->literal8 && !m->utf8;
 	(*i)++;
 	return 1;

@@ -53,6 +53,8 @@ struct imap_parser {
 	struct imap_arg *lit_arg;
 	unsigned char *lit_buf;
 	size_t lit_size, lit_got;
+	bool lit_stream, lit_nul;
+	unsigned stream_count;
 	size_t skip_left;
 
 	struct imap_parse_error error; /* pending until the command ends */
@@ -76,6 +78,7 @@ static void apply_limits(struct imap_parser *p, const struct imap_parser_limits 
 	imap_parser_limits_default(&d);
 	if (l != NULL) {
 		d.literal_minus = l->literal_minus;
+		d.stream_messages = l->stream_messages;
 #define TAKE(f) if (l->f != 0) d.f = l->f
 		TAKE(max_command);
 		TAKE(max_literal);
@@ -129,6 +132,8 @@ void imap_parser_reset(struct imap_parser *parser)
 	parser->def = NULL;
 	parser->tag = NULL;
 	parser->lit_arg = NULL;
+	parser->lit_stream = false;
+	parser->stream_count = 0;
 	parser->skip_left = 0;
 	memset(&parser->error, 0, sizeof(parser->error));
 }
@@ -498,9 +503,20 @@ static int parse_literal(struct imap_parser *p, const char *line, size_t len, si
 	p->lit_arg = arg;
 	p->lit_size = (size_t)size;
 	p->lit_got = 0;
-	p->lit_buf = imap_arena_alloc(p->arena, p->lit_size + 1);
-	p->lit_buf[p->lit_size] = '\0';
-	arg->str = (const char *)p->lit_buf;
+	p->lit_stream = message && p->limits.stream_messages;
+	p->lit_nul = false;
+	if (p->lit_stream) {
+		p->lit_buf = NULL;
+		arg->str = "";
+		arg->streamed = true;
+		arg->stream_index = p->stream_count++;
+		r->literal_stream = true;
+		r->literal_index = arg->stream_index;
+	} else {
+		p->lit_buf = imap_arena_alloc(p->arena, p->lit_size + 1);
+		p->lit_buf[p->lit_size] = '\0';
+		arg->str = (const char *)p->lit_buf;
+	}
 	arg->len = p->lit_size;
 	*i = len;
 	p->need_sep = true;
@@ -764,13 +780,33 @@ int imap_parser_literal(struct imap_parser *p, const void *data, size_t len,
 		return report_error(p, r);
 	}
 	size_t n = len < p->lit_size - p->lit_got ? len : p->lit_size - p->lit_got;
-	memcpy(p->lit_buf + p->lit_got, data, n);
+	if (p->lit_stream) {
+		/* the caller keeps the bytes: only what the checks below need */
+		if (!p->lit_nul && memchr(data, '\0', n) != NULL)
+			p->lit_nul = true;
+		if (!p->lit_arg->eightbit)
+			for (size_t k = 0; k < n; k++)
+				if (((const unsigned char *)data)[k] >= 0x80) {
+					p->lit_arg->eightbit = true;
+					break;
+				}
+	} else {
+		memcpy(p->lit_buf + p->lit_got, data, n);
+	}
 	p->lit_got += n;
 	if (p->lit_got < p->lit_size)
 		return 0;
 	struct imap_arg *arg = p->lit_arg;
 	p->lit_arg = NULL;
 	p->state = PS_ARGS;
+	if (p->lit_stream) {
+		p->lit_stream = false;
+		if (!arg->literal8 && p->lit_nul) {
+			set_error(p, IMAP_LIMIT_NONE, NULL, "NUL in literal (use literal8 ~{N})");
+			p->state = PS_SKIP_LINE;
+		}
+		return 0;
+	}
 	if (!arg->literal8 && memchr(p->lit_buf, '\0', p->lit_size) != NULL) {
 		/* the rest of the command still arrives: skip it */
 		set_error(p, IMAP_LIMIT_NONE, NULL, "NUL in literal (use literal8 ~{N})");

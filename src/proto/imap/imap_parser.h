@@ -64,6 +64,10 @@ struct imap_parser_limits {
 	unsigned max_depth;
 	unsigned max_args;
 	bool literal_minus; /* LITERAL- (not LITERAL+): non-sync literals <= 4096 */
+	/* APPEND message literals are not held: the caller takes their bytes
+	 * (IMAP_PARSE_LITERAL with literal_stream), still feeding them to
+	 * imap_parser_literal(), which only counts and checks them */
+	bool stream_messages;
 };
 
 /* Which bound a command crossed (error.limit). */
@@ -102,6 +106,10 @@ struct imap_parse_result {
 	size_t literal_size;
 	bool literal_sync;
 	bool literal8;
+	/* an APPEND message under stream_messages: the caller keeps the bytes;
+	 * literal_index counts these literals within the command from 0 */
+	bool literal_stream;
+	unsigned literal_index;
 	/* the command already failed: the bytes are read and dropped (the
 	 * error follows when the command ends) */
 	bool literal_skip;

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -46,6 +47,39 @@ static void test_generic_tree(void **state)
 
 	cmd = imap_test_command(&t, "x SELECT \"a \\\"q\\\" \\\\ b\"");
 	assert_string_equal(cmd->u.select.mailbox.name, "a \"q\" \\ b");
+	imap_test_done(&t);
+}
+
+/* stream_messages: APPEND's message literals are counted, not held */
+static void test_streamed_messages(void **state)
+{
+	struct imap_test_run t;
+	struct imap_parser_limits limits;
+	imap_parser_limits_default(&limits);
+	limits.stream_messages = true;
+	imap_test_both(&t,
+		       "a APPEND {5}\r\nINBOX (\\Seen) {5}\r\nhello ~{3+}\r\nh\x80i"
+		       " UTF8 (~{2+}\r\nok)\r\n",
+		       &limits, NULL);
+	assert_string_equal(t.transcript,
+			    "LIT 5 sync|LIT 5 stream sync|LIT 3 stream|LIT 2 stream|CMD a APPEND 6|");
+	const struct imap_cmd_append *ap = &t.last.command->u.append;
+	assert_string_equal(ap->mailbox.name, "INBOX");
+	assert_int_equal(ap->count, 3);
+	for (unsigned i = 0; i < 3; i++) {
+		assert_true(ap->messages[i].streamed);
+		assert_null(ap->messages[i].data);
+		assert_int_equal(ap->messages[i].stream_index, i);
+	}
+	assert_int_equal(ap->messages[0].size, 5);
+	assert_int_equal(ap->messages[1].size, 3);
+	assert_true(ap->messages[1].binary);
+	assert_true(ap->messages[2].utf8);
+	imap_test_done(&t);
+	/* a NUL outside literal8 still fails the command */
+	static const char nul[] = "b APPEND INBOX {3+}\r\na\0b\r\n";
+	imap_test_feed(&t, nul, sizeof(nul) - 1, 1, &limits, NULL);
+	assert_non_null(strstr(t.transcript, "NUL in literal"));
 	imap_test_done(&t);
 }
 
@@ -215,6 +249,7 @@ int main(void)
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_error_then_continue),
 		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_streamed_messages),
 		cmocka_unit_test(test_line_too_long),
 		cmocka_unit_test(test_done_line),
 	};

@@ -41,7 +41,8 @@ static inline void imap_test_result(struct imap_test_run *t, struct line_reader 
 		break;
 	case IMAP_PARSE_LITERAL:
 		assert_int_equal(ret, 0);
-		imap_test_add(t, "LIT %zu%s%s|", r->literal_size, r->literal_sync ? " sync" : "",
+		imap_test_add(t, "LIT %zu%s%s%s|", r->literal_size,
+			      r->literal_stream ? " stream" : "", r->literal_sync ? " sync" : "",
 			      r->literal_skip ? " skip" : "");
 		line_reader_read_raw(lr, r->literal_size);
 		break;
