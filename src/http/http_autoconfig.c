@@ -109,6 +109,20 @@ void http_autoconfig_mozilla(struct http_conn *c)
 		http_send_error(c, 404, "This server has no mail domain configured.");
 		return;
 	}
+	/* the format needs an incoming server: without one there is nothing
+	 * to offer */
+	bool incoming = false;
+	struct http_endpoint probe[1];
+	for (size_t i = 0; i < sizeof(http_protocols) / sizeof(http_protocols[0]); i++)
+		incoming = incoming || (!http_protocols[i].outgoing &&
+					http_service_offered(c->hd, http_protocols[i].service) &&
+					http_service_endpoints(c->hd, http_protocols[i].service, probe,
+							       1, NULL) > 0);
+	if (!incoming) {
+		free(address);
+		http_send_error(c, 404, "Neither IMAP4 nor POP3 is offered by this server.");
+		return;
+	}
 	/* Thunderbird fills the placeholders in (config-v1.1 format) */
 	bool local = c->user.domain != NULL && strcasecmp(domain, c->user.domain) == 0;
 	const char *username = local ? "%EMAILLOCALPART%" : "%EMAILADDRESS%";

@@ -490,8 +490,13 @@ static void http_dispatch(struct http_conn *c)
 					(rt->methods & HTTP_POST) ? "POST" : "");
 			break;
 		}
-		http_send_error(c, r->method == HTTP_OTHER ? 501 : 405,
-				"This page does not answer that method.");
+		/* a method HTTP defines is not allowed here; others are unknown */
+		static const char *const known[] = {"PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT",
+						    "TRACE"};
+		bool is_known = r->method != HTTP_OTHER;
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			is_known = is_known || strcmp(r->method_text, known[i]) == 0;
+		http_send_error(c, is_known ? 405 : 501, "This page does not answer that method.");
 		return;
 	}
 	if (hd->tls != NULL)
