@@ -125,11 +125,11 @@ static bool http_user_row_parse(const char *text, struct http_user_row *row, cha
 	return n == 7;
 }
 
-static void http_switch_cell(struct evbuffer *o, const char *state)
+static void http_switch_cell(struct evbuffer *o, const char *label, const char *state)
 {
 	bool on = strcmp(state, "on") == 0;
-	evbuffer_add_printf(o, "<td class=\"%s\">%s</td>", on ? "on" : "off",
-			    on ? "Enabled" : "Disabled");
+	evbuffer_add_printf(o, "<td data-label=\"%s\" class=\"%s\">%s</td>", label,
+			    on ? "on" : "off", on ? "Enabled" : "Disabled");
 }
 
 static void http_users_listed(struct http_conn *c, const struct ipc_msg *msg)
@@ -155,7 +155,7 @@ static void http_users_listed(struct http_conn *c, const struct ipc_msg *msg)
 		shown += strcmp(msg->fields[i].key, "user") == 0;
 	if (total != NULL && strtoul(total, NULL, 10) > shown)
 		evbuffer_add_printf(o, "; the first %zu are shown, narrow the search", shown);
-	evbuffer_add_printf(o, ".</p>\n<div class=\"table\"><table id=\"users\">\n<thead><tr>"
+	evbuffer_add_printf(o, ".</p>\n<div class=\"table\"><table id=\"users\" class=\"stack\">\n<thead><tr>"
 			       "<th scope=\"col\">Name</th><th scope=\"col\">Kind</th>"
 			       "<th scope=\"col\">POP3</th><th scope=\"col\">IMAP4</th>"
 			       "<th scope=\"col\">SMTP</th><th scope=\"col\">Back end</th></tr></thead>\n"
@@ -171,13 +171,13 @@ static void http_users_listed(struct http_conn *c, const struct ipc_msg *msg)
 		http_url_escape(o, row.words[0]);
 		evbuffer_add_printf(o, "\">");
 		http_html_escape(o, row.words[0]);
-		evbuffer_add_printf(o, "</a></th><td>");
+		evbuffer_add_printf(o, "</a></th><td data-label=\"Kind\">");
 		http_html_escape(o, row.words[1]);
 		evbuffer_add_printf(o, "</td>");
-		http_switch_cell(o, row.words[2]);
-		http_switch_cell(o, row.words[3]);
-		http_switch_cell(o, row.words[4]);
-		evbuffer_add_printf(o, "<td>");
+		http_switch_cell(o, "POP3", row.words[2]);
+		http_switch_cell(o, "IMAP4", row.words[3]);
+		http_switch_cell(o, "SMTP", row.words[4]);
+		evbuffer_add_printf(o, "<td data-label=\"Back end\">");
 		http_html_escape(o, row.words[5]);
 		evbuffer_add_printf(o, "</td></tr>\n");
 	}
@@ -246,15 +246,16 @@ static void http_user_shown(struct http_conn *c, const struct ipc_msg *msg)
 	if (strcmp(row.words[1], "admin") == 0 || strcmp(row.words[1], "guest") == 0)
 		evbuffer_add_printf(o, "<p class=\"note\">Guest and administrator accounts can never "
 				       "use POP3 or IMAP4, whatever the switches say.</p>\n");
-	evbuffer_add_printf(o, "<h2>Email connectivity</h2>\n<div class=\"table\"><table>\n"
+	evbuffer_add_printf(o, "<h2>Email connectivity</h2>\n<div class=\"table\"><table class=\"stack\">\n"
 			       "<thead><tr><th scope=\"col\">Protocol</th><th scope=\"col\">State</th>"
 			       "<th scope=\"col\">Action</th></tr></thead>\n<tbody>\n");
 	for (size_t i = 0; i < 3; i++) {
 		const char *proto = http_client_protocols[i][0];
 		const char *title = http_client_protocols[i][1];
 		bool on = strcmp(row.words[2 + i], "on") == 0;
-		evbuffer_add_printf(o, "<tr><th scope=\"row\">%s</th><td id=\"%s-state\" class=\"%s\">%s"
-				       "</td><td><form method=\"post\" action=\"/admin/user\" "
+		evbuffer_add_printf(o, "<tr><th scope=\"row\">%s</th><td data-label=\"State\" "
+				       "id=\"%s-state\" class=\"%s\">%s</td><td data-label=\"Action\">"
+				       "<form method=\"post\" action=\"/admin/user\" "
 				       "class=\"inline\">\n",
 				    title, proto, on ? "on" : "off", on ? "Enabled" : "Disabled");
 		http_csrf_field(c);
@@ -394,7 +395,7 @@ static void http_services_status(struct http_conn *c, const struct ipc_msg *msg)
 	evbuffer_add_printf(o, "<h1>Services</h1>\n");
 	if (c->note != NULL)
 		http_note(c, c->status == 409 ? "error" : "note", c->note);
-	evbuffer_add_printf(o, "<div class=\"table\"><table id=\"services\">\n<thead><tr>"
+	evbuffer_add_printf(o, "<div class=\"table\"><table id=\"services\" class=\"stack\">\n<thead><tr>"
 			       "<th scope=\"col\">Service</th><th scope=\"col\">State</th>"
 			       "<th scope=\"col\">Startup</th><th scope=\"col\">Connections</th>"
 			       "<th scope=\"col\">Listeners</th><th scope=\"col\">Actions</th></tr>"
@@ -415,7 +416,8 @@ static void http_services_status(struct http_conn *c, const struct ipc_msg *msg)
 		http_status_value(l, "available", available, sizeof(available));
 		if (!settings_service_known(name))
 			continue;
-		evbuffer_add_printf(o, "<tr><th scope=\"row\">%s</th><td id=\"state-%s\" class=\"%s\">",
+		evbuffer_add_printf(o, "<tr><th scope=\"row\">%s</th><td data-label=\"State\" "
+				       "id=\"state-%s\" class=\"%s\">",
 				    name, name, strcmp(state, "running") == 0 ? "on" : "off");
 		http_html_escape(o, state);
 		if (*error != '\0') {
@@ -423,13 +425,17 @@ static void http_services_status(struct http_conn *c, const struct ipc_msg *msg)
 			http_html_escape(o, error);
 			evbuffer_add_printf(o, "</small>");
 		}
-		evbuffer_add_printf(o, "</td><td>");
+		evbuffer_add_printf(o, "</td><td data-label=\"Startup\">");
 		http_html_escape(o, startup);
-		evbuffer_add_printf(o, "</td><td>");
+		evbuffer_add_printf(o, "</td><td data-label=\"Connections\">");
 		http_html_escape(o, conns);
-		evbuffer_add_printf(o, "</td><td><code>");
+		evbuffer_add_printf(o, "</td><td data-label=\"Listeners\"><code>");
+		/* one listener per line where the width is short */
+		for (char *p = listeners; *p != '\0'; p++)
+			if (*p == ',')
+				*p = ' ';
 		http_html_escape(o, *listeners != '\0' ? listeners : "-");
-		evbuffer_add_printf(o, "</code></td><td>");
+		evbuffer_add_printf(o, "</code></td><td data-label=\"Actions\"><div class=\"actions\">");
 		if (strcmp(name, "http") == 0) {
 			evbuffer_add_printf(o, "<small>serves this page: use posternctl</small>");
 		} else if (strcmp(available, "no") == 0) {
@@ -453,7 +459,7 @@ static void http_services_status(struct http_conn *c, const struct ipc_msg *msg)
 						    toupper((unsigned char)actions[i][0]), actions[i] + 1);
 			}
 		}
-		evbuffer_add_printf(o, "</td></tr>\n");
+		evbuffer_add_printf(o, "</div></td></tr>\n");
 	}
 	free(copy);
 	evbuffer_add_printf(o, "</tbody></table></div>\n<p class=\"help\">Startup types are "
@@ -710,7 +716,7 @@ void http_admin_test_finished(struct http_conn *c, bool timed_out)
 	evbuffer_add_printf(o, "<h1>Connectivity test</h1>\n");
 	if (timed_out)
 		http_note(c, "error", "The test did not finish in time.");
-	evbuffer_add_printf(o, "<div class=\"table\"><table id=\"test-result\">\n<thead><tr>"
+	evbuffer_add_printf(o, "<div class=\"table\"><table id=\"test-result\" class=\"stack\">\n<thead><tr>"
 			       "<th scope=\"col\">Scenario</th><th scope=\"col\">Result</th>"
 			       "<th scope=\"col\">Latency</th><th scope=\"col\">Error</th></tr></thead>"
 			       "\n<tbody>\n");
@@ -744,9 +750,11 @@ void http_admin_test_finished(struct http_conn *c, bool timed_out)
 		steps++;
 		evbuffer_add_printf(o, "<tr><th scope=\"row\">");
 		http_html_escape(o, values[0]);
-		evbuffer_add_printf(o, "</th><td class=\"%s\">", ok ? "on" : "off");
+		evbuffer_add_printf(o, "</th><td data-label=\"Result\" class=\"%s\">",
+				    !ok ? "off" : strcmp(values[1], "Success") == 0 ? "on" : "");
 		http_html_escape(o, values[1]);
-		evbuffer_add_printf(o, "</td><td>%.1f ms</td><td>", ms);
+		evbuffer_add_printf(o, "</td><td data-label=\"Latency\">%.1f ms</td>"
+				       "<td data-label=\"Error\">", ms);
 		http_html_escape(o, values[2]);
 		evbuffer_add_printf(o, "</td></tr>\n");
 		obj = end;

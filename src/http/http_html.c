@@ -146,7 +146,9 @@ const char http_stylesheet[] =
     "background:var(--panel)}\n"
     ".cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(16rem,1fr));gap:1rem}\n"
     "dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.5rem 0}\n"
-    "dt{color:var(--muted)}dd{margin:0;font-weight:600;overflow-wrap:anywhere}\n"
+    "dt{color:var(--muted)}dd{margin:0;font-weight:600;overflow-wrap:break-word;min-width:0}\n"
+    ".card h2{margin-top:0}\n"
+    ".actions{display:flex;flex-wrap:wrap;gap:.4rem}\n"
     ".table{overflow-x:auto}\n"
     "table{border-collapse:collapse;width:100%}\n"
     "th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line);"
@@ -159,7 +161,13 @@ const char http_stylesheet[] =
     ".help{color:var(--muted);font-size:.9rem;margin:.1rem 0 .5rem}\n"
     "code{overflow-wrap:anywhere}\n"
     "@media (max-width:40rem){dl{grid-template-columns:1fr}dd{margin-bottom:.4rem}"
-    ".signout{margin-left:0}}\n";
+    ".signout{margin-left:0}"
+    /* tables become one block per row, each cell labelled */
+    "table.stack thead{position:absolute;left:-9999px}"
+    "table.stack tr{display:block;border-bottom:2px solid var(--line);padding:.4rem 0}"
+    "table.stack th,table.stack td{display:block;border:0;padding:.15rem .25rem;background:none}"
+    "table.stack td[data-label]::before{content:attr(data-label) \": \";color:var(--muted);"
+    "font-weight:400}}\n";
 
 void http_page_style(struct http_conn *c)
 {

@@ -206,6 +206,9 @@ void http_page_login(struct http_conn *c)
 	free(token);
 	free(cookie);
 	if (!token_ok) {
+		log_msg(LOG_LEVEL_INFO, conn_log(c->conn), "sign-in refused: %s",
+			!http_origin_ok(c) ? "the Origin is another site's"
+					   : "the form's token does not match its cookie");
 		http_send_error(c, 403, "This sign-in form is not valid any more: open the sign-in "
 					"page again.");
 		return;

@@ -304,7 +304,7 @@ void http_send(struct http_conn *c)
 			    "base-uri 'none'\r\n"
 			    "X-Content-Type-Options: nosniff\r\n"
 			    "X-Frame-Options: DENY\r\n"
-			    "Referrer-Policy: no-referrer\r\n",
+			    "Referrer-Policy: same-origin\r\n",
 			    len, keep ? "keep-alive" : "close",
 			    c->cacheable ? "public, max-age=3600" : "no-store");
 	if (http_tls(c))

@@ -78,7 +78,7 @@ def test_login_page_headers_and_cookie_flags(web):
     csp = r.header("Content-Security-Policy")
     assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
     assert r.header("X-Content-Type-Options") == "nosniff"
-    assert r.header("Referrer-Policy") == "no-referrer"
+    assert r.header("Referrer-Policy") == "same-origin"
     assert r.header("Strict-Transport-Security").startswith("max-age=")
     assert r.header("Cache-Control") == "no-store"
     assert '<meta name="viewport"' in r.text and '<label for="user">' in r.text
