@@ -172,7 +172,6 @@ extern const char http_stylesheet[];
 
 /* http_services.c: the other services, as the master told */
 void http_services_update(struct httpd *hd, const struct ipc_msg *msg);
-void http_services_free(struct httpd *hd);
 const struct http_service_info *http_service(const struct httpd *hd, const char *name);
 const char *http_service_setting(const struct httpd *hd, const char *service, const char *key);
 /* Started and not disabled: what autoconfiguration offers. */

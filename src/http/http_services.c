@@ -53,13 +53,6 @@ void http_services_update(struct httpd *hd, const struct ipc_msg *msg)
 	}
 }
 
-void http_services_free(struct httpd *hd)
-{
-	for (size_t i = 0; i < hd->nservices; i++)
-		http_service_clear(&hd->services[i]);
-	hd->nservices = 0;
-}
-
 const struct http_service_info *http_service(const struct httpd *hd, const char *name)
 {
 	for (size_t i = 0; i < hd->nservices; i++)
