@@ -16,7 +16,7 @@ secs=${1:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${FUZZ_OUT:-$root/fuzz/out}
 cc=${CC:-clang}
-targets=${*:-proxy_header line_reader frontend smtp imap mime}
+targets=${*:-proxy_header line_reader frontend smtp imap mime http}
 cflags="-std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined"
 cflags="$cflags -fno-sanitize-recover=undefined -I$root/src"
 
@@ -36,6 +36,7 @@ for t in $targets; do
 		src/lib/ipc.c src/lib/protolog.c src/lib/metrics.c -levent -levent_openssl -lssl -lcrypto -lz" ;;
 	mime) srcs="src/mail/mime_parser.c src/mail/mail_header.c src/mail/mail_decode.c
 		src/mail/mail_address.c src/mail/mail_imap.c src/lib/xalloc.c src/lib/log.c" ;;
+	http) srcs="src/http/http_request.c src/lib/xalloc.c src/lib/log.c" ;;
 	imap) srcs="$(cd "$root" && ls src/proto/imap/*.c | grep -v _test.c | tr '\n' ' ')
 		src/net/line_reader.c src/lib/xalloc.c src/lib/log.c" ;;
 	*) echo "unknown fuzz target: $t (proxy_header, line_reader, frontend)" >&2; exit 2 ;;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quick start: install what is missing, build, create a demo instance in
 # ./demo-data (SQLite directory, self-signed certificate, loopback ports
-# 10000 above the standard ones, a demo user) and run posternd in the
+# 10000 above the standard ones, a demo user and an admin) and run posternd in the
 # foreground. Ctrl-C stops it; run again to reuse the same instance.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,10 @@ This mailbox is served by the postern demo instance in $datadir.
 WELCOME
 	ctl mailbox import demo INBOX "$welcome" >/dev/null
 	rm -f "$welcome"
+	# an administrator for the admin centre
+	admin_password=$(openssl rand -base64 12 | tr -d '/+=')
+	printf '%s\n' "$admin_password" | ctl user add admin --kind admin >/dev/null
+	echo "admin user: admin  password: $admin_password" >> "$datadir.credentials"
 	# POP3 and IMAP4 start on manual, as on a new server; the demo turns them on
 	for s in imap4 imap4-backend pop3 pop3-backend; do
 		ctl service set "$s" startup=automatic >/dev/null
@@ -36,6 +40,8 @@ postern demo instance in $datadir (credentials in $datadir.credentials)
   IMAP4   127.0.0.1:10143 (STARTTLS)   127.0.0.1:10993 (TLS)
   POP3    127.0.0.1:10110 (STLS)       127.0.0.1:10995 (TLS)
   SMTP    127.0.0.1:10587 (STARTTLS)   127.0.0.1:10465 (TLS)
+  Web     https://127.0.0.1:18443/      users' mail settings (sign in as demo)
+          https://127.0.0.1:18443/admin the admin centre (sign in as admin)
   The certificate is self-signed: tell your client to trust it, e.g.
     openssl s_client -connect 127.0.0.1:10995 -quiet
     curl -k pop3s://127.0.0.1:10995/ -u demo:PASSWORD

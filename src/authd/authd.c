@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <unistd.h>
 
+#include "authd/authd_session.h"
 #include "authd/authd_tarpit.h"
 #include "authd/authd_ticket.h"
 #include "directory/directory.h"
@@ -47,6 +48,8 @@ struct authd {
 	char *dummy_hash;
 	struct authd_tickets tickets;
 	char *domain; /* the instance's mail domain (directory meta), "" when unset */
+	char *hostname; /* the instance's host name (directory meta), "" when unset */
+	struct authd_sessions sessions; /* the http service's signed-in sessions */
 };
 
 /* a reply held back by the failure delay */
@@ -131,6 +134,8 @@ static const char *authd_protocol_name(const char *service)
 		return "POP3";
 	if (strcmp(service, "submission") == 0)
 		return "SMTP";
+	if (strcmp(service, "http") == 0)
+		return "HTTP";
 	return NULL;
 }
 
@@ -187,6 +192,236 @@ static void authd_act_as(struct authd_client *c, const struct ipc_msg *msg, cons
 				{"kind", directory_kind_name(u->kind)}, {"quota", quota}};
 	authd_send(c, f, 5);
 	directory_user_free(&u);
+}
+
+/* ---- the http service: sessions and the admin centre ---- */
+
+static unsigned authd_field_seconds(const struct ipc_msg *msg, const char *key, unsigned def)
+{
+	const char *v = ipc_msg_get(msg, key);
+	unsigned long n = v != NULL ? strtoul(v, NULL, 10) : 0;
+	return n == 0 || n > 7 * 86400 ? def : (unsigned)n;
+}
+
+/* A verified login at the http service starts a session. */
+static void authd_http_login(struct authd_client *c, const struct ipc_msg *msg, const char *id,
+			     const struct directory_user *u, const struct log_ctx *ctx)
+{
+	struct authd_session *s =
+	    authd_session_create(&c->authd->sessions, u->name,
+				 authd_field_seconds(msg, "session-timeout", 1800),
+				 authd_field_seconds(msg, "session-lifetime", 28800), proc_now_ms());
+	if (s == NULL) {
+		struct ipc_field f[] = {{"id", id},
+					{"result", "tempfail"},
+					{"reason", "the random generator failed"}};
+		authd_send(c, f, 3);
+		return;
+	}
+	log_msg(LOG_LEVEL_INFO, ctx, "login accepted: user=%s kind=%s (web session)", u->name,
+		directory_kind_name(u->kind));
+	struct ipc_field f[] = {{"id", id},
+				{"result", "ok"},
+				{"user", u->name},
+				{"kind", directory_kind_name(u->kind)},
+				{"session", s->id},
+				{"csrf", s->csrf}};
+	authd_send(c, f, 6);
+}
+
+/* The live session named in msg and its user as the directory has it now;
+ * a session whose user is gone or became a guest ends. Returns 1 with
+ * *s_r and *u_r, 0 for no session, -1 when the directory failed. */
+static int authd_http_session(struct authd_client *c, const struct ipc_msg *msg,
+			      struct authd_session **s_r, struct directory_user **u_r)
+{
+	const char *id = ipc_msg_get(msg, "session");
+	*s_r = NULL;
+	*u_r = NULL;
+	struct authd_session *s =
+	    id != NULL ? authd_session_find(&c->authd->sessions, id, proc_now_ms()) : NULL;
+	if (s == NULL)
+		return 0;
+	char *error = NULL;
+	int found = directory_user_get(c->authd->dir, s->user, u_r, &error);
+	if (found < 0) {
+		log_error("directory lookup for %s failed: %s", s->user, error);
+		free(error);
+		return -1;
+	}
+	if (found == 0 || (*u_r)->kind == DIRECTORY_KIND_GUEST) {
+		directory_user_free(u_r);
+		authd_session_end(s);
+		return 0;
+	}
+	*s_r = s;
+	return 1;
+}
+
+static void authd_handle_session(struct authd_client *c, const struct ipc_msg *msg)
+{
+	const char *id = ipc_msg_get(msg, "id");
+	struct authd_session *s;
+	struct directory_user *u;
+	int r = authd_http_session(c, msg, &s, &u);
+	if (r > 0 && msg->type == IPC_SESSION_END) {
+		log_info("web session of %s ended by sign-out", s->user);
+		authd_session_end(s);
+		directory_user_free(&u);
+		r = 0;
+	}
+	struct ipc_field f[10] = {{"id", id},
+				  {"result", r > 0 ? "ok" : r == 0 ? "none" : "tempfail"},
+				  {"domain", c->authd->domain},
+				  {"hostname", c->authd->hostname}};
+	size_t n = 4;
+	if (r > 0) {
+		f[n++] = (struct ipc_field){"user", u->name};
+		f[n++] = (struct ipc_field){"kind", directory_kind_name(u->kind)};
+		f[n++] = (struct ipc_field){"csrf", s->csrf};
+		f[n++] = (struct ipc_field){"pop3", u->pop3_enabled ? "on" : "off"};
+		f[n++] = (struct ipc_field){"imap4", u->imap4_enabled ? "on" : "off"};
+		f[n++] = (struct ipc_field){"smtp", u->smtp_enabled ? "on" : "off"};
+	}
+	authd_send_type(c, IPC_SESSION_REPLY, f, n);
+	directory_user_free(&u);
+}
+
+/* The administrator behind the session in msg; otherwise the request is
+ * answered ("denied" or "tempfail") and NULL returned. */
+static struct directory_user *authd_http_admin(struct authd_client *c, const struct ipc_msg *msg,
+					       enum ipc_type reply_type)
+{
+	struct authd_session *s;
+	struct directory_user *u;
+	int r = authd_http_session(c, msg, &s, &u);
+	if (r > 0 && u->kind == DIRECTORY_KIND_ADMIN)
+		return u;
+	directory_user_free(&u);
+	struct ipc_field f[] = {{"id", ipc_msg_get(msg, "id")},
+				{"result", r < 0 ? "tempfail" : "denied"},
+				{"reason", r < 0 ? "the directory cannot be read"
+						 : "not signed in as an administrator"}};
+	authd_send_type(c, reply_type, f, 3);
+	return NULL;
+}
+
+#define AUTHD_USER_LIST_MAX 200
+
+static void authd_handle_user_list(struct authd_client *c, const struct ipc_msg *msg)
+{
+	struct directory_user *admin = authd_http_admin(c, msg, IPC_USER_LIST_REPLY);
+	if (admin == NULL)
+		return;
+	directory_user_free(&admin);
+	const char *id = ipc_msg_get(msg, "id");
+	const char *query = ipc_msg_get(msg, "query");
+	const char *limit_text = ipc_msg_get(msg, "limit");
+	unsigned long limit = limit_text != NULL ? strtoul(limit_text, NULL, 10) : 0;
+	if (limit == 0 || limit > AUTHD_USER_LIST_MAX)
+		limit = AUTHD_USER_LIST_MAX;
+	struct directory_user *users = NULL;
+	size_t count = 0;
+	char *error = NULL;
+	if (directory_user_list(c->authd->dir, &users, &count, &error) < 0) {
+		struct ipc_field f[] = {{"id", id}, {"result", "tempfail"}, {"reason", error}};
+		authd_send_type(c, IPC_USER_LIST_REPLY, f, 3);
+		free(error);
+		return;
+	}
+	struct ipc_field f[AUTHD_USER_LIST_MAX + 3];
+	char *rows[AUTHD_USER_LIST_MAX];
+	size_t n = 3, nrows = 0, total = 0;
+	for (size_t i = 0; i < count; i++) {
+		const struct directory_user *u = &users[i];
+		if (query != NULL && *query != '\0' && strcasestr(u->name, query) == NULL)
+			continue;
+		total++;
+		if (nrows == limit)
+			continue;
+		/* names hold no blanks: one row is blank-separated words */
+		rows[nrows] = xasprintf("%s %s %s %s %s %s %llu", u->name, directory_kind_name(u->kind),
+					u->pop3_enabled ? "on" : "off",
+					u->imap4_enabled ? "on" : "off",
+					u->smtp_enabled ? "on" : "off",
+					u->backend != NULL ? u->backend : DIRECTORY_BACKEND_LOCAL,
+					u->quota_bytes);
+		f[n++] = (struct ipc_field){"user", rows[nrows++]};
+	}
+	char total_text[24];
+	snprintf(total_text, sizeof(total_text), "%zu", total);
+	f[0] = (struct ipc_field){"id", id};
+	f[1] = (struct ipc_field){"result", "ok"};
+	f[2] = (struct ipc_field){"total", total_text};
+	authd_send_type(c, IPC_USER_LIST_REPLY, f, n);
+	for (size_t i = 0; i < nrows; i++)
+		free(rows[i]);
+	directory_user_list_free(&users, count);
+}
+
+static void authd_handle_user_set(struct authd_client *c, const struct ipc_msg *msg)
+{
+	struct directory_user *admin = authd_http_admin(c, msg, IPC_USER_REPLY);
+	if (admin == NULL)
+		return;
+	const char *id = ipc_msg_get(msg, "id");
+	const char *name = ipc_msg_get(msg, "user");
+	static const struct {
+		const char *key;
+		unsigned field;
+	} switches[] = {{"pop3", DIRECTORY_FIELD_POP3},
+			{"imap4", DIRECTORY_FIELD_IMAP4},
+			{"smtp", DIRECTORY_FIELD_SMTP}};
+	struct directory_user values;
+	directory_user_init(&values, name != NULL ? name : "", DIRECTORY_KIND_USER);
+	unsigned mask = 0;
+	char changes[64] = "";
+	for (size_t i = 0; i < 3; i++) {
+		const char *v = ipc_msg_get(msg, switches[i].key);
+		if (v == NULL)
+			continue;
+		bool on = strcmp(v, "on") == 0;
+		if (i == 0)
+			values.pop3_enabled = on;
+		else if (i == 1)
+			values.imap4_enabled = on;
+		else
+			values.smtp_enabled = on;
+		mask |= switches[i].field;
+		size_t len = strlen(changes);
+		snprintf(changes + len, sizeof(changes) - len, " %s=%s", switches[i].key,
+			 on ? "on" : "off");
+	}
+	char *error = NULL;
+	int r = name == NULL || mask == 0 ? -1
+					  : directory_user_set_fields(c->authd->dir, name, mask,
+								      &values, &error);
+	directory_user_clear(&values);
+	struct directory_user *u = NULL;
+	if (r > 0 && directory_user_get(c->authd->dir, name, &u, &error) <= 0)
+		r = -1;
+	if (r <= 0) {
+		struct ipc_field f[] = {{"id", id},
+					{"result", r == 0 ? "unknown" : "fail"},
+					{"reason", r == 0 ? "no such user"
+						   : error != NULL ? error
+								   : "name a user and a switch"}};
+		authd_send_type(c, IPC_USER_REPLY, f, 3);
+		free(error);
+		directory_user_free(&admin);
+		return;
+	}
+	log_info("administrator %s changed %s:%s (admin centre)", admin->name, u->name, changes);
+	struct ipc_field f[] = {{"id", id},
+				{"result", "ok"},
+				{"user", u->name},
+				{"kind", directory_kind_name(u->kind)},
+				{"pop3", u->pop3_enabled ? "on" : "off"},
+				{"imap4", u->imap4_enabled ? "on" : "off"},
+				{"smtp", u->smtp_enabled ? "on" : "off"}};
+	authd_send_type(c, IPC_USER_REPLY, f, 7);
+	directory_user_free(&u);
+	directory_user_free(&admin);
 }
 
 static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
@@ -273,7 +508,13 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 
 	const char *refusal = NULL, *cause = "account-kind";
 	char reason[160];
-	if (u->kind == DIRECTORY_KIND_GUEST || u->kind == DIRECTORY_KIND_ADMIN) {
+	bool http = protocol != NULL && strcmp(protocol, "HTTP") == 0;
+	if (http) {
+		/* the settings page and the admin centre: administrators are
+		 * welcome, guests are not; the protocol switches do not apply */
+		if (u->kind == DIRECTORY_KIND_GUEST)
+			refusal = "guest accounts may not sign in";
+	} else if (u->kind == DIRECTORY_KIND_GUEST || u->kind == DIRECTORY_KIND_ADMIN) {
 		if (protocol != NULL) {
 			snprintf(reason, sizeof(reason), "%s accounts may not use %s",
 				 u->kind == DIRECTORY_KIND_GUEST ? "guest" : "administrator",
@@ -294,6 +535,11 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 					{"reason", refusal},
 					{"cause", cause}};
 		authd_send(c, f, 5);
+		directory_user_free(&u);
+		return;
+	}
+	if (http) {
+		authd_http_login(c, msg, id, u, &ctx);
 		directory_user_free(&u);
 		return;
 	}
@@ -433,6 +679,15 @@ static void authd_client_cb(evutil_socket_t fd, short what, void *arg)
 			authd_handle_lookup(c, a->msg);
 		} else if (a->msg->type == IPC_TICKET_VERIFY) {
 			authd_handle_ticket(c, a->msg);
+		} else if (strcmp(c->service, "http") == 0 && ipc_msg_get(a->msg, "id") != NULL &&
+			   (a->msg->type == IPC_SESSION_CHECK || a->msg->type == IPC_SESSION_END)) {
+			authd_handle_session(c, a->msg);
+		} else if (strcmp(c->service, "http") == 0 && ipc_msg_get(a->msg, "id") != NULL &&
+			   a->msg->type == IPC_USER_LIST) {
+			authd_handle_user_list(c, a->msg);
+		} else if (strcmp(c->service, "http") == 0 && ipc_msg_get(a->msg, "id") != NULL &&
+			   a->msg->type == IPC_USER_SET) {
+			authd_handle_user_set(c, a->msg);
 		} else {
 			log_error("unexpected message %d from a %s worker; dropping its channel",
 				  (int)a->msg->type, c->service);
@@ -507,9 +762,16 @@ void authd_main(const char *datadir, int channel_fd)
 		a.clients[i].fd = -1;
 	signal(SIGPIPE, SIG_IGN);
 	char *error = NULL;
-	if (directory_open(datadir, true, &a.dir, &error) < 0) {
-		log_error("%s", error);
-		exit(1);
+	/* read-write for the admin centre's changes to users; a directory
+	 * this user may only read still serves logins */
+	if (directory_open(datadir, false, &a.dir, &error) < 0) {
+		log_warn("%s; opening it read-only (the admin centre cannot change users)", error);
+		free(error);
+		error = NULL;
+		if (directory_open(datadir, true, &a.dir, &error) < 0) {
+			log_error("%s", error);
+			exit(1);
+		}
 	}
 	char *secret = NULL;
 	if (directory_meta_get(a.dir, DIRECTORY_META_INTERNAL_SECRET, &secret, &error) <= 0 ||
@@ -523,6 +785,11 @@ void authd_main(const char *datadir, int channel_fd)
 		free(error);
 		error = NULL;
 		a.domain = xstrdup("");
+	}
+	if (directory_meta_get(a.dir, DIRECTORY_META_HOSTNAME, &a.hostname, &error) <= 0) {
+		free(error);
+		error = NULL;
+		a.hostname = xstrdup("");
 	}
 	if (password_hash("postern-timing-equaliser", &a.dummy_hash, &error) < 0) {
 		log_warn("cannot prepare the timing hash: %s", error);
@@ -549,5 +816,6 @@ void authd_main(const char *datadir, int channel_fd)
 	event_base_dispatch(a.base);
 	directory_close(&a.dir);
 	free(a.domain);
+	free(a.hostname);
 	exit(0);
 }

@@ -31,15 +31,28 @@ enum ipc_type {
 	/* master -> worker, authd: sent first; fd: the shared metrics region
 	 * (lib/metrics.h); fields: slot= */
 	IPC_METRICS = 16,
+	/* master -> workers of services that observe the others (http) */
+	IPC_SERVICE_INFO = 17,	  /* fields: service=, state=, then that service's settings */
+	IPC_CONTROL_REPLY = 18,	  /* fields: id=, reply= (the control socket's answer text) */
 	/* worker -> master */
 	IPC_READY = 32,		  /* fields: pid= */
 	IPC_STATUS,		  /* fields: connections= */
+	/* worker -> master, from services that observe the others (http) */
+	IPC_CONTROL_REQUEST = 48, /* fields: id=, command= (a control socket request line) */
+	IPC_SETTINGS_CHANGE = 49, /* fields: id=, service=, then KEY=VALUE (reply: IPC_CONTROL_REPLY) */
 	/* worker <-> authd */
 	IPC_AUTH_REQUEST = 64,	  /* fields: id=, service=, user=, password=, peer=, tls= */
 	IPC_AUTH_REPLY,		  /* fields: id=, result=ok|fail|refused|tempfail, reason=, ... */
 	IPC_USER_LOOKUP,	  /* fields: id=, user= */
 	IPC_USER_REPLY,		  /* fields: id=, result=, ... */
 	IPC_TICKET_VERIFY,	  /* fields: id=, user=, peer=, expiry=, mac= (reply: IPC_USER_REPLY) */
+	/* http worker <-> authd (src/authd/authd.h) */
+	IPC_SESSION_CHECK = 96,	  /* fields: id=, session= */
+	IPC_SESSION_REPLY = 97,	  /* fields: id=, result=, domain=, hostname=, user=, ... */
+	IPC_SESSION_END = 98,	  /* fields: id=, session= (reply: IPC_SESSION_REPLY) */
+	IPC_USER_LIST = 99,	  /* fields: id=, session=, query=, limit= */
+	IPC_USER_LIST_REPLY = 100, /* fields: id=, result=, total=, user=... */
+	IPC_USER_SET = 101,	  /* fields: id=, session=, user=, pop3|imap4|smtp= (reply: IPC_USER_REPLY) */
 	/* master -> authd */
 	IPC_AUTHD_CLIENT,	  /* fd: a channel to a newly started worker; fields: service= */
 };

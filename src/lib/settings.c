@@ -84,6 +84,11 @@ static const char *const relay_tls_choices[] = {"required", "opportunistic", "no
 	{                                                                                          \
 		[SVC_IMAP4] = (v), [SVC_POP3] = (v), [SVC_SUBMISSION] = (v)                        \
 	}
+/* the services that take logins from clients: the client services and http */
+#define LOGIN_SERVICES(v)                                                                          \
+	{                                                                                          \
+		[SVC_IMAP4] = (v), [SVC_POP3] = (v), [SVC_SUBMISSION] = (v), [SVC_HTTP] = (v)      \
+	}
 
 static const char *const socket_mode_choices[] = {"0600", "0660", "0666", NULL};
 static const char *const literal_choices[] = {"literal-plus", "literal-minus", NULL};
@@ -202,7 +207,7 @@ static const struct settings_def settings_defs[] = {
 	.choices = login_type_choices,
 	.help = "plain-text-login (clear text allowed), plain-text-authentication "
 		"(plaintext SASL only on TLS) or secure-login (credentials only after TLS)",
-	.defaults = CLIENT_SERVICES("secure-login"),
+	.defaults = LOGIN_SERVICES("secure-login"),
     },
     {
 	.key = "max-connections",
@@ -334,13 +339,19 @@ static const struct settings_def settings_defs[] = {
 	.type = ST_NETWORKS,
 	.help = "networks allowed to send a PROXY v2 header: CIDR list such as "
 		"'10.0.0.0/8, fd00::/8'",
-	.defaults = CLIENT_SERVICES(""),
+	.defaults = LOGIN_SERVICES(""),
     },
     {
 	.key = "trusted-networks",
 	.type = ST_NETWORKS,
 	.help = "networks exempt from the authentication failure tarpit: CIDR list",
-	.defaults = CLIENT_SERVICES(""),
+	.defaults = LOGIN_SERVICES(""),
+    },
+    {
+	.key = "metrics-networks",
+	.type = ST_NETWORKS,
+	.help = "networks that may read /metrics without signing in: CIDR list (empty: nobody)",
+	.defaults = {[SVC_HTTP] = "127.0.0.0/8, ::1/128"},
     },
     {
 	.key = "max-recipients",
@@ -409,7 +420,31 @@ static const struct settings_def settings_defs[] = {
 	.min = 0,
 	.max = 10,
 	.help = "delay before a failed login is answered, 0 to 10 seconds",
-	.defaults = CLIENT_SERVICES("2"),
+	.defaults = LOGIN_SERVICES("2"),
+    },
+    {
+	.key = "keep-alive-timeout",
+	.type = ST_SECONDS,
+	.min = 1,
+	.max = 300,
+	.help = "idle time a connection may wait for its next request, 1 second to 5 minutes",
+	.defaults = {[SVC_HTTP] = "15"},
+    },
+    {
+	.key = "session-timeout",
+	.type = ST_SECONDS,
+	.min = 60,
+	.max = 86400,
+	.help = "idle time after which a signed-in web session ends, 1 minute to 1 day",
+	.defaults = {[SVC_HTTP] = "1800"},
+    },
+    {
+	.key = "session-lifetime",
+	.type = ST_SECONDS,
+	.min = 300,
+	.max = 604800,
+	.help = "time after which a web session ends however active it is, 5 minutes to 7 days",
+	.defaults = {[SVC_HTTP] = "28800"},
     },
 };
 

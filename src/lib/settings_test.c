@@ -61,7 +61,8 @@ static void test_services(void **state)
 	refuse("smtp", "workers", "1", "unknown service 'smtp'");
 	refuse("pop3", "no-such-key", "1", "pop3: unknown setting 'no-such-key'");
 	/* a key of another service is unknown here */
-	refuse("http", "login-type", "secure-login", "unknown setting");
+	refuse("http", "banner", "hello", "unknown setting");
+	refuse("imap4", "session-timeout", "60", "unknown setting");
 	refuse("lmtp", "ssl-bindings", "[::]:24", "unknown setting");
 	refuse("imap4", "unix-socket", "x.sock", "unknown setting");
 }
@@ -276,6 +277,12 @@ static void test_number(void **state)
 	accept("submission", "queue-retry-interval", "1", "1");
 	accept("submission", "queue-max-retry-interval", "24h", "86400");
 	refuse("submission", "queue-retry-interval", "0", NULL);
+	accept("http", "login-type", "PlainTextLogin", "plain-text-login");
+	accept("http", "session-timeout", "5m", "300");
+	refuse("http", "session-timeout", "59", NULL);
+	accept("http", "session-lifetime", "8h", "28800");
+	accept("http", "keep-alive-timeout", "15", "15");
+	refuse("http", "keep-alive-timeout", "301", NULL);
 	accept("http", "workers", "1", "1");
 	accept("http", "workers", "64", "64");
 	refuse("http", "workers", "0", "from 1 to 64");

@@ -253,8 +253,14 @@ static void worker_channel_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 		default:
-			log_error("unexpected message %d from the master; exiting", (int)msg->type);
-			exit(1);
+			if (w->ops->master_message == NULL) {
+				log_error("unexpected message %d from the master; exiting",
+					  (int)msg->type);
+				exit(1);
+			}
+			if (w->initialised)
+				w->ops->master_message(w, msg);
+			break;
 		}
 		if (msg->fd >= 0 && msg != w->settings) {
 			close(msg->fd);
@@ -390,6 +396,11 @@ int worker_authd_send(struct worker *w, int type, const void *fields, unsigned n
 	if (w->authd < 0)
 		return -1;
 	return ipc_send(w->authd, (enum ipc_type)type, -1, fields, nfields, 1000);
+}
+
+int worker_master_send(struct worker *w, int type, const void *fields, unsigned nfields)
+{
+	return ipc_send(w->channel, (enum ipc_type)type, -1, fields, nfields, 1000);
 }
 
 void worker_set_context(struct worker *w, void *ctx)

@@ -39,6 +39,11 @@ struct worker_service_ops {
 	void (*kick)(struct worker *w, const char *user);
 	/* Number of open sessions, reported in `posternctl service status`. */
 	unsigned (*connection_count)(struct worker *w);
+	/* A message from the master that the runtime does not handle itself
+	 * (IPC_SERVICE_INFO, IPC_CONTROL_REPLY: only for services whose
+	 * service_def observes the others). NULL: such a message is a
+	 * protocol error and the worker exits. */
+	void (*master_message)(struct worker *w, const struct ipc_msg *msg);
 };
 
 /* Run the worker; never returns. channel_fd is the master channel. When
@@ -64,6 +69,10 @@ char *worker_setting_path(struct worker *w, const char *key, const char *def);
 /* Send a request to authd (IPC_AUTH_REQUEST etc). Returns 0 or -1 when authd
  * is unreachable (the caller answers with a temporary failure). */
 int worker_authd_send(struct worker *w, int type, const void *fields, unsigned nfields);
+/* Send a request to the master (IPC_CONTROL_REQUEST, IPC_SETTINGS_CHANGE;
+ * the master accepts them only from services that observe the others).
+ * Returns 0 or -1 when the channel is full or gone. */
+int worker_master_send(struct worker *w, int type, const void *fields, unsigned nfields);
 /* Service-private state. */
 void worker_set_context(struct worker *w, void *ctx);
 void *worker_context(struct worker *w);

@@ -9,6 +9,7 @@
 
 struct event;
 struct event_base;
+struct ipc_msg;
 struct worker_service_ops;
 struct master;
 
@@ -21,6 +22,11 @@ struct service_def {
 	const struct worker_service_ops *ops;
 	/* system user the service's workers run as when posternd starts as root */
 	const char *role_user;
+	/* the workers are told every service's state and settings
+	 * (IPC_SERVICE_INFO) and may ask the master for control requests and
+	 * settings changes (IPC_CONTROL_REQUEST, IPC_SETTINGS_CHANGE): the
+	 * admin centre of the http service */
+	bool observes_services;
 };
 
 /* The services of this build, in display order, ending with a NULL name. */
@@ -127,6 +133,12 @@ int master_authd_start(struct master *m, char **error_r);
 /* Tell every running worker to end user's sessions. Returns how many
  * workers were told. */
 unsigned master_kick_user(struct master *m, const char *user);
+/* Send every service's state and settings (IPC_SERVICE_INFO) to the
+ * workers of the services that observe the others: to wk only, or to all
+ * of them when wk is NULL. Called when a state or a setting changed. */
+void master_service_info_send(struct master *m, struct master_worker *wk);
+/* The running worker of svc with this pid, or NULL (it exited). */
+struct master_worker *master_worker_by_pid(struct master_service *svc, pid_t pid);
 /* Release everything the master holds (at exit). */
 void master_free(struct master *m);
 
@@ -135,5 +147,21 @@ int master_control_open(struct master *m, char **error_r);
 void master_control_close(struct master *m);
 /* Called when a service changed state, so waiting requests can answer. */
 void master_control_service_changed(struct master *m);
+/* A control request line from a worker (IPC_CONTROL_REQUEST) of svc
+ * with pid: run it as the control socket would, except shutdown, and send
+ * the reply text back as IPC_CONTROL_REPLY with id once it is complete. */
+void master_control_worker_request(struct master *m, struct master_service *svc, pid_t pid,
+				   const char *id, const char *command);
+/* Send reply as IPC_CONTROL_REPLY with id to the worker of svc with pid,
+ * if it still runs. */
+void master_control_worker_reply(struct master_service *svc, pid_t pid, const char *id,
+				 const char *reply);
+
+/* master_settings.c: IPC_SETTINGS_CHANGE from a worker: validate and write
+ * the n values of service as `posternctl settings set` does, then reload;
+ * the answer goes back as IPC_CONTROL_REPLY. */
+void master_settings_change(struct master *m, struct master_service *svc, pid_t pid, const char *id,
+			    const char *service, size_t n, const char *const *keys,
+			    const char *const *values);
 
 #endif

@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/proc.h"
@@ -347,6 +348,101 @@ static void control_execute(struct master *m, struct bufferevent *bev, char *lin
 		control_reply_line(bev, "error unknown request '%s'", cmd);
 	}
 	control_finish(bev);
+}
+
+/* ---- requests from workers (the admin centre) ----
+ *
+ * A worker's request runs through control_execute() exactly as a line on
+ * the control socket does: the master talks to itself over a socket pair,
+ * the control end handled by the code above, the other end collecting the
+ * reply until the control end closes it. */
+
+#define CONTROL_WORKER_MAX_REPLY (IPC_MAX_MESSAGE - 1024)
+
+struct control_relay {
+	struct master_service *svc;
+	pid_t pid;
+	char id[32];
+	struct bufferevent *bev;
+};
+
+void master_control_worker_reply(struct master_service *svc, pid_t pid, const char *id,
+				 const char *reply)
+{
+	struct master_worker *wk = master_worker_by_pid(svc, pid);
+	if (wk == NULL)
+		return;
+	struct ipc_field f[2] = {{"id", id}, {"reply", reply}};
+	if (ipc_send(wk->channel, IPC_CONTROL_REPLY, -1, f, 2, 1000) < 0)
+		log_warn("%s worker %ld: cannot send a control reply: %s", svc->def->name,
+			 (long)pid, strerror(errno));
+}
+
+static void control_relay_done(struct control_relay *r)
+{
+	struct evbuffer *in = bufferevent_get_input(r->bev);
+	size_t len = evbuffer_get_length(in);
+	if (len > CONTROL_WORKER_MAX_REPLY)
+		len = CONTROL_WORKER_MAX_REPLY;
+	char *text = xmalloc(len + 1);
+	evbuffer_remove(in, text, len);
+	text[len] = '\0';
+	master_control_worker_reply(r->svc, r->pid, r->id, text);
+	free(text);
+	bufferevent_free(r->bev);
+	free(r);
+}
+
+static void control_relay_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct control_relay *r = arg;
+	/* a reply larger than a message is cut; the control end still closes */
+	struct evbuffer *in = bufferevent_get_input(r->bev);
+	if (evbuffer_get_length(in) > CONTROL_WORKER_MAX_REPLY)
+		evbuffer_drain(in, evbuffer_get_length(in) - CONTROL_WORKER_MAX_REPLY);
+}
+
+static void control_relay_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	control_relay_done(arg);
+}
+
+void master_control_worker_request(struct master *m, struct master_service *svc, pid_t pid,
+				   const char *id, const char *command)
+{
+	static const char *const allowed[] = {"status", "start", "stop", "restart", "kick", "reload"};
+	size_t word = strcspn(command, " \t");
+	bool ok = false;
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		ok = ok || (strlen(allowed[i]) == word && strncmp(command, allowed[i], word) == 0);
+	if (!ok || strlen(command) > CONTROL_MAX_LINE || strchr(command, '\n') != NULL) {
+		master_control_worker_reply(svc, pid, id, "error request not allowed from a worker\n");
+		return;
+	}
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+		char *reply = xasprintf("error socketpair: %s\n", strerror(errno));
+		master_control_worker_reply(svc, pid, id, reply);
+		free(reply);
+		return;
+	}
+	struct control_relay *r = xcalloc(1, sizeof(*r));
+	r->svc = svc;
+	r->pid = pid;
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	r->bev = bufferevent_socket_new(m->base, sv[1], BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(r->bev, control_relay_read_cb, NULL, control_relay_event_cb, r);
+	bufferevent_enable(r->bev, EV_READ);
+
+	struct bufferevent *bev = bufferevent_socket_new(m->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(bev, NULL, NULL, control_event_cb, m);
+	char *line = xstrdup(command);
+	log_info("control request from the %s service: %s", svc->def->name, line);
+	control_execute(m, bev, line);
+	free(line);
 }
 
 static void control_read_cb(struct bufferevent *bev, void *arg)

@@ -30,7 +30,7 @@
 #define LISTEN_BACKLOG 511
 
 static const struct service_def authd_def = {"authd", "authentication and directory", NULL,
-					     "postern-auth"};
+					     "postern-auth", false};
 
 const char *master_service_state_name(enum service_state state)
 {
@@ -305,6 +305,73 @@ static void master_worker_close_channel(struct master_worker *wk)
 	}
 }
 
+/* A worker's request, run from the loop after the channel callback: it may
+ * restart or resize the very service that asked (moving its worker slots),
+ * so it names the worker by service and pid, never by slot pointer. */
+struct master_worker_request {
+	struct master_service *svc;
+	pid_t pid;
+	enum ipc_type type;
+	size_t n;
+	char *keys[IPC_MAX_FIELDS];
+	char *values[IPC_MAX_FIELDS];
+};
+
+static const char *master_worker_request_get(const struct master_worker_request *r, const char *key)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->keys[i], key) == 0)
+			return r->values[i];
+	return NULL;
+}
+
+static void master_worker_request_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct master_worker_request *r = arg;
+	struct master *m = r->svc->master;
+	const char *id = master_worker_request_get(r, "id");
+	if (master_worker_by_pid(r->svc, r->pid) != NULL && !m->shutting_down) {
+		if (r->type == IPC_CONTROL_REQUEST) {
+			master_control_worker_request(m, r->svc, r->pid, id,
+						      master_worker_request_get(r, "command"));
+		} else {
+			const char *keys[IPC_MAX_FIELDS], *values[IPC_MAX_FIELDS];
+			size_t n = 0;
+			for (size_t i = 0; i < r->n; i++) {
+				if (strcmp(r->keys[i], "id") == 0 || strcmp(r->keys[i], "service") == 0)
+					continue;
+				keys[n] = r->keys[i];
+				values[n++] = r->values[i];
+			}
+			master_settings_change(m, r->svc, r->pid, id,
+					       master_worker_request_get(r, "service"), n, keys, values);
+		}
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->keys[i]);
+		free(r->values[i]);
+	}
+	free(r);
+}
+
+static void master_worker_request_defer(struct master_worker *wk, const struct ipc_msg *msg)
+{
+	struct master_worker_request *r = xcalloc(1, sizeof(*r));
+	r->svc = wk->service;
+	r->pid = wk->pid;
+	r->type = msg->type;
+	for (size_t i = 0; i < msg->nfields; i++) {
+		r->keys[r->n] = xstrdup(msg->fields[i].key);
+		r->values[r->n++] = xstrdup(msg->fields[i].value);
+	}
+	struct timeval now = {0, 0};
+	if (event_base_once(wk->service->master->base, -1, EV_TIMEOUT, master_worker_request_cb, r,
+			    &now) < 0)
+		master_worker_request_cb(-1, 0, r);
+}
+
 static void master_worker_channel_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -337,7 +404,15 @@ static void master_worker_channel_cb(evutil_socket_t fd, short what, void *arg)
 			wk->connections = c != NULL ? (unsigned)strtoul(c, NULL, 10) : 0;
 			break;
 		}
+		case IPC_CONTROL_REQUEST:
+		case IPC_SETTINGS_CHANGE:
+			if (!wk->service->def->observes_services || ipc_msg_get(&msg, "id") == NULL ||
+			    (msg.type == IPC_CONTROL_REQUEST && ipc_msg_get(&msg, "command") == NULL))
+				goto unexpected;
+			master_worker_request_defer(wk, &msg);
+			break;
 		default:
+		unexpected:
 			log_error("%s worker %ld sent unexpected message %d; killing it",
 				  wk->service->def->name, (long)wk->pid, (int)msg.type);
 			kill(wk->pid, SIGKILL);
@@ -402,7 +477,51 @@ static int master_worker_spawn(struct master_worker *wk, char **error_r)
 	}
 	if (master_worker_connect_authd(wk) < 0)
 		log_warn("%s worker %ld has no authd channel yet", svc->def->name, (long)pid);
+	if (svc->def->observes_services)
+		master_service_info_send(m, wk);
 	return 0;
+}
+
+static void master_service_info_send_one(struct master *m, struct master_worker *wk)
+{
+	struct ipc_field fields[IPC_MAX_FIELDS];
+	for (size_t i = 0; i < m->nservices; i++) {
+		struct master_service *svc = &m->services[i];
+		size_t n = 0;
+		fields[n++] = (struct ipc_field){"service", svc->def->name};
+		fields[n++] = (struct ipc_field){"state", master_service_state_name(svc->state)};
+		for (size_t j = 0; j < svc->nsettings && n < IPC_MAX_FIELDS; j++)
+			fields[n++] = (struct ipc_field){svc->settings[j].key, svc->settings[j].value};
+		if (ipc_send(wk->channel, IPC_SERVICE_INFO, -1, fields, n, 1000) < 0) {
+			log_warn("%s worker %ld: cannot send service states: %s",
+				 wk->service->def->name, (long)wk->pid, strerror(errno));
+			return;
+		}
+	}
+}
+
+void master_service_info_send(struct master *m, struct master_worker *wk)
+{
+	if (wk != NULL) {
+		master_service_info_send_one(m, wk);
+		return;
+	}
+	for (size_t i = 0; i < m->nservices; i++) {
+		struct master_service *svc = &m->services[i];
+		if (!svc->def->observes_services)
+			continue;
+		for (size_t j = 0; j < svc->nworkers; j++)
+			if (svc->workers[j].pid > 0 && svc->workers[j].channel >= 0)
+				master_service_info_send_one(m, &svc->workers[j]);
+	}
+}
+
+struct master_worker *master_worker_by_pid(struct master_service *svc, pid_t pid)
+{
+	for (size_t i = 0; i < svc->nworkers; i++)
+		if (svc->workers[i].pid == pid && svc->workers[i].channel >= 0)
+			return &svc->workers[i];
+	return NULL;
 }
 
 static void master_worker_respawn_cb(evutil_socket_t fd, short what, void *arg)
@@ -517,6 +636,7 @@ int master_service_start(struct master_service *svc, char **error_r)
 				   : xasprintf("%s has no bindings configured", svc->def->name);
 		master_service_set_error(svc, xstrdup(*error_r));
 		svc->state = SERVICE_FAILED;
+		master_service_info_send(svc->master, NULL);
 		return -1;
 	}
 	if (bind_error != NULL)
@@ -548,6 +668,7 @@ int master_service_start(struct master_service *svc, char **error_r)
 		log_info("%s: listening on %s%s", svc->def->name, svc->listeners[i].text,
 			 svc->listeners[i].implicit_tls ? " (TLS)" : "");
 	log_info("%s: started with %zu worker(s)", svc->def->name, svc->nworkers);
+	master_service_info_send(svc->master, NULL);
 	return 0;
 }
 
@@ -564,6 +685,7 @@ static void master_service_stopped(struct master_service *svc)
 	}
 	svc->state = SERVICE_STOPPED;
 	log_info("%s: stopped", svc->def->name);
+	master_service_info_send(svc->master, NULL);
 	master_control_service_changed(svc->master);
 }
 
@@ -592,6 +714,7 @@ void master_service_stop(struct master_service *svc)
 	if (svc->state == SERVICE_STOPPING)
 		return;
 	svc->state = SERVICE_STOPPING;
+	master_service_info_send(svc->master, NULL);
 	/* free the ports now; workers close their copies as they leave */
 	master_listeners_close(svc->listeners, svc->nlisteners);
 	svc->nlisteners = 0;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "directory/settings_db.h"
+#include "lib/log.h"
 #include "lib/xalloc.h"
 
 struct settings_collect {
@@ -58,18 +59,48 @@ int master_settings_load(struct master *m, bool *changed_r, char **error_r)
 		}
 	}
 	settings_db_close(&db);
+	bool any = false;
 	for (size_t i = 0; i < m->nservices; i++) {
 		struct master_service *svc = &m->services[i];
 		bool changed = !master_settings_equal(svc->settings, svc->nsettings, all[i].items,
 						      all[i].n);
 		if (changed_r != NULL)
 			changed_r[i] = changed;
+		any = any || changed;
 		master_settings_free(svc->settings, svc->nsettings);
 		svc->settings = all[i].items;
 		svc->nsettings = all[i].n;
 	}
 	free(all);
+	if (any)
+		master_service_info_send(m, NULL);
 	return 0;
+}
+
+void master_settings_change(struct master *m, struct master_service *svc, pid_t pid, const char *id,
+			    const char *service, size_t n, const char *const *keys,
+			    const char *const *values)
+{
+	struct settings_db *db = NULL;
+	char *error = NULL;
+	/* the same validation and the same writing as `posternctl settings set` */
+	if (service == NULL || n == 0) {
+		error = xstrdup("name a service and at least one setting");
+	} else if (settings_db_open(m->datadir, false, &db, &error) == 0) {
+		settings_db_set(db, service, n, keys, values, &error);
+		settings_db_close(&db);
+	}
+	if (error != NULL) {
+		char *reply = xasprintf("error %s\n", error);
+		master_control_worker_reply(svc, pid, id, reply);
+		free(reply);
+		free(error);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		log_info("%s: %s set to '%s' through the %s service", service, keys[i], values[i],
+			 svc->def->name);
+	master_control_worker_request(m, svc, pid, id, "reload");
 }
 
 const char *master_setting(const struct master_service *svc, const char *key)

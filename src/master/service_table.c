@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "frontend/frontend.h"
+#include "http/http.h"
 #include "imapd/imapd.h"
 #include "lib/worker.h"
 #include "lmtpd/lmtpd.h"
@@ -9,20 +10,21 @@
 #include "submitd/submitd.h"
 
 /* The services of this build. A service whose protocol code is not part of
- * the build yet has ops == NULL: it is listed and configurable, but cannot
- * be started. */
+ * the build has ops == NULL: it is listed and configurable, but cannot be
+ * started. */
 const struct service_def service_defs[] = {
-	{"imap4", "IMAP4 front end (clients connect here)", &imap4_frontend_ops, "postern-front"},
+	{"imap4", "IMAP4 front end (clients connect here)", &imap4_frontend_ops, "postern-front", false},
 	{"imap4-backend", "IMAP4 back end on the mailbox store", &imap4_backend_ops,
-	 "postern-mail"},
-	{"pop3", "POP3 front end (clients connect here)", &pop3_frontend_ops, "postern-front"},
+	 "postern-mail", false},
+	{"pop3", "POP3 front end (clients connect here)", &pop3_frontend_ops, "postern-front", false},
 	{"pop3-backend", "POP3 back end on the mailbox store", &pop3_backend_ops,
-	 "postern-mail"},
+	 "postern-mail", false},
 	{"submission", "authenticated SMTP submission", &submission_service_ops,
-	 "postern-front"},
-	{"lmtp", "delivery into the mailbox store", &lmtp_service_ops, "postern-mail"},
-	{"http", "settings page, autoconfiguration, admin centre", NULL, "postern-front"},
-	{NULL, NULL, NULL, NULL},
+	 "postern-front", false},
+	{"lmtp", "delivery into the mailbox store", &lmtp_service_ops, "postern-mail", false},
+	{"http", "settings page, autoconfiguration, admin centre", &http_service_ops, "postern-front",
+	 .observes_services = true},
+	{NULL, NULL, NULL, NULL, false},
 };
 
 const struct service_def *service_def_find(const char *name)
