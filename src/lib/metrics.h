@@ -192,7 +192,10 @@ void metrics_process_exited(const char *service, unsigned slot);
 
 /* Append the Prometheus text exposition format (version 0.0.4) of the
  * region to out: a HELP and a TYPE line for every family, then its
- * samples. Returns 0, or -1 when out could not grow. */
+ * samples. Returns 0, or -1 when out could not grow. Any attached process
+ * may render (the http service's /metrics: this into the reply's evbuffer,
+ * Content-Type METRICS_CONTENT_TYPE); the master renders for
+ * `posternctl metrics`. */
 int metrics_render_prometheus(struct evbuffer *out);
 int metrics_render_region(const struct metrics_region *r, struct evbuffer *out);
 /* A label value with \, " and newline escaped as the format asks. */
