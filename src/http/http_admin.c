@@ -187,15 +187,18 @@ static void http_users_listed(struct http_conn *c, const struct ipc_msg *msg)
 	http_send(c);
 }
 
-static void http_ask_users(struct http_conn *c, const char *query, http_resume_fn resume)
+/* exact: the one mailbox of that name, else every name holding query */
+static void http_ask_users(struct http_conn *c, const char *query, bool exact,
+			   http_resume_fn resume)
 {
 	char limit[16];
 	snprintf(limit, sizeof(limit), "%d", HTTP_USER_LIST_LIMIT);
-	struct ipc_field f[4] = {{0},
+	struct ipc_field f[5] = {{0},
 				 {"session", c->session_id},
 				 {"query", query != NULL ? query : ""},
-				 {"limit", limit}};
-	if (http_ask_authd(c, IPC_USER_LIST, f, 4, resume) < 0)
+				 {"limit", limit},
+				 {"exact", exact ? "yes" : "no"}};
+	if (http_ask_authd(c, IPC_USER_LIST, f, 5, resume) < 0)
 		http_send_error(c, 503, "The directory cannot be reached.");
 }
 
@@ -206,7 +209,7 @@ void http_admin_users(struct http_conn *c)
 	char *query = http_query_param(c, "q");
 	if (query != NULL && strlen(query) > 64)
 		query[64] = '\0';
-	http_ask_users(c, query, http_users_listed);
+	http_ask_users(c, query, false, http_users_listed);
 	free(query);
 }
 
@@ -333,7 +336,7 @@ void http_admin_user(struct http_conn *c)
 		return;
 	}
 	if (http_req(c)->method != HTTP_POST) {
-		http_ask_users(c, name, http_user_shown);
+		http_ask_users(c, name, true, http_user_shown);
 		free(name);
 		return;
 	}
