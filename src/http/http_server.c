@@ -36,8 +36,8 @@
 struct http_route {
 	const char *path;
 	unsigned methods;
-	bool any_case;	/* the path matches ignoring case (Autodiscover) */
-	bool session;	/* ask authd about the session cookie first */
+	bool any_case; /* the path matches ignoring case (Autodiscover) */
+	bool session;  /* ask authd about the session cookie first */
 	void (*handler)(struct http_conn *c);
 };
 
@@ -158,24 +158,42 @@ int http_random_token(char *out)
 const char *http_status_text(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 303: return "See Other";
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 417: return "Expectation Failed";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
+	case 100:
+		return "Continue";
+	case 200:
+		return "OK";
+	case 303:
+		return "See Other";
+	case 400:
+		return "Bad Request";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 417:
+		return "Expectation Failed";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 503:
+		return "Service Unavailable";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -366,8 +384,8 @@ static void http_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static int http_ask(struct http_conn *c, bool master, enum ipc_type type,
-		    struct ipc_field *fields, unsigned n, http_resume_fn resume)
+static int http_ask(struct http_conn *c, bool master, enum ipc_type type, struct ipc_field *fields,
+		    unsigned n, http_resume_fn resume)
 {
 	struct httpd *hd = c->hd;
 	if (++hd->next_id == 0)
@@ -484,15 +502,15 @@ static void http_dispatch(struct http_conn *c)
 			const struct http_route *rt = &http_routes[i];
 			if (strcasecmp(rt->path, r->path) != 0)
 				continue;
-			http_header_add(c, "Allow: %s%s%s",
-					(rt->methods & HTTP_GET) ? "GET, HEAD" : "",
-					(rt->methods & HTTP_GET) && (rt->methods & HTTP_POST) ? ", " : "",
-					(rt->methods & HTTP_POST) ? "POST" : "");
+			http_header_add(
+			    c, "Allow: %s%s%s", (rt->methods & HTTP_GET) ? "GET, HEAD" : "",
+			    (rt->methods & HTTP_GET) && (rt->methods & HTTP_POST) ? ", " : "",
+			    (rt->methods & HTTP_POST) ? "POST" : "");
 			break;
 		}
 		/* a method HTTP defines is not allowed here; others are unknown */
-		static const char *const known[] = {"PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT",
-						    "TRACE"};
+		static const char *const known[] = {"PUT",     "DELETE",  "PATCH",
+						    "OPTIONS", "CONNECT", "TRACE"};
 		bool is_known = r->method != HTTP_OTHER;
 		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 			is_known = is_known || strcmp(r->method_text, known[i]) == 0;
@@ -604,8 +622,8 @@ static void http_cb_line_too_long(struct conn *conn, void *ctx)
 					: "A header line is too long.");
 }
 
-static void http_cb_raw(struct conn *conn, const unsigned char *data, size_t len,
-			size_t remaining, void *ctx)
+static void http_cb_raw(struct conn *conn, const unsigned char *data, size_t len, size_t remaining,
+			void *ctx)
 {
 	(void)conn;
 	struct http_conn *c = ctx;
@@ -667,8 +685,8 @@ static void http_conn_free(struct http_conn *c)
 		worker_shutdown_done(hd->worker);
 }
 
-static void http_accepted(struct worker *w, int fd, const struct sockaddr *peer,
-			  socklen_t peer_len, bool implicit_tls, const char *local)
+static void http_accepted(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
+			  bool implicit_tls, const char *local)
 {
 	(void)local;
 	struct httpd *hd = worker_context(w);
