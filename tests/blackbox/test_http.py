@@ -595,3 +595,13 @@ def test_idle_connection_is_closed(web):
     s.settimeout(5)
     assert s.recv(100) == b""  # closed after a second of silence
     s.close()
+
+
+def test_sessions_are_shared_by_every_http_worker(web):
+    # authd keeps the sessions: whichever worker takes a connection knows it
+    web.ctl("settings", "set", "http", "workers=3", check=True)
+    assert wait_until(lambda: len(web.status("http")[1]["http"]["pids"].split(",")) == 3)
+    c = signed_in(web)
+    for _ in range(12):
+        r = c.get("/settings")
+        assert r.status == 200 and Ids(r.text).values["imap4-user"] == "alice"
