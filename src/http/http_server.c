@@ -89,17 +89,7 @@ static void http_load_settings(struct httpd *hd)
 
 static int http_load_tls(struct httpd *hd, char **error_r)
 {
-	char *cert = worker_setting_path(hd->worker, "certificate-file", "tls/server.crt");
-	char *key = worker_setting_path(hd->worker, "certificate-key-file", "tls/server.key");
-	struct tls_server *tls = NULL;
-	int r = tls_server_open(cert, key, &tls, error_r);
-	free(cert);
-	free(key);
-	if (r < 0)
-		return -1;
-	tls_server_free(&hd->tls);
-	hd->tls = tls;
-	return 0;
+	return tls_server_load_settings(hd->worker, &hd->tls, error_r);
 }
 
 /* ---- helpers for the pages ---- */
