@@ -33,7 +33,7 @@ for b in build build-asan; do
 	meson test -C "$b" --suite unit --print-errorlogs -q || true
 	count_meson "$b"
 	echo "== black-box tests ($b)"
-	POSTERN_BUILD="$b" timeout 1200 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+	POSTERN_BUILD="$b" timeout 2400 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
 		--junitxml="$b/blackbox.xml" tests/blackbox || true
 	count_pytest "$b/blackbox.xml"
 done

@@ -316,6 +316,8 @@ static void authd_handle_user_list(struct authd_client *c, const struct ipc_msg 
 	directory_user_free(&admin);
 	const char *id = ipc_msg_get(msg, "id");
 	const char *query = ipc_msg_get(msg, "query");
+	const char *exact = ipc_msg_get(msg, "exact");
+	bool whole = exact != NULL && strcmp(exact, "yes") == 0;
 	const char *limit_text = ipc_msg_get(msg, "limit");
 	unsigned long limit = limit_text != NULL ? strtoul(limit_text, NULL, 10) : 0;
 	if (limit == 0 || limit > AUTHD_USER_LIST_MAX)
@@ -334,7 +336,8 @@ static void authd_handle_user_list(struct authd_client *c, const struct ipc_msg 
 	size_t n = 3, nrows = 0, total = 0;
 	for (size_t i = 0; i < count; i++) {
 		const struct directory_user *u = &users[i];
-		if (query != NULL && *query != '\0' && strcasestr(u->name, query) == NULL)
+		if (query != NULL && *query != '\0' &&
+		    (whole ? strcasecmp(u->name, query) != 0 : strcasestr(u->name, query) == NULL))
 			continue;
 		total++;
 		if (nrows == limit)

@@ -36,6 +36,29 @@
  *                     login). Answered with IPC_USER_REPLY; result=fail when
  *                     the ticket is forged, expired or used before.
  *
+ * From the http service only (its channels; anything else drops them):
+ *   IPC_AUTH_REQUEST with service=http: guests and the anonymous/guest
+ *                     names are refused, administrators allowed, the
+ *                     protocol switches do not apply; fields
+ *                     session-timeout and session-lifetime (seconds);
+ *                     result=ok starts a web session: session (the id),
+ *                     csrf (its form token), user, kind
+ *   IPC_SESSION_CHECK id, session -> IPC_SESSION_REPLY id, result=ok|none|
+ *                     tempfail, domain, hostname (always), and with ok:
+ *                     user, kind, csrf, pop3, imap4, smtp (on|off). The
+ *                     user is read from the directory each time: a
+ *                     deleted user's or a new guest's session ends.
+ *   IPC_SESSION_END   id, session: sign-out (answered result=none)
+ *   IPC_USER_LIST     id, session (an administrator's), query, exact
+ *                     (yes: the name itself), limit (at most 200) ->
+ *                     IPC_USER_LIST_REPLY id, result=ok|denied|tempfail,
+ *                     total (matches), one field user="NAME KIND POP3
+ *                     IMAP4 SMTP BACKEND QUOTA" per mailbox shown
+ *   IPC_USER_SET      id, session (an administrator's), user, and any of
+ *                     pop3, imap4, smtp = on|off -> IPC_USER_REPLY id,
+ *                     result=ok|unknown|denied|fail, with ok: user, kind,
+ *                     pop3, imap4, smtp as now stored
+ *
  * Back-end login tickets: mac = HMAC-SHA256(internal secret,
  * "postern-backend-login" NUL user NUL peer NUL expiry), hex. They live
  * 60 s and are accepted once, so a ticket seen on the wire between front

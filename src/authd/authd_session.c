@@ -50,8 +50,7 @@ struct authd_session *authd_session_create(struct authd_sessions *t, const char 
 	return slot;
 }
 
-struct authd_session *authd_session_find(struct authd_sessions *t, const char *id,
-					 long long now_ms)
+struct authd_session *authd_session_find(struct authd_sessions *t, const char *id, long long now_ms)
 {
 	if (strlen(id) != AUTHD_SESSION_ID_HEX)
 		return NULL;

@@ -12,10 +12,10 @@
  * least recently used one. Lookups compare ids in constant time. */
 
 #define AUTHD_SESSION_ID_HEX 64
-#define AUTHD_MAX_SESSIONS 4096
+#define AUTHD_MAX_SESSIONS   4096
 
 struct authd_session {
-	char id[AUTHD_SESSION_ID_HEX + 1];   /* "" when the slot is free */
+	char id[AUTHD_SESSION_ID_HEX + 1]; /* "" when the slot is free */
 	char csrf[AUTHD_SESSION_ID_HEX + 1];
 	char user[65];
 	long long created_ms;

@@ -67,17 +67,7 @@ static void fe_load_settings(struct frontend *fe)
 
 static int fe_load_tls(struct frontend *fe, char **error_r)
 {
-	char *cert = worker_setting_path(fe->worker, "certificate-file", "tls/server.crt");
-	char *key = worker_setting_path(fe->worker, "certificate-key-file", "tls/server.key");
-	struct tls_server *tls = NULL;
-	int r = tls_server_open(cert, key, &tls, error_r);
-	free(cert);
-	free(key);
-	if (r < 0)
-		return -1;
-	tls_server_free(&fe->tls);
-	fe->tls = tls;
-	return 0;
+	return tls_server_load_settings(fe->worker, &fe->tls, error_r);
 }
 
 /* ---- sessions ---- */

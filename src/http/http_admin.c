@@ -78,28 +78,29 @@ void http_admin_home(struct http_conn *c)
 		return;
 	http_page_begin(c, "Admin centre", "admin");
 	struct evbuffer *o = c->out;
-	evbuffer_add_printf(o, "<h1>Admin centre</h1>\n"
-			       "<div class=\"cards\">\n"
-			       "<section class=\"card\"><h2><a href=\"/admin/users\">Mailboxes</a></h2>"
-			       "<p>Find mailboxes and switch POP3, IMAP4 and SMTP on or off for each.</p>"
-			       "</section>\n"
-			       "<section class=\"card\"><h2><a href=\"/admin/services\">Services</a></h2>"
-			       "<p>Start, stop and restart services and see their status.</p></section>\n"
-			       "<section class=\"card\"><h2><a href=\"/admin/settings\">Protocol "
-			       "settings</a></h2><p>View and change each service's settings; changes "
-			       "apply at once.</p></section>\n"
-			       "<section class=\"card\"><h2><a href=\"/admin/test\">Connectivity "
-			       "test</a></h2><p>Sign in to POP3 or IMAP4 as a user and time each step."
-			       "</p></section>\n</div>\n"
-			       "<h2>Services at a glance</h2>\n<div class=\"table\"><table>\n"
-			       "<thead><tr><th scope=\"col\">Service</th><th scope=\"col\">State</th>"
-			       "<th scope=\"col\">Startup type</th></tr></thead>\n<tbody>\n");
+	evbuffer_add_printf(
+	    o, "<h1>Admin centre</h1>\n"
+	       "<div class=\"cards\">\n"
+	       "<section class=\"card\"><h2><a href=\"/admin/users\">Mailboxes</a></h2>"
+	       "<p>Find mailboxes and switch POP3, IMAP4 and SMTP on or off for each.</p>"
+	       "</section>\n"
+	       "<section class=\"card\"><h2><a href=\"/admin/services\">Services</a></h2>"
+	       "<p>Start, stop and restart services and see their status.</p></section>\n"
+	       "<section class=\"card\"><h2><a href=\"/admin/settings\">Protocol "
+	       "settings</a></h2><p>View and change each service's settings; changes "
+	       "apply at once.</p></section>\n"
+	       "<section class=\"card\"><h2><a href=\"/admin/test\">Connectivity "
+	       "test</a></h2><p>Sign in to POP3 or IMAP4 as a user and time each step."
+	       "</p></section>\n</div>\n"
+	       "<h2>Services at a glance</h2>\n<div class=\"table\"><table>\n"
+	       "<thead><tr><th scope=\"col\">Service</th><th scope=\"col\">State</th>"
+	       "<th scope=\"col\">Startup type</th></tr></thead>\n<tbody>\n");
 	for (const char *const *s = settings_services; *s != NULL; s++) {
 		const struct http_service_info *info = http_service(c->hd, *s);
 		const char *state = info != NULL ? info->state : "unknown";
 		const char *startup = http_service_setting(c->hd, *s, "startup");
-		evbuffer_add_printf(o, "<tr><th scope=\"row\">%s</th><td class=\"%s\">%s</td><td>", *s,
-				    strcmp(state, "running") == 0 ? "on" : "off", state);
+		evbuffer_add_printf(o, "<tr><th scope=\"row\">%s</th><td class=\"%s\">%s</td><td>",
+				    *s, strcmp(state, "running") == 0 ? "on" : "off", state);
 		http_html_escape(o, startup != NULL ? startup : "?");
 		evbuffer_add_printf(o, "</td></tr>\n");
 	}
@@ -114,13 +115,13 @@ struct http_user_row {
 	char *words[7]; /* name kind pop3 imap4 smtp backend quota */
 };
 
-static bool http_user_row_parse(const char *text, struct http_user_row *row, char *buf,
-				size_t size)
+static bool http_user_row_parse(const char *text, struct http_user_row *row, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s", text);
 	char *save = NULL;
 	size_t n = 0;
-	for (char *w = strtok_r(buf, " ", &save); w != NULL && n < 7; w = strtok_r(NULL, " ", &save))
+	for (char *w = strtok_r(buf, " ", &save); w != NULL && n < 7;
+	     w = strtok_r(NULL, " ", &save))
 		row->words[n++] = w;
 	return n == 7;
 }
@@ -148,18 +149,21 @@ static void http_users_listed(struct http_conn *c, const struct ipc_msg *msg)
 			       "<input type=\"search\" id=\"q\" name=\"q\" value=\"");
 	http_html_escape(o, query);
 	const char *total = ipc_msg_get(msg, "total");
-	evbuffer_add_printf(o, "\">\n<p><button type=\"submit\">Search</button></p>\n</form>\n"
-			       "<p id=\"user-count\">%s mailbox(es) found", total != NULL ? total : "0");
+	evbuffer_add_printf(o,
+			    "\">\n<p><button type=\"submit\">Search</button></p>\n</form>\n"
+			    "<p id=\"user-count\">%s mailbox(es) found",
+			    total != NULL ? total : "0");
 	size_t shown = 0;
 	for (size_t i = 0; i < msg->nfields; i++)
 		shown += strcmp(msg->fields[i].key, "user") == 0;
 	if (total != NULL && strtoul(total, NULL, 10) > shown)
 		evbuffer_add_printf(o, "; the first %zu are shown, narrow the search", shown);
-	evbuffer_add_printf(o, ".</p>\n<div class=\"table\"><table id=\"users\" class=\"stack\">\n<thead><tr>"
-			       "<th scope=\"col\">Name</th><th scope=\"col\">Kind</th>"
-			       "<th scope=\"col\">POP3</th><th scope=\"col\">IMAP4</th>"
-			       "<th scope=\"col\">SMTP</th><th scope=\"col\">Back end</th></tr></thead>\n"
-			       "<tbody>\n");
+	evbuffer_add_printf(
+	    o, ".</p>\n<div class=\"table\"><table id=\"users\" class=\"stack\">\n<thead><tr>"
+	       "<th scope=\"col\">Name</th><th scope=\"col\">Kind</th>"
+	       "<th scope=\"col\">POP3</th><th scope=\"col\">IMAP4</th>"
+	       "<th scope=\"col\">SMTP</th><th scope=\"col\">Back end</th></tr></thead>\n"
+	       "<tbody>\n");
 	for (size_t i = 0; i < msg->nfields; i++) {
 		if (strcmp(msg->fields[i].key, "user") != 0)
 			continue;
@@ -187,15 +191,18 @@ static void http_users_listed(struct http_conn *c, const struct ipc_msg *msg)
 	http_send(c);
 }
 
-static void http_ask_users(struct http_conn *c, const char *query, http_resume_fn resume)
+/* exact: the one mailbox of that name, else every name holding query */
+static void http_ask_users(struct http_conn *c, const char *query, bool exact,
+			   http_resume_fn resume)
 {
 	char limit[16];
 	snprintf(limit, sizeof(limit), "%d", HTTP_USER_LIST_LIMIT);
-	struct ipc_field f[4] = {{0},
+	struct ipc_field f[5] = {{0},
 				 {"session", c->session_id},
 				 {"query", query != NULL ? query : ""},
-				 {"limit", limit}};
-	if (http_ask_authd(c, IPC_USER_LIST, f, 4, resume) < 0)
+				 {"limit", limit},
+				 {"exact", exact ? "yes" : "no"}};
+	if (http_ask_authd(c, IPC_USER_LIST, f, 5, resume) < 0)
 		http_send_error(c, 503, "The directory cannot be reached.");
 }
 
@@ -206,7 +213,7 @@ void http_admin_users(struct http_conn *c)
 	char *query = http_query_param(c, "q");
 	if (query != NULL && strlen(query) > 64)
 		query[64] = '\0';
-	http_ask_users(c, query, http_users_listed);
+	http_ask_users(c, query, false, http_users_listed);
 	free(query);
 }
 
@@ -244,33 +251,39 @@ static void http_user_shown(struct http_conn *c, const struct ipc_msg *msg)
 	http_html_escape(o, row.words[5]);
 	evbuffer_add_printf(o, "</p>\n");
 	if (strcmp(row.words[1], "admin") == 0 || strcmp(row.words[1], "guest") == 0)
-		evbuffer_add_printf(o, "<p class=\"note\">Guest and administrator accounts can never "
-				       "use POP3 or IMAP4, whatever the switches say.</p>\n");
-	evbuffer_add_printf(o, "<h2>Email connectivity</h2>\n<div class=\"table\"><table class=\"stack\">\n"
-			       "<thead><tr><th scope=\"col\">Protocol</th><th scope=\"col\">State</th>"
-			       "<th scope=\"col\">Action</th></tr></thead>\n<tbody>\n");
+		evbuffer_add_printf(o,
+				    "<p class=\"note\">Guest and administrator accounts can never "
+				    "use POP3 or IMAP4, whatever the switches say.</p>\n");
+	evbuffer_add_printf(
+	    o, "<h2>Email connectivity</h2>\n<div class=\"table\"><table class=\"stack\">\n"
+	       "<thead><tr><th scope=\"col\">Protocol</th><th scope=\"col\">State</th>"
+	       "<th scope=\"col\">Action</th></tr></thead>\n<tbody>\n");
 	for (size_t i = 0; i < 3; i++) {
 		const char *proto = http_client_protocols[i][0];
 		const char *title = http_client_protocols[i][1];
 		bool on = strcmp(row.words[2 + i], "on") == 0;
-		evbuffer_add_printf(o, "<tr><th scope=\"row\">%s</th><td data-label=\"State\" "
-				       "id=\"%s-state\" class=\"%s\">%s</td><td data-label=\"Action\">"
-				       "<form method=\"post\" action=\"/admin/user\" "
-				       "class=\"inline\">\n",
+		evbuffer_add_printf(o,
+				    "<tr><th scope=\"row\">%s</th><td data-label=\"State\" "
+				    "id=\"%s-state\" class=\"%s\">%s</td><td data-label=\"Action\">"
+				    "<form method=\"post\" action=\"/admin/user\" "
+				    "class=\"inline\">\n",
 				    title, proto, on ? "on" : "off", on ? "Enabled" : "Disabled");
 		http_csrf_field(c);
 		evbuffer_add_printf(o, "<input type=\"hidden\" name=\"name\" value=\"");
 		http_html_escape(o, row.words[0]);
-		evbuffer_add_printf(o, "\">\n<input type=\"hidden\" name=\"protocol\" value=\"%s\">\n"
-				       "<input type=\"hidden\" name=\"value\" value=\"%s\">\n"
-				       "<button type=\"submit\" id=\"%s-toggle\"%s>%s %s</button>\n"
-				       "</form></td></tr>\n",
-				    proto, on ? "off" : "on", proto, on ? " class=\"secondary\"" : "",
-				    on ? "Disable" : "Enable", title);
+		evbuffer_add_printf(o,
+				    "\">\n<input type=\"hidden\" name=\"protocol\" value=\"%s\">\n"
+				    "<input type=\"hidden\" name=\"value\" value=\"%s\">\n"
+				    "<button type=\"submit\" id=\"%s-toggle\"%s>%s %s</button>\n"
+				    "</form></td></tr>\n",
+				    proto, on ? "off" : "on", proto,
+				    on ? " class=\"secondary\"" : "", on ? "Disable" : "Enable",
+				    title);
 	}
-	evbuffer_add_printf(o, "</tbody></table></div>\n<p class=\"help\">Disabling a protocol also "
-			       "ends the mailbox's open sessions at once; enabling applies to the next "
-			       "login.</p>\n<p><a href=\"/admin/users\">Back to the mailboxes</a></p>\n");
+	evbuffer_add_printf(
+	    o, "</tbody></table></div>\n<p class=\"help\">Disabling a protocol also "
+	       "ends the mailbox's open sessions at once; enabling applies to the next "
+	       "login.</p>\n<p><a href=\"/admin/users\">Back to the mailboxes</a></p>\n");
 	http_page_end(c);
 	http_send(c);
 }
@@ -299,9 +312,9 @@ static void http_user_changed(struct http_conn *c, const struct ipc_msg *msg)
 	if (result == NULL || strcmp(result, "ok") != 0) {
 		const char *reason = msg != NULL ? ipc_msg_get(msg, "reason") : NULL;
 		http_send_error(c,
-				result != NULL && strcmp(result, "unknown") == 0   ? 404
+				result != NULL && strcmp(result, "unknown") == 0  ? 404
 				: result != NULL && strcmp(result, "denied") == 0 ? 403
-										   : 503,
+										  : 503,
 				reason != NULL ? reason : "The change could not be made.");
 		return;
 	}
@@ -333,7 +346,7 @@ void http_admin_user(struct http_conn *c)
 		return;
 	}
 	if (http_req(c)->method != HTTP_POST) {
-		http_ask_users(c, name, http_user_shown);
+		http_ask_users(c, name, true, http_user_shown);
 		free(name);
 		return;
 	}
@@ -350,8 +363,8 @@ void http_admin_user(struct http_conn *c)
 	if (!ok) {
 		http_send_error(c, 400, "Name a protocol (pop3, imap4, smtp) and on or off.");
 	} else {
-		struct ipc_field f[4] = {{0}, {"session", c->session_id}, {"user", name},
-					 {protocol, value}};
+		struct ipc_field f[4] = {
+		    {0}, {"session", c->session_id}, {"user", name}, {protocol, value}};
 		if (http_ask_authd(c, IPC_USER_SET, f, 4, http_user_changed) < 0)
 			http_send_error(c, 503, "The directory cannot be reached.");
 	}
@@ -395,11 +408,12 @@ static void http_services_status(struct http_conn *c, const struct ipc_msg *msg)
 	evbuffer_add_printf(o, "<h1>Services</h1>\n");
 	if (c->note != NULL)
 		http_note(c, c->status == 409 ? "error" : "note", c->note);
-	evbuffer_add_printf(o, "<div class=\"table\"><table id=\"services\" class=\"stack\">\n<thead><tr>"
-			       "<th scope=\"col\">Service</th><th scope=\"col\">State</th>"
-			       "<th scope=\"col\">Startup</th><th scope=\"col\">Connections</th>"
-			       "<th scope=\"col\">Listeners</th><th scope=\"col\">Actions</th></tr>"
-			       "</thead>\n<tbody>\n");
+	evbuffer_add_printf(
+	    o, "<div class=\"table\"><table id=\"services\" class=\"stack\">\n<thead><tr>"
+	       "<th scope=\"col\">Service</th><th scope=\"col\">State</th>"
+	       "<th scope=\"col\">Startup</th><th scope=\"col\">Connections</th>"
+	       "<th scope=\"col\">Listeners</th><th scope=\"col\">Actions</th></tr>"
+	       "</thead>\n<tbody>\n");
 	char *copy = xstrdup(reply);
 	char *save = NULL;
 	for (char *l = strtok_r(copy, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
@@ -416,8 +430,9 @@ static void http_services_status(struct http_conn *c, const struct ipc_msg *msg)
 		http_status_value(l, "available", available, sizeof(available));
 		if (!settings_service_known(name))
 			continue;
-		evbuffer_add_printf(o, "<tr><th scope=\"row\">%s</th><td data-label=\"State\" "
-				       "id=\"state-%s\" class=\"%s\">",
+		evbuffer_add_printf(o,
+				    "<tr><th scope=\"row\">%s</th><td data-label=\"State\" "
+				    "id=\"state-%s\" class=\"%s\">",
 				    name, name, strcmp(state, "running") == 0 ? "on" : "off");
 		http_html_escape(o, state);
 		if (*error != '\0') {
@@ -435,7 +450,8 @@ static void http_services_status(struct http_conn *c, const struct ipc_msg *msg)
 			if (*p == ',')
 				*p = ' ';
 		http_html_escape(o, *listeners != '\0' ? listeners : "-");
-		evbuffer_add_printf(o, "</code></td><td data-label=\"Actions\"><div class=\"actions\">");
+		evbuffer_add_printf(
+		    o, "</code></td><td data-label=\"Actions\"><div class=\"actions\">");
 		if (strcmp(name, "http") == 0) {
 			evbuffer_add_printf(o, "<small>serves this page: use posternctl</small>");
 		} else if (strcmp(available, "no") == 0) {
@@ -446,25 +462,29 @@ static void http_services_status(struct http_conn *c, const struct ipc_msg *msg)
 				bool running = strcmp(state, "running") == 0;
 				if ((i == 0 && running) || (i > 0 && !running))
 					continue;
-				evbuffer_add_printf(o, "<form method=\"post\" action=\"/admin/services\" "
-						       "class=\"inline\">\n");
+				evbuffer_add_printf(
+				    o, "<form method=\"post\" action=\"/admin/services\" "
+				       "class=\"inline\">\n");
 				http_csrf_field(c);
-				evbuffer_add_printf(o, "<input type=\"hidden\" name=\"service\" "
-						       "value=\"%s\">\n<input type=\"hidden\" "
-						       "name=\"action\" value=\"%s\">\n<button "
-						       "type=\"submit\" id=\"%s-%s\"%s>%c%s</button>\n"
-						       "</form>\n",
+				evbuffer_add_printf(o,
+						    "<input type=\"hidden\" name=\"service\" "
+						    "value=\"%s\">\n<input type=\"hidden\" "
+						    "name=\"action\" value=\"%s\">\n<button "
+						    "type=\"submit\" id=\"%s-%s\"%s>%c%s</button>\n"
+						    "</form>\n",
 						    name, actions[i], actions[i], name,
 						    i == 0 ? "" : " class=\"secondary\"",
-						    toupper((unsigned char)actions[i][0]), actions[i] + 1);
+						    toupper((unsigned char)actions[i][0]),
+						    actions[i] + 1);
 			}
 		}
 		evbuffer_add_printf(o, "</div></td></tr>\n");
 	}
 	free(copy);
-	evbuffer_add_printf(o, "</tbody></table></div>\n<p class=\"help\">Startup types are "
-			       "protocol settings: <a href=\"/admin/settings\">change them there</a>."
-			       "</p>\n");
+	evbuffer_add_printf(o,
+			    "</tbody></table></div>\n<p class=\"help\">Startup types are "
+			    "protocol settings: <a href=\"/admin/settings\">change them there</a>."
+			    "</p>\n");
 	http_page_end(c);
 	http_send(c);
 }
@@ -510,8 +530,9 @@ void http_admin_services(struct http_conn *c)
 	     strcmp(action, "restart") != 0)) {
 		http_send_error(c, 400, "Name a service and start, stop or restart.");
 	} else if (strcmp(service, "http") == 0) {
-		http_send_error(c, 409, "The http service serves this page: stop or restart it with "
-					"posternctl.");
+		http_send_error(c, 409,
+				"The http service serves this page: stop or restart it with "
+				"posternctl.");
 	} else {
 		char *command = xasprintf("%s %s", action, service);
 		struct ipc_field f[2] = {{0}, {"command", command}};
@@ -540,8 +561,9 @@ static void http_settings_field(void *ctx, const char *key, const char *help)
 	struct evbuffer *o = c->out;
 	char *posted = f->from_post ? http_param(c, key) : NULL;
 	const char *value = posted != NULL ? posted : http_service_setting(c->hd, f->service, key);
-	evbuffer_add_printf(o, "<label for=\"k-%s\">%s</label>\n<input type=\"text\" id=\"k-%s\" "
-			       "name=\"%s\" value=\"",
+	evbuffer_add_printf(o,
+			    "<label for=\"k-%s\">%s</label>\n<input type=\"text\" id=\"k-%s\" "
+			    "name=\"%s\" value=\"",
 			    key, key, key, key);
 	http_html_escape(o, value != NULL ? value : "");
 	evbuffer_add_printf(o, "\" aria-describedby=\"h-%s\">\n<p class=\"help\" id=\"h-%s\">", key,
@@ -560,31 +582,33 @@ static void http_settings_page(struct http_conn *c, const char *service, bool fr
 	struct evbuffer *o = c->out;
 	evbuffer_add_printf(o, "<h1>Protocol settings</h1>\n<nav aria-label=\"services\"><p>");
 	for (const char *const *s = settings_services; *s != NULL; s++)
-		evbuffer_add_printf(o, "<a href=\"/admin/settings?service=%s\"%s>%s</a> ", *s,
-				    service != NULL && strcmp(*s, service) == 0
-					? " aria-current=\"page\""
-					: "",
-				    *s);
+		evbuffer_add_printf(
+		    o, "<a href=\"/admin/settings?service=%s\"%s>%s</a> ", *s,
+		    service != NULL && strcmp(*s, service) == 0 ? " aria-current=\"page\"" : "",
+		    *s);
 	evbuffer_add_printf(o, "</p></nav>\n");
 	if (text != NULL)
 		http_note(c, cls, text);
 	if (service == NULL) {
-		evbuffer_add_printf(o, "<p>Choose a service. The values are validated as "
-				       "<code>posternctl settings set</code> validates them and apply "
-				       "to the running service at once.</p>\n");
+		evbuffer_add_printf(o,
+				    "<p>Choose a service. The values are validated as "
+				    "<code>posternctl settings set</code> validates them and apply "
+				    "to the running service at once.</p>\n");
 		http_page_end(c);
 		http_send(c);
 		return;
 	}
 	const struct http_service_info *info = http_service(c->hd, service);
-	evbuffer_add_printf(o, "<h2>%s</h2>\n<p>State: %s</p>\n"
-			       "<form method=\"post\" action=\"/admin/settings\" class=\"card\">\n",
+	evbuffer_add_printf(o,
+			    "<h2>%s</h2>\n<p>State: %s</p>\n"
+			    "<form method=\"post\" action=\"/admin/settings\" class=\"card\">\n",
 			    service, info != NULL ? info->state : "unknown");
 	http_csrf_field(c);
 	evbuffer_add_printf(o, "<input type=\"hidden\" name=\"service\" value=\"%s\">\n", service);
 	struct http_settings_form form = {c, service, from_post};
 	settings_foreach_key(service, http_settings_field, &form);
-	evbuffer_add_printf(o, "<p><button type=\"submit\" id=\"save\">Save</button></p>\n</form>\n");
+	evbuffer_add_printf(o,
+			    "<p><button type=\"submit\" id=\"save\">Save</button></p>\n</form>\n");
 	http_page_end(c);
 	http_send(c);
 }
@@ -595,8 +619,8 @@ static void http_settings_saved(struct http_conn *c, const struct ipc_msg *msg)
 	char *service = http_param(c, "service");
 	bool ok = http_control_ok(reply);
 	char *text = http_control_text(reply);
-	char *note = xasprintf("%s%s%s", ok ? "Saved" : "Not saved", *text != '\0' ? ": " : ".",
-			       text);
+	char *note =
+	    xasprintf("%s%s%s", ok ? "Saved" : "Not saved", *text != '\0' ? ": " : ".", text);
 	if (!ok)
 		c->status = 400;
 	/* on error the form keeps what was sent, for correcting it */
@@ -664,9 +688,11 @@ void http_admin_settings(struct http_conn *c)
 	if (ch->n == 2) {
 		http_settings_page(c, service, false, "note", "Nothing changed.");
 	} else {
-		log_msg(LOG_LEVEL_INFO, conn_log(c->conn), "administrator %s changes %u setting(s) of %s",
-			c->user.name, ch->n - 2, service);
-		if (http_ask_master(c, IPC_SETTINGS_CHANGE, ch->fields, ch->n, http_settings_saved) < 0)
+		log_msg(LOG_LEVEL_INFO, conn_log(c->conn),
+			"administrator %s changes %u setting(s) of %s", c->user.name, ch->n - 2,
+			service);
+		if (http_ask_master(c, IPC_SETTINGS_CHANGE, ch->fields, ch->n,
+				    http_settings_saved) < 0)
 			http_send_error(c, 503, "The master cannot be reached.");
 	}
 	for (unsigned i = 2; i < ch->n; i++)
@@ -682,26 +708,26 @@ static void http_test_form(struct http_conn *c)
 	struct evbuffer *o = c->out;
 	evbuffer_add_printf(o, "<form method=\"post\" action=\"/admin/test\" class=\"card\">\n");
 	http_csrf_field(c);
-	evbuffer_add_printf(o,
-			    "<label for=\"protocol\">Protocol</label>\n<select id=\"protocol\" "
-			    "name=\"protocol\"><option value=\"imap4\">IMAP4</option>"
-			    "<option value=\"pop3\">POP3</option></select>\n"
-			    "<label for=\"connection\">Connection</label>\n<select id=\"connection\" "
-			    "name=\"connection\"><option value=\"ssl\">SSL (implicit TLS)</option>"
-			    "<option value=\"tls\">TLS (STARTTLS)</option><option value=\"plaintext\">"
-			    "Plain text</option></select>\n"
-			    "<label for=\"test-user\">User name</label>\n<input type=\"text\" "
-			    "id=\"test-user\" name=\"user\" required autocomplete=\"off\">\n"
-			    "<label for=\"test-password\">Password</label>\n<input type=\"password\" "
-			    "id=\"test-password\" name=\"password\" required autocomplete=\"off\">\n"
-			    "<label for=\"server\">Server (default: the service's own listener)</label>\n"
-			    "<input type=\"text\" id=\"server\" name=\"server\">\n"
-			    "<label for=\"port\">Port</label>\n<input type=\"text\" id=\"port\" "
-			    "name=\"port\" inputmode=\"numeric\">\n"
-			    "<p><label><input type=\"checkbox\" name=\"trust-any\" value=\"yes\" checked> "
-			    "Accept any certificate (self-signed)</label></p>\n"
-			    "<p><button type=\"submit\" id=\"run-test\">Run the test</button></p>\n"
-			    "</form>\n");
+	evbuffer_add_printf(
+	    o, "<label for=\"protocol\">Protocol</label>\n<select id=\"protocol\" "
+	       "name=\"protocol\"><option value=\"imap4\">IMAP4</option>"
+	       "<option value=\"pop3\">POP3</option></select>\n"
+	       "<label for=\"connection\">Connection</label>\n<select id=\"connection\" "
+	       "name=\"connection\"><option value=\"ssl\">SSL (implicit TLS)</option>"
+	       "<option value=\"tls\">TLS (STARTTLS)</option><option value=\"plaintext\">"
+	       "Plain text</option></select>\n"
+	       "<label for=\"test-user\">User name</label>\n<input type=\"text\" "
+	       "id=\"test-user\" name=\"user\" required autocomplete=\"off\">\n"
+	       "<label for=\"test-password\">Password</label>\n<input type=\"password\" "
+	       "id=\"test-password\" name=\"password\" required autocomplete=\"off\">\n"
+	       "<label for=\"server\">Server (default: the service's own listener)</label>\n"
+	       "<input type=\"text\" id=\"server\" name=\"server\">\n"
+	       "<label for=\"port\">Port</label>\n<input type=\"text\" id=\"port\" "
+	       "name=\"port\" inputmode=\"numeric\">\n"
+	       "<p><label><input type=\"checkbox\" name=\"trust-any\" value=\"yes\" checked> "
+	       "Accept any certificate (self-signed)</label></p>\n"
+	       "<p><button type=\"submit\" id=\"run-test\">Run the test</button></p>\n"
+	       "</form>\n");
 }
 
 void http_admin_test_finished(struct http_conn *c, bool timed_out)
@@ -716,10 +742,11 @@ void http_admin_test_finished(struct http_conn *c, bool timed_out)
 	evbuffer_add_printf(o, "<h1>Connectivity test</h1>\n");
 	if (timed_out)
 		http_note(c, "error", "The test did not finish in time.");
-	evbuffer_add_printf(o, "<div class=\"table\"><table id=\"test-result\" class=\"stack\">\n<thead><tr>"
-			       "<th scope=\"col\">Scenario</th><th scope=\"col\">Result</th>"
-			       "<th scope=\"col\">Latency</th><th scope=\"col\">Error</th></tr></thead>"
-			       "\n<tbody>\n");
+	evbuffer_add_printf(
+	    o, "<div class=\"table\"><table id=\"test-result\" class=\"stack\">\n<thead><tr>"
+	       "<th scope=\"col\">Scenario</th><th scope=\"col\">Result</th>"
+	       "<th scope=\"col\">Latency</th><th scope=\"col\">Error</th></tr></thead>"
+	       "\n<tbody>\n");
 	/* posternctl test --json: one object per step, fixed keys */
 	unsigned steps = 0, failures = 0;
 	for (char *obj = strchr(output, '{'); obj != NULL; obj = strchr(obj + 1, '{')) {
@@ -727,7 +754,8 @@ void http_admin_test_finished(struct http_conn *c, bool timed_out)
 		if (end == NULL)
 			break;
 		*end = '\0';
-		static const char *const keys[] = {"\"scenario\":\"", "\"result\":\"", "\"error\":\""};
+		static const char *const keys[] = {"\"scenario\":\"", "\"result\":\"",
+						   "\"error\":\""};
 		char values[3][300];
 		for (size_t k = 0; k < 3; k++) {
 			values[k][0] = '\0';
@@ -751,15 +779,20 @@ void http_admin_test_finished(struct http_conn *c, bool timed_out)
 		evbuffer_add_printf(o, "<tr><th scope=\"row\">");
 		http_html_escape(o, values[0]);
 		evbuffer_add_printf(o, "</th><td data-label=\"Result\" class=\"%s\">",
-				    !ok ? "off" : strcmp(values[1], "Success") == 0 ? "on" : "");
+				    !ok					? "off"
+				    : strcmp(values[1], "Success") == 0 ? "on"
+									: "");
 		http_html_escape(o, values[1]);
-		evbuffer_add_printf(o, "</td><td data-label=\"Latency\">%.1f ms</td>"
-				       "<td data-label=\"Error\">", ms);
+		evbuffer_add_printf(o,
+				    "</td><td data-label=\"Latency\">%.1f ms</td>"
+				    "<td data-label=\"Error\">",
+				    ms);
 		http_html_escape(o, values[2]);
 		evbuffer_add_printf(o, "</td></tr>\n");
 		obj = end;
 	}
-	evbuffer_add_printf(o, "</tbody></table></div>\n<p id=\"test-summary\" class=\"%s\">%s</p>\n",
+	evbuffer_add_printf(o,
+			    "</tbody></table></div>\n<p id=\"test-summary\" class=\"%s\">%s</p>\n",
 			    steps > 0 && failures == 0 && !timed_out ? "on" : "off",
 			    steps > 0 && failures == 0 && !timed_out ? "Every step succeeded."
 								     : "The test failed.");
@@ -851,9 +884,21 @@ static void http_test_start(struct http_conn *c, const char *protocol, const cha
 	}
 	char timeout[16];
 	snprintf(timeout, sizeof(timeout), "%d", HTTP_CONNTEST_TIMEOUT_S - 5);
-	char *argv[] = {"test", (char *)protocol, "--user", (char *)user, "--light", "--json",
-			"--timeout", timeout, "--server", (char *)server, "--port", (char *)port,
-			"--connection", (char *)connection, trust_any ? "--trust-any-certificate" : NULL,
+	char *argv[] = {"test",
+			(char *)protocol,
+			"--user",
+			(char *)user,
+			"--light",
+			"--json",
+			"--timeout",
+			timeout,
+			"--server",
+			(char *)server,
+			"--port",
+			(char *)port,
+			"--connection",
+			(char *)connection,
+			trust_any ? "--trust-any-certificate" : NULL,
 			NULL};
 	int argc = trust_any ? 15 : 14;
 	pid_t pid = fork();
@@ -894,8 +939,9 @@ static void http_test_start(struct http_conn *c, const char *protocol, const cha
 	event_add(c->test_ev, NULL);
 	struct timeval tv = {HTTP_CONNTEST_TIMEOUT_S, 0};
 	evtimer_add(c->timer, &tv);
-	log_msg(LOG_LEVEL_INFO, conn_log(c->conn), "administrator %s: connectivity test %s %s as %s",
-		c->user.name, protocol, connection, user);
+	log_msg(LOG_LEVEL_INFO, conn_log(c->conn),
+		"administrator %s: connectivity test %s %s as %s", c->user.name, protocol,
+		connection, user);
 }
 
 void http_admin_test(struct http_conn *c)
@@ -904,10 +950,11 @@ void http_admin_test(struct http_conn *c)
 		return;
 	if (http_req(c)->method != HTTP_POST) {
 		http_page_begin(c, "Connectivity test", "test");
-		evbuffer_add_printf(c->out, "<h1>Connectivity test</h1>\n<p>Signs in to POP3 or IMAP4 "
-					    "through the front end as a user and reports each step with "
-					    "its latency, as <code>posternctl test --light</code> does."
-					    "</p>\n");
+		evbuffer_add_printf(c->out,
+				    "<h1>Connectivity test</h1>\n<p>Signs in to POP3 or IMAP4 "
+				    "through the front end as a user and reports each step with "
+				    "its latency, as <code>posternctl test --light</code> does."
+				    "</p>\n");
 		http_test_form(c);
 		http_page_end(c);
 		http_send(c);
@@ -931,8 +978,9 @@ void http_admin_test(struct http_conn *c)
 		  strlen(password) < 500 && strchr(password, '\n') == NULL;
 	if (ok) {
 		if (!http_first_binding(c, protocol,
-					strcmp(connection, "ssl") == 0 ? "ssl-bindings"
-								       : "unencrypted-or-tls-bindings",
+					strcmp(connection, "ssl") == 0
+					    ? "ssl-bindings"
+					    : "unencrypted-or-tls-bindings",
 					host, sizeof(host), portbuf, sizeof(portbuf))) {
 			host[0] = portbuf[0] = '\0';
 		}
@@ -944,11 +992,13 @@ void http_admin_test(struct http_conn *c)
 		     strspn(portbuf, "0123456789") == strlen(portbuf);
 	}
 	if (!ok)
-		http_send_error(c, 400, "Give a protocol, a connection type, a user name and "
-					"password, and a server and port when the service has no "
-					"listener of that kind.");
+		http_send_error(c, 400,
+				"Give a protocol, a connection type, a user name and "
+				"password, and a server and port when the service has no "
+				"listener of that kind.");
 	else
-		http_test_start(c, protocol, connection, user, password, host, portbuf, trust != NULL);
+		http_test_start(c, protocol, connection, user, password, host, portbuf,
+				trust != NULL);
 	if (password != NULL)
 		memset(password, 0, strlen(password));
 	free(protocol);

@@ -26,8 +26,8 @@
 
 struct http_protocol {
 	const char *service;
-	const char *mozilla;	 /* incomingServer/outgoingServer type */
-	const char *pox;	 /* Autodiscover Protocol Type */
+	const char *mozilla; /* incomingServer/outgoingServer type */
+	const char *pox;     /* Autodiscover Protocol Type */
 	bool outgoing;
 };
 
@@ -116,8 +116,8 @@ void http_autoconfig_mozilla(struct http_conn *c)
 	for (size_t i = 0; i < sizeof(http_protocols) / sizeof(http_protocols[0]); i++)
 		incoming = incoming || (!http_protocols[i].outgoing &&
 					http_service_offered(c->hd, http_protocols[i].service) &&
-					http_service_endpoints(c->hd, http_protocols[i].service, probe,
-							       1, NULL) > 0);
+					http_service_endpoints(c->hd, http_protocols[i].service,
+							       probe, 1, NULL) > 0);
 	if (!incoming) {
 		free(address);
 		http_send_error(c, 404, "Neither IMAP4 nor POP3 is offered by this server.");
@@ -145,21 +145,24 @@ void http_autoconfig_mozilla(struct http_conn *c)
 			if (p->outgoing != (pass == 1) || !http_service_offered(c->hd, p->service))
 				continue;
 			struct http_endpoint e[HTTP_MAX_ENDPOINTS];
-			size_t n = http_service_endpoints(c->hd, p->service, e, HTTP_MAX_ENDPOINTS, NULL);
+			size_t n =
+			    http_service_endpoints(c->hd, p->service, e, HTTP_MAX_ENDPOINTS, NULL);
 			const char *element = p->outgoing ? "outgoingServer" : "incomingServer";
 			for (size_t j = 0; j < n; j++) {
-				evbuffer_add_printf(o, "    <%s type=\"%s\">\n      <hostname>", element,
-						    p->mozilla);
+				evbuffer_add_printf(o, "    <%s type=\"%s\">\n      <hostname>",
+						    element, p->mozilla);
 				http_xml_escape(o, e[j].host);
-				evbuffer_add_printf(o,
-						    "</hostname>\n      <port>%u</port>\n"
-						    "      <socketType>%s</socketType>\n"
-						    "      <username>%s</username>\n"
-						    "      <authentication>password-cleartext</authentication>\n",
-						    e[j].port, http_mozilla_socket(e[j].enc), username);
+				evbuffer_add_printf(
+				    o,
+				    "</hostname>\n      <port>%u</port>\n"
+				    "      <socketType>%s</socketType>\n"
+				    "      <username>%s</username>\n"
+				    "      <authentication>password-cleartext</authentication>\n",
+				    e[j].port, http_mozilla_socket(e[j].enc), username);
 				if (strcmp(p->mozilla, "pop3") == 0)
-					evbuffer_add_printf(o, "      <pop3>\n        <leaveMessagesOnServer>"
-							       "true</leaveMessagesOnServer>\n      </pop3>\n");
+					evbuffer_add_printf(
+					    o, "      <pop3>\n        <leaveMessagesOnServer>"
+					       "true</leaveMessagesOnServer>\n      </pop3>\n");
 				evbuffer_add_printf(o, "    </%s>\n", element);
 			}
 		}
@@ -172,7 +175,7 @@ void http_autoconfig_mozilla(struct http_conn *c)
 /* ---- Outlook Autodiscover (POX) ---- */
 
 #define POX_RESPONSE_NS "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
-#define POX_OUTLOOK_NS \
+#define POX_OUTLOOK_NS                                                                             \
 	"http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
 
 /* The text of the first element named name (any namespace prefix) in xml,
@@ -220,7 +223,8 @@ static char *http_xml_element_text(const char *xml, const char *name)
 			else if (elen == 4 && strncmp(ent, "apos", 4) == 0)
 				code = '\'';
 			else if (elen >= 2 && ent[0] == '#')
-				code = ent[1] == 'x' ? strtoul(ent + 2, NULL, 16) : strtoul(ent + 1, NULL, 10);
+				code = ent[1] == 'x' ? strtoul(ent + 2, NULL, 16)
+						     : strtoul(ent + 1, NULL, 10);
 			/* an address is ASCII: other characters make it unusable */
 			if (code < 0x20 || code >= 0x7f)
 				goto bad;
@@ -253,11 +257,12 @@ static void http_pox_error(struct http_conn *c, const char *code, const char *me
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
 	c->content_type = "text/xml; charset=utf-8";
-	evbuffer_add_printf(o, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
-			       "<Autodiscover xmlns=\"" POX_RESPONSE_NS "\">\n"
-			       "  <Response>\n    <Error Time=\"%s\" Id=\"0\">\n"
-			       "      <ErrorCode>%s</ErrorCode>\n      <Message>%s</Message>\n"
-			       "      <DebugData />\n    </Error>\n  </Response>\n</Autodiscover>\n",
+	evbuffer_add_printf(o,
+			    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+			    "<Autodiscover xmlns=\"" POX_RESPONSE_NS "\">\n"
+			    "  <Response>\n    <Error Time=\"%s\" Id=\"0\">\n"
+			    "      <ErrorCode>%s</ErrorCode>\n      <Message>%s</Message>\n"
+			    "      <DebugData />\n    </Error>\n  </Response>\n</Autodiscover>\n",
 			    when, code, message);
 	http_send(c);
 }
@@ -290,8 +295,9 @@ void http_autoconfig_autodiscover(struct http_conn *c)
 	http_xml_escape(o, address);
 	evbuffer_add_printf(o, "</DisplayName>\n      <AutoDiscoverSMTPAddress>");
 	http_xml_escape(o, address);
-	evbuffer_add_printf(o, "</AutoDiscoverSMTPAddress>\n    </User>\n    <Account>\n"
-			       "      <AccountType>email</AccountType>\n      <Action>settings</Action>\n");
+	evbuffer_add_printf(
+	    o, "</AutoDiscoverSMTPAddress>\n    </User>\n    <Account>\n"
+	       "      <AccountType>email</AccountType>\n      <Action>settings</Action>\n");
 	for (size_t i = 0; i < sizeof(http_protocols) / sizeof(http_protocols[0]); i++) {
 		const struct http_protocol *p = &http_protocols[i];
 		if (!http_service_offered(c->hd, p->service))
@@ -300,8 +306,8 @@ void http_autoconfig_autodiscover(struct http_conn *c)
 		if (http_service_endpoints(c->hd, p->service, e, HTTP_MAX_ENDPOINTS, NULL) == 0)
 			continue;
 		/* one entry per protocol: SSL first, as on the settings page */
-		evbuffer_add_printf(o, "      <Protocol>\n        <Type>%s</Type>\n        <Server>",
-				    p->pox);
+		evbuffer_add_printf(
+		    o, "      <Protocol>\n        <Type>%s</Type>\n        <Server>", p->pox);
 		http_xml_escape(o, e[0].host);
 		evbuffer_add_printf(o, "</Server>\n        <Port>%u</Port>\n        <LoginName>",
 				    e[0].port);
@@ -343,10 +349,9 @@ static void http_uuid_from(const char *text, const char *salt, char out[37])
 	EVP_MD_CTX_free(ctx);
 	md[6] = (unsigned char)((md[6] & 0x0f) | 0x50); /* version 5 style, name-based */
 	md[8] = (unsigned char)((md[8] & 0x3f) | 0x80);
-	snprintf(out, 37,
-		 "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X", md[0],
-		 md[1], md[2], md[3], md[4], md[5], md[6], md[7], md[8], md[9], md[10], md[11],
-		 md[12], md[13], md[14], md[15]);
+	snprintf(out, 37, "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X",
+		 md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7], md[8], md[9], md[10],
+		 md[11], md[12], md[13], md[14], md[15]);
 }
 
 static void http_plist_string(struct evbuffer *o, const char *key, const char *value)
@@ -366,20 +371,22 @@ void http_autoconfig_apple(struct http_conn *c)
 			       : http_service_offered(c->hd, "pop3") ? "pop3"
 								     : NULL;
 	struct http_endpoint in[HTTP_MAX_ENDPOINTS], out[HTTP_MAX_ENDPOINTS];
-	size_t nin = incoming != NULL ? http_service_endpoints(c->hd, incoming, in, HTTP_MAX_ENDPOINTS,
-							       NULL)
-				      : 0;
-	size_t nout = http_service_offered(c->hd, "submission")
-			  ? http_service_endpoints(c->hd, "submission", out, HTTP_MAX_ENDPOINTS, NULL)
-			  : 0;
+	size_t nin = incoming != NULL
+			 ? http_service_endpoints(c->hd, incoming, in, HTTP_MAX_ENDPOINTS, NULL)
+			 : 0;
+	size_t nout =
+	    http_service_offered(c->hd, "submission")
+		? http_service_endpoints(c->hd, "submission", out, HTTP_MAX_ENDPOINTS, NULL)
+		: 0;
 	if (nin == 0 || nout == 0) {
 		free(address);
-		http_send_error(c, 404, "Neither IMAP4 nor POP3 with SMTP is offered by this server.");
+		http_send_error(c, 404,
+				"Neither IMAP4 nor POP3 with SMTP is offered by this server.");
 		return;
 	}
 	char *login = http_login_name(address, c->user.domain);
-	const char *host = c->user.hostname != NULL && *c->user.hostname != '\0' ? c->user.hostname
-										: in[0].host;
+	const char *host =
+	    c->user.hostname != NULL && *c->user.hostname != '\0' ? c->user.hostname : in[0].host;
 	/* identifiers are reverse-DNS names of the server */
 	char ident[300];
 	snprintf(ident, sizeof(ident), "postern.%s", host);
@@ -401,17 +408,22 @@ void http_autoconfig_apple(struct http_conn *c)
 	http_plist_string(o, "EmailAddress", address);
 	http_plist_string(o, "IncomingMailServerAuthentication", "EmailAuthPassword");
 	http_plist_string(o, "IncomingMailServerHostName", in[0].host);
-	evbuffer_add_printf(o, "      <key>IncomingMailServerPortNumber</key>\n      <integer>%u</integer>\n"
-			       "      <key>IncomingMailServerUseSSL</key>\n      <%s/>\n",
-			    in[0].port, in[0].enc == HTTP_ENC_NONE ? "false" : "true");
+	evbuffer_add_printf(
+	    o,
+	    "      <key>IncomingMailServerPortNumber</key>\n      <integer>%u</integer>\n"
+	    "      <key>IncomingMailServerUseSSL</key>\n      <%s/>\n",
+	    in[0].port, in[0].enc == HTTP_ENC_NONE ? "false" : "true");
 	http_plist_string(o, "IncomingMailServerUsername", login);
 	http_plist_string(o, "OutgoingMailServerAuthentication", "EmailAuthPassword");
 	http_plist_string(o, "OutgoingMailServerHostName", out[0].host);
-	evbuffer_add_printf(o, "      <key>OutgoingMailServerPortNumber</key>\n      <integer>%u</integer>\n"
-			       "      <key>OutgoingMailServerUseSSL</key>\n      <%s/>\n",
-			    out[0].port, out[0].enc == HTTP_ENC_NONE ? "false" : "true");
+	evbuffer_add_printf(
+	    o,
+	    "      <key>OutgoingMailServerPortNumber</key>\n      <integer>%u</integer>\n"
+	    "      <key>OutgoingMailServerUseSSL</key>\n      <%s/>\n",
+	    out[0].port, out[0].enc == HTTP_ENC_NONE ? "false" : "true");
 	http_plist_string(o, "OutgoingMailServerUsername", login);
-	evbuffer_add_printf(o, "      <key>OutgoingPasswordSameAsIncomingPassword</key>\n      <true/>\n");
+	evbuffer_add_printf(
+	    o, "      <key>OutgoingPasswordSameAsIncomingPassword</key>\n      <true/>\n");
 	http_plist_string(o, "PayloadDescription", "Mail account settings");
 	http_plist_string(o, "PayloadDisplayName", address);
 	char payload_ident[400];
@@ -430,13 +442,16 @@ void http_autoconfig_apple(struct http_conn *c)
 	http_xml_escape(o, address);
 	evbuffer_add_printf(o, " (mail)</string>\n  <key>PayloadIdentifier</key>\n  <string>");
 	http_xml_escape(o, ident);
-	evbuffer_add_printf(o, ".%s</string>\n  <key>PayloadOrganization</key>\n  <string>", profile_uuid);
-	http_xml_escape(o, host);
-	evbuffer_add_printf(o, "</string>\n  <key>PayloadRemovalDisallowed</key>\n  <false/>\n"
-			       "  <key>PayloadType</key>\n  <string>Configuration</string>\n"
-			       "  <key>PayloadUUID</key>\n  <string>%s</string>\n"
-			       "  <key>PayloadVersion</key>\n  <integer>1</integer>\n</dict>\n</plist>\n",
+	evbuffer_add_printf(o, ".%s</string>\n  <key>PayloadOrganization</key>\n  <string>",
 			    profile_uuid);
+	http_xml_escape(o, host);
+	evbuffer_add_printf(
+	    o,
+	    "</string>\n  <key>PayloadRemovalDisallowed</key>\n  <false/>\n"
+	    "  <key>PayloadType</key>\n  <string>Configuration</string>\n"
+	    "  <key>PayloadUUID</key>\n  <string>%s</string>\n"
+	    "  <key>PayloadVersion</key>\n  <integer>1</integer>\n</dict>\n</plist>\n",
+	    profile_uuid);
 	free(login);
 	free(address);
 	http_send(c);

@@ -51,8 +51,8 @@ void http_html_escape(struct evbuffer *out, const char *text)
 void http_url_escape(struct evbuffer *out, const char *text)
 {
 	for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    strchr("-._~@", *p) != NULL)
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~@", *p) != NULL)
 			evbuffer_add(out, p, 1);
 		else
 			evbuffer_add_printf(out, "%%%02X", *p);
@@ -70,16 +70,18 @@ void http_page_begin(struct http_conn *c, const char *title, const char *section
 {
 	struct evbuffer *o = c->out;
 	c->content_type = "text/html; charset=utf-8";
-	evbuffer_add_printf(o, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-			       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-			       "<title>");
+	evbuffer_add_printf(
+	    o, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+	       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+	       "<title>");
 	http_html_escape(o, title);
 	evbuffer_add_printf(o, " - postern</title>\n<link rel=\"stylesheet\" href=\"/style.css\">\n"
 			       "</head>\n<body>\n<header>\n<p class=\"brand\">postern</p>\n");
 	if (c->user.signed_in) {
 		bool admin = c->user.kind != NULL && strcmp(c->user.kind, "admin") == 0;
-		evbuffer_add_printf(o, "<nav aria-label=\"main\">\n<ul>\n"
-				       "<li><a href=\"/settings\"%s>Mail settings</a></li>\n",
+		evbuffer_add_printf(o,
+				    "<nav aria-label=\"main\">\n<ul>\n"
+				    "<li><a href=\"/settings\"%s>Mail settings</a></li>\n",
 				    section != NULL && strcmp(section, "settings") == 0
 					? " aria-current=\"page\""
 					: "");
@@ -89,22 +91,25 @@ void http_page_begin(struct http_conn *c, const char *title, const char *section
 							       {"services", "Services"},
 							       {"protocols", "Protocol settings"},
 							       {"test", "Connectivity test"}};
-			static const char *const hrefs[] = {"/admin", "/admin/users", "/admin/services",
-							    "/admin/settings", "/admin/test"};
+			static const char *const hrefs[] = {"/admin", "/admin/users",
+							    "/admin/services", "/admin/settings",
+							    "/admin/test"};
 			for (size_t i = 0; i < 5; i++)
-				evbuffer_add_printf(o, "<li><a href=\"%s\"%s>%s</a></li>\n", hrefs[i],
-						    section != NULL && strcmp(section, links[i][0]) == 0
-							? " aria-current=\"page\""
-							: "",
-						    links[i][1]);
+				evbuffer_add_printf(
+				    o, "<li><a href=\"%s\"%s>%s</a></li>\n", hrefs[i],
+				    section != NULL && strcmp(section, links[i][0]) == 0
+					? " aria-current=\"page\""
+					: "",
+				    links[i][1]);
 		}
 		evbuffer_add_printf(o, "</ul>\n</nav>\n<form class=\"signout\" method=\"post\" "
 				       "action=\"/logout\">\n");
 		http_csrf_field(c);
 		evbuffer_add_printf(o, "<span>Signed in as <strong>");
 		http_html_escape(o, c->user.name);
-		evbuffer_add_printf(o, "</strong></span> <button type=\"submit\">Sign out</button>\n"
-				       "</form>\n");
+		evbuffer_add_printf(o,
+				    "</strong></span> <button type=\"submit\">Sign out</button>\n"
+				    "</form>\n");
 	}
 	evbuffer_add_printf(o, "</header>\n<main>\n");
 }

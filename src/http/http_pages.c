@@ -57,8 +57,8 @@ bool http_require_csrf(struct http_conn *c)
 	if (!ok) {
 		log_msg(LOG_LEVEL_WARN, conn_log(c->conn), "POST %s refused: no valid CSRF token",
 			http_req(c)->path);
-		http_send_error(c, 403,
-				"This form is not valid any more: open the page again and resend it.");
+		http_send_error(
+		    c, 403, "This form is not valid any more: open the page again and resend it.");
 	}
 	return ok;
 }
@@ -109,8 +109,9 @@ static void http_login_form(struct http_conn *c, int status, const char *error)
 	evbuffer_add_printf(o, "<h1>Sign in</h1>\n");
 	if (!http_login_allowed(c)) {
 		char *url = http_secure_url(c, "/login");
-		evbuffer_add_printf(o, "<p class=\"error\" role=\"alert\">Signing in needs a secure "
-				       "connection. ");
+		evbuffer_add_printf(o,
+				    "<p class=\"error\" role=\"alert\">Signing in needs a secure "
+				    "connection. ");
 		if (url != NULL) {
 			evbuffer_add_printf(o, "Continue at <a href=\"");
 			http_html_escape(o, url);
@@ -143,17 +144,18 @@ static void http_login_form(struct http_conn *c, int status, const char *error)
 		http_html_escape(o, error);
 		evbuffer_add_printf(o, "</p>\n");
 	}
-	evbuffer_add_printf(o,
-			    "<form method=\"post\" action=\"/login\" class=\"card\">\n"
-			    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">\n"
-			    "<label for=\"user\">User name</label>\n"
-			    "<input type=\"text\" id=\"user\" name=\"user\" autocomplete=\"username\" "
-			    "autocapitalize=\"none\" spellcheck=\"false\" required maxlength=\"%d\">\n"
-			    "<label for=\"password\">Password</label>\n"
-			    "<input type=\"password\" id=\"password\" name=\"password\" "
-			    "autocomplete=\"current-password\" required maxlength=\"%d\">\n"
-			    "<p><button type=\"submit\">Sign in</button></p>\n</form>\n",
-			    token, HTTP_MAX_USER, HTTP_MAX_PASSWORD);
+	evbuffer_add_printf(
+	    o,
+	    "<form method=\"post\" action=\"/login\" class=\"card\">\n"
+	    "<input type=\"hidden\" name=\"csrf\" value=\"%s\">\n"
+	    "<label for=\"user\">User name</label>\n"
+	    "<input type=\"text\" id=\"user\" name=\"user\" autocomplete=\"username\" "
+	    "autocapitalize=\"none\" spellcheck=\"false\" required maxlength=\"%d\">\n"
+	    "<label for=\"password\">Password</label>\n"
+	    "<input type=\"password\" id=\"password\" name=\"password\" "
+	    "autocomplete=\"current-password\" required maxlength=\"%d\">\n"
+	    "<p><button type=\"submit\">Sign in</button></p>\n</form>\n",
+	    token, HTTP_MAX_USER, HTTP_MAX_PASSWORD);
 	http_page_end(c);
 	http_send(c);
 }
@@ -169,11 +171,13 @@ static void http_login_answered(struct http_conn *c, const struct ipc_msg *msg)
 			return;
 		}
 		http_set_cookie(c, HTTP_LOGIN_COOKIE, NULL);
-		http_header_add(c, "Set-Cookie: postern_session=%s; Path=/; HttpOnly; "
-				   "SameSite=Strict%s",
+		http_header_add(c,
+				"Set-Cookie: postern_session=%s; Path=/; HttpOnly; "
+				"SameSite=Strict%s",
 				session, http_tls(c) ? "; Secure" : "");
 		metrics_login(METRICS_LOGIN_OK);
-		http_redirect(c, kind != NULL && strcmp(kind, "admin") == 0 ? "/admin" : "/settings");
+		http_redirect(c,
+			      kind != NULL && strcmp(kind, "admin") == 0 ? "/admin" : "/settings");
 		return;
 	}
 	metrics_login_authd_failure(result != NULL ? result : "tempfail",
@@ -214,8 +218,9 @@ void http_page_login(struct http_conn *c)
 		log_msg(LOG_LEVEL_INFO, conn_log(c->conn), "sign-in refused: %s",
 			!http_origin_ok(c) ? "the Origin is another site's"
 					   : "the form's token does not match its cookie");
-		http_send_error(c, 403, "This sign-in form is not valid any more: open the sign-in "
-					"page again.");
+		http_send_error(c, 403,
+				"This sign-in form is not valid any more: open the sign-in "
+				"page again.");
 		return;
 	}
 	char *user = http_param(c, "user");
@@ -311,13 +316,15 @@ static void http_protocol_card(struct http_conn *c, const char *id, const char *
 		status = "Enabled";
 		status_class = "on";
 	}
-	evbuffer_add_printf(o, "<section class=\"card\" aria-labelledby=\"%s-title\">\n"
-			       "<h2 id=\"%s-title\">%s</h2>\n"
-			       "<p>Status: <span id=\"%s-status\" class=\"%s\">%s</span></p>\n",
+	evbuffer_add_printf(o,
+			    "<section class=\"card\" aria-labelledby=\"%s-title\">\n"
+			    "<h2 id=\"%s-title\">%s</h2>\n"
+			    "<p>Status: <span id=\"%s-status\" class=\"%s\">%s</span></p>\n",
 			    id, id, title, id, status_class, status);
 	if (n == 0) {
-		evbuffer_add_printf(o, "<p id=\"%s-server\">No connection settings are published "
-				       "for %s; ask your administrator.</p>\n</section>\n",
+		evbuffer_add_printf(o,
+				    "<p id=\"%s-server\">No connection settings are published "
+				    "for %s; ask your administrator.</p>\n</section>\n",
 				    id, title);
 		return;
 	}
@@ -356,13 +363,14 @@ void http_page_settings(struct http_conn *c)
 	http_protocol_card(c, "imap4", "IMAP4", "imap4", c->user.imap4);
 	http_protocol_card(c, "pop3", "POP3", "pop3", c->user.pop3);
 	http_protocol_card(c, "smtp", "SMTP", "submission", c->user.smtp);
-	evbuffer_add_printf(o, "</div>\n<h2>Automatic setup</h2>\n<ul>\n"
-			       "<li>Thunderbird finds these settings by itself from your address.</li>\n"
-			       "<li>Outlook finds them through Autodiscover.</li>\n"
-			       "<li>iPhone, iPad and Mac: <a href=\"/mail.mobileconfig\" "
-			       "id=\"mobileconfig\">download the configuration profile</a> and open it.</li>\n"
-			       "</ul>\n<p class=\"help\">The settings document for this address is at "
-			       "<a href=\"/mail/config-v1.1.xml?emailaddress=");
+	evbuffer_add_printf(
+	    o, "</div>\n<h2>Automatic setup</h2>\n<ul>\n"
+	       "<li>Thunderbird finds these settings by itself from your address.</li>\n"
+	       "<li>Outlook finds them through Autodiscover.</li>\n"
+	       "<li>iPhone, iPad and Mac: <a href=\"/mail.mobileconfig\" "
+	       "id=\"mobileconfig\">download the configuration profile</a> and open it.</li>\n"
+	       "</ul>\n<p class=\"help\">The settings document for this address is at "
+	       "<a href=\"/mail/config-v1.1.xml?emailaddress=");
 	http_url_escape(o, address);
 	evbuffer_add_printf(o, "\">/mail/config-v1.1.xml</a>.</p>\n");
 	if (http_is_admin(c))

@@ -91,7 +91,7 @@ struct http_conn {
 	struct sockaddr_storage peer;
 	bool counted_total, counted_ip;
 	bool closing;
-	bool busy;	/* a complete request is being answered */
+	bool busy; /* a complete request is being answered */
 	struct http_parser parser;
 	struct evbuffer *body; /* the request body as it arrives */
 	unsigned requests;
@@ -107,7 +107,7 @@ struct http_conn {
 	const char *content_type;
 	struct evbuffer *headers; /* extra header lines */
 	struct evbuffer *out;	  /* the body */
-	bool cacheable; /* Cache-Control: public, else no-store */
+	bool cacheable;		  /* Cache-Control: public, else no-store */
 
 	/* the request's signed-in user, after the session check */
 	struct http_user user;
@@ -132,7 +132,8 @@ char *http_param(const struct http_conn *c, const char *name);
 char *http_query_param(const struct http_conn *c, const char *name);
 bool http_tls(const struct http_conn *c);
 /* Answer: set c->status/content_type/out (and headers), then send. */
-void http_header_add(struct http_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void http_header_add(struct http_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void http_send(struct http_conn *c);
 /* An error page for status with one sentence of text. */
 void http_send_error(struct http_conn *c, int status, const char *text);

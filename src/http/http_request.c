@@ -113,8 +113,9 @@ static int http_head_done(struct http_parser *p)
 			host = h->value;
 			hosts++;
 		} else if (strcasecmp(h->name, "Transfer-Encoding") == 0) {
-			return http_fail(p, 501, "Transfer-Encoding is not supported; send "
-						 "Content-Length");
+			return http_fail(p, 501,
+					 "Transfer-Encoding is not supported; send "
+					 "Content-Length");
 		} else if (strcasecmp(h->name, "Content-Length") == 0) {
 			/* several equal values are allowed (RFC 9112 6.3), others not */
 			if (length != NULL && strcmp(length, h->value) != 0)

@@ -27,9 +27,9 @@ struct http_header {
 struct http_request {
 	enum http_method method;
 	char method_text[HTTP_MAX_METHOD + 1];
-	char *target; /* as sent */
-	char *path;   /* percent-decoded path of the target, without the query */
-	char *query;  /* the query after '?', not decoded ("" when none) */
+	char *target;		/* as sent */
+	char *path;		/* percent-decoded path of the target, without the query */
+	char *query;		/* the query after '?', not decoded ("" when none) */
 	unsigned version_minor; /* HTTP/1.x */
 	struct http_header headers[HTTP_MAX_HEADERS];
 	size_t nheaders;

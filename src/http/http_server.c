@@ -37,8 +37,8 @@
 struct http_route {
 	const char *path;
 	unsigned methods;
-	bool any_case;	/* the path matches ignoring case (Autodiscover) */
-	bool session;	/* ask authd about the session cookie first */
+	bool any_case; /* the path matches ignoring case (Autodiscover) */
+	bool session;  /* ask authd about the session cookie first */
 	void (*handler)(struct http_conn *c);
 };
 
@@ -93,17 +93,7 @@ static void http_load_settings(struct httpd *hd)
 
 static int http_load_tls(struct httpd *hd, char **error_r)
 {
-	char *cert = worker_setting_path(hd->worker, "certificate-file", "tls/server.crt");
-	char *key = worker_setting_path(hd->worker, "certificate-key-file", "tls/server.key");
-	struct tls_server *tls = NULL;
-	int r = tls_server_open(cert, key, &tls, error_r);
-	free(cert);
-	free(key);
-	if (r < 0)
-		return -1;
-	tls_server_free(&hd->tls);
-	hd->tls = tls;
-	return 0;
+	return tls_server_load_settings(hd->worker, &hd->tls, error_r);
 }
 
 /* ---- helpers for the pages ---- */
@@ -162,24 +152,42 @@ int http_random_token(char *out)
 const char *http_status_text(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 303: return "See Other";
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 417: return "Expectation Failed";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
+	case 100:
+		return "Continue";
+	case 200:
+		return "OK";
+	case 303:
+		return "See Other";
+	case 400:
+		return "Bad Request";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 417:
+		return "Expectation Failed";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 503:
+		return "Service Unavailable";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -370,8 +378,8 @@ static void http_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static int http_ask(struct http_conn *c, bool master, enum ipc_type type,
-		    struct ipc_field *fields, unsigned n, http_resume_fn resume)
+static int http_ask(struct http_conn *c, bool master, enum ipc_type type, struct ipc_field *fields,
+		    unsigned n, http_resume_fn resume)
 {
 	struct httpd *hd = c->hd;
 	if (++hd->next_id == 0)
@@ -488,15 +496,15 @@ static void http_dispatch(struct http_conn *c)
 			const struct http_route *rt = &http_routes[i];
 			if (strcasecmp(rt->path, r->path) != 0)
 				continue;
-			http_header_add(c, "Allow: %s%s%s",
-					(rt->methods & HTTP_GET) ? "GET, HEAD" : "",
-					(rt->methods & HTTP_GET) && (rt->methods & HTTP_POST) ? ", " : "",
-					(rt->methods & HTTP_POST) ? "POST" : "");
+			http_header_add(
+			    c, "Allow: %s%s%s", (rt->methods & HTTP_GET) ? "GET, HEAD" : "",
+			    (rt->methods & HTTP_GET) && (rt->methods & HTTP_POST) ? ", " : "",
+			    (rt->methods & HTTP_POST) ? "POST" : "");
 			break;
 		}
 		/* a method HTTP defines is not allowed here; others are unknown */
-		static const char *const known[] = {"PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT",
-						    "TRACE"};
+		static const char *const known[] = {"PUT",     "DELETE",  "PATCH",
+						    "OPTIONS", "CONNECT", "TRACE"};
 		bool is_known = r->method != HTTP_OTHER;
 		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 			is_known = is_known || strcmp(r->method_text, known[i]) == 0;
@@ -608,8 +616,8 @@ static void http_cb_line_too_long(struct conn *conn, void *ctx)
 					: "A header line is too long.");
 }
 
-static void http_cb_raw(struct conn *conn, const unsigned char *data, size_t len,
-			size_t remaining, void *ctx)
+static void http_cb_raw(struct conn *conn, const unsigned char *data, size_t len, size_t remaining,
+			void *ctx)
 {
 	(void)conn;
 	struct http_conn *c = ctx;
@@ -672,8 +680,8 @@ static void http_conn_free(struct http_conn *c)
 		worker_shutdown_done(hd->worker);
 }
 
-static void http_accepted(struct worker *w, int fd, const struct sockaddr *peer,
-			  socklen_t peer_len, bool implicit_tls, const char *local)
+static void http_accepted(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
+			  bool implicit_tls, const char *local)
 {
 	(void)local;
 	struct httpd *hd = worker_context(w);

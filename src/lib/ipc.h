@@ -50,7 +50,7 @@ enum ipc_type {
 	IPC_SESSION_CHECK = 96,	  /* fields: id=, session= */
 	IPC_SESSION_REPLY = 97,	  /* fields: id=, result=, domain=, hostname=, user=, ... */
 	IPC_SESSION_END = 98,	  /* fields: id=, session= (reply: IPC_SESSION_REPLY) */
-	IPC_USER_LIST = 99,	  /* fields: id=, session=, query=, limit= */
+	IPC_USER_LIST = 99,	  /* fields: id=, session=, query=, exact=, limit= */
 	IPC_USER_LIST_REPLY = 100, /* fields: id=, result=, total=, user=... */
 	IPC_USER_SET = 101,	  /* fields: id=, session=, user=, pop3|imap4|smtp= (reply: IPC_USER_REPLY) */
 	/* master -> authd */

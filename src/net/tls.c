@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include "lib/log.h"
+#include "lib/worker.h"
 #include "lib/xalloc.h"
 
 /* TLS 1.2 suites: forward secrecy and AEAD only */
@@ -176,6 +177,21 @@ int tls_server_open(const char *cert_path, const char *key_path, struct tls_serv
 	tls->key_sig = key_sig;
 	tls->last_check = time(NULL);
 	*tls_r = tls;
+	return 0;
+}
+
+int tls_server_load_settings(struct worker *w, struct tls_server **tls, char **error_r)
+{
+	char *cert = worker_setting_path(w, "certificate-file", "tls/server.crt");
+	char *key = worker_setting_path(w, "certificate-key-file", "tls/server.key");
+	struct tls_server *loaded = NULL;
+	int r = tls_server_open(cert, key, &loaded, error_r);
+	free(cert);
+	free(key);
+	if (r < 0)
+		return -1;
+	tls_server_free(tls);
+	*tls = loaded;
 	return 0;
 }
 

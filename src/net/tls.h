@@ -29,6 +29,13 @@ struct tls_server;
  * *tls_r, or -1 with *error_r (malloc'ed). */
 int tls_server_open(const char *cert_path, const char *key_path, struct tls_server **tls_r,
 		    char **error_r);
+struct worker;
+/* Load the pair a worker's settings name (certificate-file and
+ * certificate-key-file, relative to the data dir unless absolute) and put
+ * it in *tls, freeing the context it replaces. On failure *tls is left as
+ * it was (the old pair stays in use). Returns 0, or -1 with *error_r
+ * (malloc'ed). */
+int tls_server_load_settings(struct worker *w, struct tls_server **tls, char **error_r);
 /* Free the server context; connections holding its SSL_CTX keep working.
  * Sets *tls to NULL. */
 void tls_server_free(struct tls_server **tls);

@@ -139,17 +139,7 @@ static void sd_load_settings(struct submitd *sd)
 
 static int sd_load_tls(struct submitd *sd, char **error_r)
 {
-	char *cert = worker_setting_path(sd->worker, "certificate-file", "tls/server.crt");
-	char *key = worker_setting_path(sd->worker, "certificate-key-file", "tls/server.key");
-	struct tls_server *tls = NULL;
-	int r = tls_server_open(cert, key, &tls, error_r);
-	free(cert);
-	free(key);
-	if (r < 0)
-		return -1;
-	tls_server_free(&sd->tls);
-	sd->tls = tls;
-	return 0;
+	return tls_server_load_settings(sd->worker, &sd->tls, error_r);
 }
 
 /* ---- helpers for the other files ---- */
