@@ -39,6 +39,9 @@ enum ipc_type {
 	IPC_TICKET_VERIFY,	  /* fields: id=, user=, peer=, expiry=, mac= (reply: IPC_USER_REPLY) */
 	/* master -> authd */
 	IPC_AUTHD_CLIENT,	  /* fd: a channel to a newly started worker; fields: service= */
+	/* worker <-> authd: copies in Sent (authd_ticket.h); replies are IPC_USER_REPLY */
+	IPC_SENT_AUTHORISE = 96,  /* submission: id=, user=, digest= (reply: mac=) */
+	IPC_SENT_VERIFY,	  /* lmtp: id=, user=, digest=, mac= */
 };
 
 struct ipc_field {

@@ -32,7 +32,9 @@ struct queue_job {
 	bool *tried;
 	size_t *group; /* indices into e->rcpts of the current transaction */
 	size_t ngroup;
-	bool remote_phase;
+	bool sent_group;   /* the group is the Sent copy */
+	bool copy_phase;   /* local recipients are done; the Sent copy's turn */
+	bool remote_phase; /* the Sent copy is done too */
 	struct net_addr addrs[QUEUE_MAX_ADDRS];
 	char *names[QUEUE_MAX_ADDRS]; /* host name per address (TLS SNI) */
 	size_t naddrs, next_addr;
@@ -340,10 +342,13 @@ static void qr_start_client(struct queue_job *j, const struct net_addr *addr, bo
 	struct queue_entry *e = j->e;
 	const char **rcpts = xcalloc(j->ngroup + 1, sizeof(*rcpts));
 	char **params = xcalloc(j->ngroup + 1, sizeof(*params));
+	bool copy = lmtp && j->sent_group;
 	for (size_t g = 0; g < j->ngroup; g++) {
 		const struct queue_rcpt *rc = &e->rcpts[j->group[g]];
 		rcpts[g] = rc->address;
-		params[g] = xstrdup("");
+		params[g] =
+		    copy ? xasprintf(" XSENTCOPY=%s", e->copy_auth != NULL ? e->copy_auth : "")
+			 : xstrdup("");
 	}
 	bool smarthost = !lmtp && r->smarthost[0] != '\0';
 	struct smtp_client_settings set = {
@@ -367,6 +372,7 @@ static void qr_start_client(struct queue_job *j, const struct net_addr *addr, bo
 	    .nrcpts = j->ngroup,
 	    .msg_fd = j->lock_fd,
 	    .msg_size = e->size,
+	    .msg_offset = copy ? e->copy_offset : 0,
 	    .smtputf8 = e->smtputf8,
 	    .eightbit = e->eightbit,
 	};
@@ -487,19 +493,22 @@ static void qr_job_next(struct queue_job *j)
 		j->ngroup = 0;
 		qr_clear_addrs(j);
 	}
-	/* local recipients, one back end at a time */
-	if (!j->remote_phase) {
+	/* local recipients, one back end at a time; then (once the submitter
+	 * heard how they fared, and unless it then dropped the message) the
+	 * Sent copy, in a transaction of its own (other bytes, its own
+	 * parameter) */
+	while (!j->remote_phase) {
+		enum queue_route want = j->copy_phase ? QUEUE_ROUTE_SENT : QUEUE_ROUTE_LOCAL;
 		for (size_t i = 0; i < e->nrcpts; i++) {
 			struct queue_rcpt *rc = &e->rcpts[i];
-			if (j->tried[i] || rc->state != QUEUE_RCPT_PENDING ||
-			    rc->route != QUEUE_ROUTE_LOCAL)
+			if (j->tried[i] || rc->state != QUEUE_RCPT_PENDING || rc->route != want)
 				continue;
 			j->ngroup = 0;
+			j->sent_group = want == QUEUE_ROUTE_SENT;
 			for (size_t k = i; k < e->nrcpts; k++) {
 				struct queue_rcpt *o = &e->rcpts[k];
 				if (!j->tried[k] && o->state == QUEUE_RCPT_PENDING &&
-				    o->route == QUEUE_ROUTE_LOCAL &&
-				    strcmp(o->lmtp, rc->lmtp) == 0) {
+				    o->route == want && strcmp(o->lmtp, rc->lmtp) == 0) {
 					j->group[j->ngroup++] = k;
 					j->tried[k] = true;
 				}
@@ -523,8 +532,12 @@ static void qr_job_next(struct queue_job *j)
 			qr_start_client(j, &addr, true, NULL);
 			return;
 		}
-		j->remote_phase = true;
-		qr_local_done(j);
+		if (j->copy_phase) {
+			j->remote_phase = true;
+		} else {
+			j->copy_phase = true;
+			qr_local_done(j);
+		}
 	}
 	/* remote recipients: all to the smarthost, or one domain at a time */
 	for (size_t i = 0; i < e->nrcpts; i++) {

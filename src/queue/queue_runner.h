@@ -10,7 +10,10 @@
  * workers run it).
  *
  * One attempt of an entry: its pending local recipients first, grouped by
- * back end, over LMTP; then its pending remote recipients over SMTP, all at
+ * back end, over LMTP; then (after local_done, see below) the submitter's
+ * copy for its Sent folder, if any, over LMTP with its XSENTCOPY
+ * authorisation (src/lmtpd/lmtpd.h); then its pending remote recipients
+ * over SMTP, all at
  * once to the smarthost when one is set, else grouped by domain to the
  * domain's MX hosts in preference order (the domain's own A/AAAA when it
  * has no MX, RFC 5321 5.1), trying the next host when one cannot be

@@ -67,6 +67,10 @@ static void test_roundtrip(void **state)
 	    e, "\"odd one\"@example.org", QUEUE_ROUTE_REMOTE, NULL,
 	    QUEUE_NOTIFY_FAILURE | QUEUE_NOTIFY_DELAY, "rfc822;odd+20one@example.org");
 	queue_set_str(&r->status, "451 4.4.1 try=again %41");
+	queue_entry_add_rcpt(e, "alice@example.test", QUEUE_ROUTE_SENT, "127.0.0.1:24",
+			     QUEUE_NOTIFY_NEVER, NULL);
+	e->copy_offset = 12;
+	e->copy_auth = xstrdup("abc.def");
 	int lock = -1;
 	char *id = commit_message(dir, "Subject: x\r\n\r\nbody\r\n", e, &lock);
 	assert_true(lock >= 0);
@@ -86,7 +90,12 @@ static void test_roundtrip(void **state)
 	assert_string_equal(l->envid, "QQ+2Bx");
 	assert_int_equal(l->ret, QUEUE_RET_HDRS);
 	assert_int_equal(l->size, strlen("Subject: x\r\n\r\nbody\r\n"));
-	assert_int_equal(l->nrcpts, 2);
+	assert_int_equal(l->nrcpts, 3);
+	assert_int_equal(l->rcpts[2].route, QUEUE_ROUTE_SENT);
+	assert_int_equal(l->rcpts[2].notify, QUEUE_NOTIFY_NEVER);
+	assert_string_equal(queue_route_name(l->rcpts[2].route), "sent-copy");
+	assert_int_equal(l->copy_offset, 12);
+	assert_string_equal(l->copy_auth, "abc.def");
 	assert_string_equal(l->rcpts[0].lmtp, "unix:/x y/lmtp.sock");
 	assert_int_equal(l->rcpts[0].route, QUEUE_ROUTE_LOCAL);
 	assert_string_equal(l->rcpts[1].address, "\"odd one\"@example.org");

@@ -4,8 +4,13 @@ is found again over POP3; other mail goes through the queue to a fake
 smarthost (a small SMTP sink in this file, on a loopback port)."""
 
 import base64
+import hashlib
+import hmac
+import imaplib
 import os
 import poplib
+import re
+import sqlite3
 import shutil
 import smtplib
 import socket
@@ -157,6 +162,50 @@ def pop_messages(inst, user="bob"):
         out.append(b"\r\n".join(p.retr(i)[1]) + b"\r\n")
     p.quit()
     return out
+
+
+def imap_login(inst, user="alice"):
+    c = imaplib.IMAP4_SSL("127.0.0.1", inst.port("imap4", tls=True), ssl_context=tls_context(),
+                          timeout=30)
+    typ, data = c.login(user, PASSWORD)
+    assert typ == "OK", data
+    return c
+
+
+def start_imap(inst):
+    inst.ctl("service", "start", "imap4-backend", "imap4", check=True)
+    assert wait_until(lambda: _connectable(inst.port("imap4", tls=True)), timeout=15)
+
+
+def sent_folder(c):
+    """The name of the folder with SPECIAL-USE \\Sent, or None."""
+    typ, lines = c.list()
+    assert typ == "OK", lines
+    for line in lines:
+        m = re.match(rb'\(([^)]*)\) "[^"]*" (.*)$', line)
+        if m and b"\\Sent" in m.group(1).split():
+            return m.group(2).strip(b'"').decode()
+    return None
+
+
+def imap_messages(inst, user="alice", folder=None):
+    """(flags, bytes) of every message in a folder (default: the Sent one)."""
+    c = imap_login(inst, user)
+    try:
+        name = folder if folder is not None else sent_folder(c)
+        if name is None:
+            return []
+        typ, data = c.select(f'"{name}"', readonly=True)
+        assert typ == "OK", data
+        typ, data = c.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[])")
+        assert typ == "OK", data
+        out = []
+        for item in data:
+            if isinstance(item, tuple):
+                out.append((item[0], item[1]))
+        return out
+    finally:
+        c.logout()
 
 
 class Raw:
@@ -345,6 +394,149 @@ def test_size_limit_and_too_many_recipients(sub):
     c.rset()
     c.quit()
     assert pop_messages(sub, "bob") == []
+
+
+# ---- a copy in the Sent folder ----
+
+def test_sent_copy_per_user(sub):
+    start_imap(sub)
+    r = sub.ctl("user", "show", "alice", check=True)
+    assert "save-sent: default" in r.stdout
+    assert re.search(r"^alice\s.*\sdefault$", sub.ctl("user", "list", check=True).stdout, re.M)
+    sub.ctl("user", "set", "alice", "--save-sent", "on", check=True)
+    assert "save-sent: on" in sub.ctl("user", "show", "alice", check=True).stdout
+    assert re.search(r"^alice\s.*\son$", sub.ctl("user", "list", check=True).stdout, re.M)
+    refused = sub.ctl("user", "set", "alice", "save-sent=maybe")
+    assert refused.returncode == 1 and "save-sent: must be on, off or default" in refused.stderr
+
+    # the client's own Message-ID and Date: the copy is the message, byte for byte
+    body = b"hello\r\n.dot\r\n\r\nbye\r\n"
+    msg = message(subject="keep a copy", body=body,
+                  extra=b"Message-ID: <copy@client>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n")
+    c = smtp(sub)
+    assert c.sendmail("alice@example.test", ["bob@example.test"], msg) == {}
+    # none: Message-ID and Date are added, and are in the copy too
+    bare = message(subject="bare copy", body=b"no ids\r\n")
+    assert c.sendmail("alice@example.test", ["bob@example.test"], bare) == {}
+    c.quit()
+    copies = wait_until(lambda: len(imap_messages(sub)) == 2 and imap_messages(sub), timeout=15)
+    assert copies, sub.read_log()[-3000:]
+    (flags1, copy1), (flags2, copy2) = copies
+    assert copy1 == msg
+    assert b"\\Seen" in flags1 and b"\\Seen" in flags2
+    assert b"Received:" not in copy2 and b"Return-Path:" not in copy2
+    assert copy2.startswith(bare.split(b"\r\n\r\n")[0] + b"\r\n")
+    assert b"\r\nMessage-ID: <" in copy2 and b"\r\nDate: " in copy2
+    # what bob got is the same message after the trace fields
+    inbox = pop_messages(sub, "bob")
+    assert inbox[0].endswith(copy1) and inbox[1].endswith(copy2)
+    assert sub.ctl("queue", "list", check=True).stdout.count("\n") <= 2  # nothing left queued
+
+    # off: no copy
+    sub.ctl("user", "set", "alice", "save-sent=off", check=True)
+    c = smtp(sub)
+    assert c.sendmail("alice@example.test", ["bob@example.test"], message(subject="no copy")) == {}
+    c.quit()
+    time.sleep(1)
+    assert len(imap_messages(sub)) == 2
+
+
+def test_sent_copy_default_and_folder(sub, sink):
+    start_imap(sub)
+    # default users follow the service's setting, which starts off
+    c = smtp(sub)
+    assert c.sendmail("alice@example.test", ["bob@example.test"], message(subject="a")) == {}
+    c.quit()
+    time.sleep(1)
+    assert imap_messages(sub) == []
+    sub.ctl("settings", "set", "submission", "save-sent=true", check=True)
+    sub.ctl("user", "set", "bob", "save-sent=off", check=True)
+    # a Sent folder the user removed is made again, with its role
+    c = imap_login(sub)
+    assert sent_folder(c) == "Sent"
+    assert c.delete("Sent")[0] == "OK"
+    assert sent_folder(c) is None
+    c.logout()
+    smarthost(sub, sink)
+    c = smtp(sub)
+    # a message only to another domain gets its copy too
+    out = message(subject="outward", to="x@example.org")
+    assert c.sendmail("alice@example.test", ["x@example.org"], out) == {}
+    c.quit()
+    assert wait_until(lambda: len(imap_messages(sub)) == 1, timeout=15), sub.read_log()[-3000:]
+    copy = imap_messages(sub)[0][1]
+    assert copy.startswith(out.split(b"\r\n\r\n")[0] + b"\r\nMessage-ID: <")
+    assert copy.endswith(b"\r\n\r\nthe body\r\n")
+    c = imap_login(sub)
+    assert sent_folder(c) == "Sent"
+    c.logout()
+    assert wait_until(lambda: sink.messages, timeout=15)
+    assert sink.messages[0][2].endswith(copy)
+    # bob is off, whatever the default
+    c = smtp(sub, user="bob")
+    assert c.sendmail("bob@example.test", ["alice@example.test"], message(
+        subject="from bob", sender="bob@example.test", to="alice@example.test")) == {}
+    c.quit()
+    time.sleep(1)
+    assert imap_messages(sub, "bob") == []
+
+
+def _lmtp(inst):
+    return smtplib.LMTP(str(inst.datadir / "lmtp.sock"), timeout=30)
+
+
+def _sent_mac(inst, user, data):
+    """What authd would answer for this copy: only possible here because the
+    test reads the instance's secret."""
+    db = sqlite3.connect(str(inst.datadir / "directory.db"))
+    secret = db.execute("SELECT value FROM meta WHERE key = 'internal_secret'").fetchone()[0]
+    db.close()
+    digest = hashlib.sha256(data).hexdigest()
+    mac = hmac.new(bytes.fromhex(secret), b"postern-sent-copy\0" + user.encode() + b"\0" +
+                   digest.encode(), hashlib.sha256).hexdigest()
+    return digest, mac
+
+
+def test_lmtp_sent_copy_needs_authd(sub):
+    """No LMTP client can file mail into a folder without authd's MAC over
+    the user and the exact bytes."""
+    start_imap(sub)
+    data = message(subject="forged copy", body=b"x\r\n")
+    with _lmtp(sub) as l:
+        code, text = l.ehlo("outside")
+        assert code == 250 and b"XSENTCOPY" in text
+        assert l.mail("alice@example.test")[0] == 250
+        # no parameter value, a malformed one, a made-up MAC
+        assert l.rcpt("alice@example.test", ["XSENTCOPY"])[0] == 501
+        assert l.rcpt("alice@example.test", ["XSENTCOPY=abc.def"])[0] == 501
+        digest = hashlib.sha256(data).hexdigest()
+        code, text = l.rcpt("alice@example.test", [f"XSENTCOPY={digest}.{'0' * 64}"])
+        assert code == 550 and text.startswith(b"5.7.1"), text
+        # a real MAC for alice is not one for bob
+        digest, mac = _sent_mac(sub, "alice", data)
+        code, text = l.rcpt("bob@example.test", [f"XSENTCOPY={digest}.{mac}"])
+        assert code == 550, text
+        l.rset()
+        # the right MAC with other bytes: refused at the end, nothing stored
+        assert l.mail("alice@example.test")[0] == 250
+        assert l.rcpt("alice@example.test", [f"XSENTCOPY={digest}.{mac}"])[0] == 250
+        code, text = l.data(data.replace(b"x\r\n", b"y\r\n"))
+        assert code == 554 and text.startswith(b"5.7.1"), text
+        # the right MAC with the right bytes: filed in Sent, \Seen, no trace fields
+        assert l.mail("alice@example.test")[0] == 250
+        assert l.rcpt("alice@example.test", [f"XSENTCOPY={digest}.{mac}"])[0] == 250
+        assert l.data(data)[0] == 250
+    got = imap_messages(sub)
+    assert [m for _, m in got] == [data]
+    assert b"\\Seen" in got[0][0]
+    assert imap_messages(sub, folder="INBOX") == []
+    # the submission service does not offer the parameter to its clients
+    c = smtp(sub)
+    assert "xsentcopy" not in c.esmtp_features
+    c.mail("alice@example.test")
+    code, _ = c.rcpt("alice@example.test", [f"XSENTCOPY={digest}.{mac}"])
+    assert code == 555
+    c.quit()
 
 
 # ---- the queue ----
