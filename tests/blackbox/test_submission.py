@@ -345,6 +345,31 @@ def test_local_delivery_found_over_pop3(sub):
     assert m.count(b"Message-ID:") == 1 and m.count(b"Date:") == 1
 
 
+def test_local_delivery_found_over_imap_and_pop3(sub):
+    start_imap(sub)
+    body = (b"first line\r\n.dot at the start\r\n\r\n\tindented \xc3\xa9t\xc3\xa9\r\n"
+            + b"x" * 900 + b"\r\nlast line without much\r\n")
+    msg = message(subject="both ways", body=body,
+                  extra=b"Message-ID: <both@client>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+                  b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n")
+    c = smtp(sub)
+    assert c.sendmail("alice@example.test", ["bob@example.test"], msg, ["BODY=8BITMIME"]) == {}
+    c.quit()
+    got = imap_messages(sub, "bob", folder="INBOX")
+    assert len(got) == 1
+    over_imap = got[0][1]
+    assert over_imap.endswith(msg), over_imap
+    assert over_imap.split(b"\r\n\r\n", 1)[1] == body
+    # the body part alone, as IMAP serves it
+    c = imap_login(sub, "bob")
+    c.select("INBOX", readonly=True)
+    typ, data = c.fetch("1", "(BODY.PEEK[TEXT])")
+    c.logout()
+    assert typ == "OK" and data[0][1] == body
+    over_pop3 = pop_messages(sub, "bob")
+    assert over_pop3 == [over_imap]
+
+
 def test_message_id_and_date_added(sub):
     c = smtp(sub, implicit=True)
     c.sendmail("alice@example.test", ["bob@example.test"], message(subject="bare"))
