@@ -13,6 +13,7 @@
 
 #include "lib/xalloc.h"
 #include "queue/queue.h"
+#include "queue/queue_dns.h"
 #include "queue/queue_runner.h"
 
 static char *make_datadir(void)
@@ -247,9 +248,95 @@ static void test_dsn(void **state)
 	free(data);
 }
 
+/* An answer to query q (length qlen): the question kept (minus EDNS), the
+ * RCODE in the low 4 bits of flags3, TC when it has 0x20, the RRs given. */
+static size_t dns_answer(const unsigned char *q, size_t qlen, unsigned char flags3,
+			 const unsigned char *rrs, size_t rrs_len, unsigned ancount,
+			 unsigned char *out)
+{
+	/* the question ends 11 bytes (the OPT RR) before the end */
+	size_t qend = qlen - 11;
+	memcpy(out, q, qend);
+	out[2] = 0x81;			      /* QR, RD */
+	out[2] |= (flags3 & 0x20) ? 0x02 : 0; /* TC */
+	out[3] = 0x80 | (flags3 & 0x0f);      /* RA, RCODE */
+	out[6] = 0;
+	out[7] = (unsigned char)ancount;
+	out[10] = out[11] = 0;
+	if (rrs_len > 0)
+		memcpy(out + qend, rrs, rrs_len);
+	return qend + rrs_len;
+}
+
+static void test_dns_mx_messages(void **state)
+{
+	(void)state;
+	unsigned char q[512];
+	int qlen = queue_dns_build_mx_query("Example.test.", 0x1234, q, sizeof(q));
+	assert_true(qlen > 12);
+	assert_int_equal(q[0], 0x12);
+	assert_int_equal(q[1], 0x34);
+	assert_int_equal(q[5], 1);  /* one question */
+	assert_int_equal(q[11], 1); /* one additional: OPT */
+	assert_memory_equal(q + 12,
+			    "\x07"
+			    "Example"
+			    "\x04"
+			    "test"
+			    "\x00"
+			    "\x00\x0f\x00\x01",
+			    18);
+	assert_int_equal(queue_dns_build_mx_query("a..b", 1, q, sizeof(q)), -1);
+	assert_int_equal(queue_dns_build_mx_query("", 1, q, sizeof(q)), -1);
+	qlen = queue_dns_build_mx_query("example.test", 0x1234, q, sizeof(q));
+
+	/* two MX records out of order, names compressed against the question */
+	static const unsigned char rrs[] = {
+	    0xc0, 0x0c, 0, 15, 0, 1, 0, 0, 0, 60, 0, 8, 0, 20, 3, 'm', 'x', '2', 0xc0, 0x0c,
+	    0xc0, 0x0c, 0, 15, 0, 1, 0, 0, 0, 60, 0, 8, 0, 10, 3, 'm', 'x', '1', 0xc0, 0x0c,
+	};
+	unsigned char a[1024];
+	size_t alen = dns_answer(q, (size_t)qlen, 0, rrs, sizeof(rrs), 2, a);
+	struct queue_dns_mx_record mx[8];
+	size_t n = 0;
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "example.test", mx, 8, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(mx[0].pref, 10);
+	assert_string_equal(mx[0].name, "mx1.example.test");
+	assert_string_equal(mx[1].name, "mx2.example.test");
+	/* the question in another case is still ours; another id or name is not */
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "EXAMPLE.test.", mx, 8, &n), 0);
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1235, "example.test", mx, 8, &n), -1);
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "example.org", mx, 8, &n), -1);
+	assert_int_equal(queue_dns_parse_mx(a, alen - 3, 0x1234, "example.test", mx, 8, &n), -1);
+	/* a query is not an answer */
+	assert_int_equal(queue_dns_parse_mx(q, (size_t)qlen, 0x1234, "example.test", mx, 8, &n),
+			 -1);
+
+	/* a null MX: preference 0, the root */
+	static const unsigned char null_mx[] = {0xc0, 0x0c, 0, 15, 0, 1, 0, 0,
+						0,    60,   0, 3,  0, 0, 0};
+	alen = dns_answer(q, (size_t)qlen, 0, null_mx, sizeof(null_mx), 1, a);
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "example.test", mx, 8, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(mx[0].name, "");
+
+	/* no records (NODATA), NXDOMAIN, SERVFAIL, truncated */
+	alen = dns_answer(q, (size_t)qlen, 0, NULL, 0, 0, a);
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "example.test", mx, 8, &n), 0);
+	assert_int_equal(n, 0);
+	alen = dns_answer(q, (size_t)qlen, 3, NULL, 0, 0, a);
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "example.test", mx, 8, &n), 3);
+	alen = dns_answer(q, (size_t)qlen, 2, NULL, 0, 0, a);
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "example.test", mx, 8, &n), 2);
+	alen = dns_answer(q, (size_t)qlen, 0x20, NULL, 0, 0, a);
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "example.test", mx, 8, &n), -2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_dns_mx_messages),
 	    cmocka_unit_test(test_roundtrip),
 	    cmocka_unit_test(test_malformed_and_abort),
 	    cmocka_unit_test(test_status_code),

@@ -90,6 +90,8 @@ static void sd_runner_settings(struct submitd *sd)
 	    .retry_s = sd_count(w, "queue-retry-interval", 60),
 	    .max_retry_s = sd_count(w, "queue-max-retry-interval", 3600),
 	    .lifetime_s = sd_count(w, "queue-lifetime", 432000),
+	    .resolvers = worker_setting(w, "dns-resolvers"),
+	    .mx_port = sd_count(w, "mx-port", 25),
 	};
 	if (sd->runner == NULL)
 		sd->runner = queue_runner_new(worker_event_base(w), sd->queue_dir, &set);

@@ -15,6 +15,7 @@ import shutil
 import smtplib
 import socket
 import socketserver
+import struct
 import subprocess
 import threading
 import time
@@ -562,6 +563,235 @@ def test_lmtp_sent_copy_needs_authd(sub):
     code, _ = c.rcpt("alice@example.test", [f"XSENTCOPY={digest}.{mac}"])
     assert code == 555
     c.quit()
+
+
+# ---- MX delivery: a tiny DNS server ----
+
+def _dns_name(name):
+    out = b""
+    for label in name.rstrip(".").split("."):
+        if label:
+            out += bytes([len(label)]) + label.encode()
+    return out + b"\0"
+
+
+class FakeDNS:
+    """Answers A, AAAA and MX queries over UDP and TCP on one loopback port
+    from self.zone: (name, type) -> list of records, or an int RCODE, or
+    "drop" (no answer at all), or ("truncate", records) (UDP answers with
+    TC set, TCP with the records). Names not in the zone: NXDOMAIN, unless
+    some record exists for the name (then an empty NOERROR answer)."""
+
+    A, MX, AAAA = 1, 15, 28
+
+    def __init__(self):
+        self.zone = {}
+        self.queries = []  # (name, type, "udp"|"tcp")
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.port = self.udp.getsockname()[1]
+        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.tcp.bind(("127.0.0.1", self.port))
+        self.tcp.listen(16)
+        self.closed = False
+        for target in (self._serve_udp, self._serve_tcp):
+            threading.Thread(target=target, daemon=True).start()
+
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def close(self):
+        self.closed = True
+        self.udp.close()
+        self.tcp.close()
+
+    def _answer(self, query, transport):
+        if len(query) < 17:
+            return None
+        i, labels = 12, []
+        while i < len(query) and query[i] != 0:
+            labels.append(query[i + 1:i + 1 + query[i]].decode("ascii", "replace"))
+            i += 1 + query[i]
+        qtype = struct.unpack(">H", query[i + 1:i + 3])[0]
+        qend = i + 5
+        name = ".".join(labels).lower()
+        self.queries.append((name, qtype, transport))
+        entry = self.zone.get((name, qtype))
+        if entry == "drop":
+            return None
+        tc = False
+        if isinstance(entry, tuple) and entry[0] == "truncate":
+            if transport == "udp":
+                tc, records = True, []
+            else:
+                records = entry[1]
+        else:
+            records = entry
+        rcode = 0
+        if isinstance(records, int):
+            rcode, records = records, []
+        elif records is None:
+            known = any(n == name for n, _ in self.zone)
+            rcode, records = (0 if known else 3), []
+        rd = query[2] & 1
+        out = query[:2] + bytes([0x80 | (0x02 if tc else 0) | rd, 0x80 | rcode])
+        out += struct.pack(">HHHH", 1, len(records), 0, 0) + query[12:qend]
+        for rec in records:
+            if qtype == self.MX:
+                rdata = struct.pack(">H", rec[0]) + _dns_name(rec[1])
+            elif qtype == self.A:
+                rdata = socket.inet_pton(socket.AF_INET, rec)
+            else:
+                rdata = socket.inet_pton(socket.AF_INET6, rec)
+            out += b"\xc0\x0c" + struct.pack(">HHIH", qtype, 1, 60, len(rdata)) + rdata
+        return out
+
+    def _serve_udp(self):
+        while not self.closed:
+            try:
+                query, peer = self.udp.recvfrom(4096)
+            except OSError:
+                return
+            reply = self._answer(query, "udp")
+            if reply is not None:
+                try:
+                    self.udp.sendto(reply, peer)
+                except OSError:
+                    pass
+
+    def _serve_tcp(self):
+        while not self.closed:
+            try:
+                conn, _ = self.tcp.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.settimeout(5)
+                    data = b""
+                    while len(data) < 2 or len(data) < 2 + struct.unpack(">H", data[:2])[0]:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    reply = self._answer(data[2:], "tcp")
+                    if reply is not None:
+                        conn.sendall(struct.pack(">H", len(reply)) + reply)
+                except OSError:
+                    pass
+
+
+@pytest.fixture
+def dns():
+    d = FakeDNS()
+    yield d
+    d.close()
+
+
+def mx_setup(inst, dns, sink):
+    """Direct delivery: no smarthost, our DNS server, the sink as port 25."""
+    z = dns.zone
+    # two MX hosts: the preferred one refuses connections
+    z[("mx.example", FakeDNS.MX)] = [(10, "mail.mx.example"), (5, "down.mx.example")]
+    z[("down.mx.example", FakeDNS.A)] = ["127.0.0.2"]
+    z[("mail.mx.example", FakeDNS.A)] = ["127.0.0.1"]
+    # no MX: the domain's own address
+    z[("implicit.example", FakeDNS.A)] = ["127.0.0.1"]
+    z[("implicit.example", FakeDNS.MX)] = []
+    z[("nullmx.example", FakeDNS.MX)] = [(0, ".")]
+    z[("servfail.example", FakeDNS.MX)] = 2
+    z[("noaddr.example", FakeDNS.MX)] = [(10, "ghost.noaddr.example")]
+    z[("big.example", FakeDNS.MX)] = ("truncate", [(10, "mail.mx.example")])
+    z[("slow.example", FakeDNS.MX)] = "drop"
+    inst.ctl("settings", "set", "submission", f"dns-resolvers={dns.address()}",
+             f"mx-port={sink.port}", "queue-retry-interval=1", "queue-max-retry-interval=2",
+             check=True)
+
+
+def test_mx_delivery(sub, dns, sink):
+    mx_setup(sub, dns, sink)
+    c = smtp(sub)
+    assert c.sendmail("alice@example.test", ["x@mx.example"], message(to="x@mx.example")) == {}
+    assert c.sendmail("alice@example.test", ["y@implicit.example"],
+                      message(to="y@implicit.example")) == {}
+    assert c.sendmail("alice@example.test", ["z@big.example"], message(to="z@big.example")) == {}
+    c.quit()
+    assert wait_until(lambda: len(sink.messages) == 3, timeout=20), sub.read_log()[-3000:]
+    assert sorted(m[1][0] for m in sink.messages) == ["x@mx.example", "y@implicit.example",
+                                                      "z@big.example"]
+    assert wait_until(lambda: queued(sub) == [], timeout=10)
+    # the preferred MX was tried first; the truncated answer was asked again over TCP
+    log = sub.read_log()
+    assert "127.0.0.2" in log
+    assert ("big.example", FakeDNS.MX, "tcp") in dns.queries
+    assert ("mail.mx.example", FakeDNS.AAAA, "udp") in dns.queries
+
+
+def test_mx_permanent_failures_bounce_at_once(sub, dns, sink):
+    mx_setup(sub, dns, sink)
+    sub.ctl("settings", "set", "submission", "queue-retry-interval=3600", check=True)
+    c = smtp(sub)
+    rcpts = ["a@nullmx.example", "b@nxdomain.example", "c@noaddr.example"]
+    assert c.sendmail("alice@example.test", rcpts, message(subject="nowhere", to=rcpts[0])) == {}
+    c.quit()
+
+    def report():
+        return [m for m in pop_messages(sub, "alice") if b"multipart/report" in m]
+    got = wait_until(report, timeout=20)
+    assert got, sub.read_log()[-3000:]
+    dsn = got[0]
+    assert b"Final-Recipient: rfc822; a@nullmx.example" in dsn
+    assert b"Status: 5.1.10" in dsn and b"null MX" in dsn
+    assert b"Status: 5.1.2" in dsn and b"nxdomain.example does not exist" in dsn
+    assert b"Status: 5.4.4" in dsn
+    assert len(got) == 1
+    assert wait_until(lambda: queued(sub) == [], timeout=10)
+    assert sink.messages == []
+
+
+def test_mx_dns_failures_defer(sub, dns, sink):
+    mx_setup(sub, dns, sink)
+    c = smtp(sub)
+    assert c.sendmail("alice@example.test", ["d@servfail.example"],
+                      message(to="d@servfail.example")) == {}
+    c.quit()
+    assert wait_until(lambda: len(queued(sub)) == 1, timeout=10)
+    qid = queued(sub)[0]
+    assert wait_until(lambda: "4.4.3" in sub.ctl("queue", "show", qid).stdout, timeout=15), \
+        sub.ctl("queue", "show", qid).stdout
+    assert "server failure" in sub.ctl("queue", "show", qid).stdout
+    # still queued after more tries; no report
+    time.sleep(3)
+    assert queued(sub) == [qid]
+    assert not [m for m in pop_messages(sub, "alice") if b"multipart/report" in m]
+    # the DNS recovers: delivered
+    dns.zone[("servfail.example", FakeDNS.MX)] = [(10, "mail.mx.example")]
+    sub.ctl("queue", "flush", check=True)
+    assert wait_until(lambda: sink.messages, timeout=20)
+    assert sink.messages[0][1] == ["d@servfail.example"]
+    assert wait_until(lambda: queued(sub) == [], timeout=10)
+
+
+def test_mx_lookup_does_not_block(sub, dns, sink):
+    """A DNS server that never answers holds one message, not the service."""
+    mx_setup(sub, dns, sink)
+    c = smtp(sub)
+    assert c.sendmail("alice@example.test", ["e@slow.example"], message(to="e@slow.example")) == {}
+    c.quit()
+    assert wait_until(lambda: any(q[0] == "slow.example" for q in dns.queries), timeout=10)
+    t0 = time.monotonic()
+    c = smtp(sub)
+    assert c.sendmail("alice@example.test", ["bob@example.test", "f@mx.example"],
+                      message(subject="meanwhile")) == {}
+    c.quit()
+    assert time.monotonic() - t0 < 3
+    assert wait_until(lambda: sink.messages, timeout=10)
+    assert len(pop_messages(sub, "bob")) == 1
+    # the silent server's lookup ends as a temporary failure
+    assert wait_until(lambda: any("4.4.3" in sub.ctl("queue", "show", q).stdout
+                                  for q in queued(sub)), timeout=30)
+    assert len(queued(sub)) == 1
 
 
 # ---- the queue ----
