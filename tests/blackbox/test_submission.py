@@ -565,6 +565,121 @@ def test_lmtp_sent_copy_needs_authd(sub):
     c.quit()
 
 
+# ---- posternctl test smtp ----
+
+def _ctl_test(inst, *args, password=PASSWORD):
+    import json
+    r = inst.ctl("test", *args, "--json", input=password + "\n")
+    try:
+        steps = json.loads(r.stdout)
+    except ValueError:
+        raise AssertionError(r.stdout + r.stderr)
+    return r.returncode, steps
+
+
+def _first(steps):
+    """scenario -> its first step (a full test has two Logins, ...)."""
+    by = {}
+    for s in steps:
+        by.setdefault(s["scenario"], s)
+    return by
+
+
+def _inbox_and_sent(inst, user="alice"):
+    return imap_messages(inst, user, folder="INBOX"), imap_messages(inst, user)
+
+
+def test_connectivity_test_smtp(sub):
+    start_imap(sub)
+    # light: 465 with implicit TLS, 587 with STARTTLS
+    rc, steps = _ctl_test(sub, "smtp", "--user", "alice", "--light", "--trust-any-certificate")
+    assert rc == 0, steps
+    assert [s["scenario"] for s in steps] == ["Connect", "TLS", "Greeting", "Capabilities",
+                                              "Login", "Logout"]
+    assert all(s["result"] == "Success" and s["protocol"] == "smtp" for s in steps)
+    assert steps[0]["server"].endswith(f":{sub.port('submission', tls=True)}")
+    rc, steps = _ctl_test(sub, "smtp", "--user", "alice", "--light", "--connection", "tls",
+                          "--trust-any-certificate")
+    assert rc == 0, steps
+    assert [s["scenario"] for s in steps] == ["Connect", "Greeting", "TLS", "Capabilities",
+                                              "Login", "Logout"]
+    assert steps[0]["server"].endswith(f":{sub.port('submission')}")
+
+    # full: sent, found over IMAP4, deleted; a table a person reads
+    r = sub.ctl("test", "smtp", "--user", "alice", "--trust-any-certificate",
+                input=PASSWORD + "\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:3] == ["SERVER", "SCENARIO", "RESULT"]
+    assert all(" Success " in l for l in lines[1:]), r.stdout
+    assert any(l.startswith("smtp://") and "Send test message" in l for l in lines)
+    assert any(l.startswith("imap4://") and "Find message" in l for l in lines)
+    assert any(l.startswith("imap4://") and "Delete message" in l for l in lines)
+    assert _inbox_and_sent(sub) == ([], [])
+
+    # the user keeps copies in Sent: that one is removed too
+    sub.ctl("user", "set", "alice", "save-sent=on", check=True)
+    rc, steps = _ctl_test(sub, "smtp", "--user", "alice", "--trust-any-certificate")
+    assert rc == 0, steps
+    assert _inbox_and_sent(sub) == ([], [])
+    # and the full imap4 test submits its message too (the whole client path)
+    rc, steps = _ctl_test(sub, "imap4", "--user", "alice", "--trust-any-certificate")
+    assert rc == 0, steps
+    assert steps[0]["scenario"] == "Submit test message" and steps[0]["protocol"] == "smtp"
+    assert _inbox_and_sent(sub) == ([], [])
+    sub.ctl("user", "set", "alice", "save-sent=default", check=True)
+
+    # only POP3 for this user: found over POP3
+    sub.ctl("user", "set", "alice", "imap4=off", check=True)
+    rc, steps = _ctl_test(sub, "smtp", "--user", "alice", "--trust-any-certificate")
+    assert rc == 0, steps
+    assert {s["protocol"] for s in steps} == {"smtp", "pop3"}
+    assert pop_messages(sub, "alice") == []
+    # neither: nothing is sent, and the cause is named
+    sub.ctl("user", "set", "alice", "pop3=off", check=True)
+    rc, steps = _ctl_test(sub, "smtp", "--user", "alice", "--trust-any-certificate")
+    by = _first(steps)
+    assert rc == 1 and by["Send test message"]["result"] == "Failure"
+    assert "neither IMAP4 nor POP3" in by["Send test message"]["error"]
+    assert by["Logout"]["result"] == "Success"
+    sub.ctl("user", "set", "alice", "pop3=on", "imap4=on", check=True)
+
+
+def test_connectivity_test_smtp_failures(sub):
+    # a wrong password: the cause, and the rest skipped
+    rc, steps = _ctl_test(sub, "smtp", "--user", "alice", "--trust-any-certificate",
+                          password="wrong")
+    by = _first(steps)
+    assert rc == 1 and by["Login"]["result"] == "Failure"
+    assert "wrong user name or password" in by["Login"]["error"] and "535" in by["Login"]["error"]
+    assert by["Logout"]["result"] == "Skipped" and by["Find message"]["result"] == "Skipped"
+    # an account that may not send
+    rc, steps = _ctl_test(sub, "smtp", "--user", "carl", "--light", "--trust-any-certificate")
+    by = _first(steps)
+    assert rc == 1 and "may not send" in by["Login"]["error"]
+    # no AUTH before TLS
+    rc, steps = _ctl_test(sub, "smtp", "--user", "alice", "--light", "--connection",
+                          "plaintext")
+    by = _first(steps)
+    assert rc == 1 and "login-type" in by["Capabilities"]["error"]
+    assert "--connection tls" in by["Capabilities"]["error"]
+    # the self-signed certificate, not trusted
+    rc, steps = _ctl_test(sub, "smtp", "--user", "alice", "--light")
+    by = _first(steps)
+    assert rc == 1 and "certificate" in by["TLS"]["error"]
+    # the service stopped
+    sub.ctl("service", "stop", "submission", check=True)
+    rc, steps = _ctl_test(sub, "smtp", "--user", "alice", "--light", "--trust-any-certificate")
+    by = _first(steps)
+    assert rc == 1 and "refused" in by["Connect"]["error"]
+    assert all(s["result"] == "Skipped" for s in steps[1:])
+    # without submission, the full pop3 test delivers through the lmtp socket
+    rc, steps = _ctl_test(sub, "pop3", "--user", "alice", "--trust-any-certificate")
+    assert rc == 0, steps
+    assert steps[0]["scenario"] == "Deliver test message" and steps[0]["protocol"] == "lmtp"
+    assert steps[0]["server"].endswith("lmtp.sock")
+
+
 # ---- MX delivery: a tiny DNS server ----
 
 def _dns_name(name):
