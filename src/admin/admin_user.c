@@ -26,7 +26,8 @@ static void admin_user_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: posternctl user add NAME [--kind user|shared|guest|admin] [--backend B]\n"
-		"                           [--quota SIZE] [--password-hash HASH | --no-password]\n"
+		"                           [--quota SIZE] [--save-sent on|off|default]\n"
+		"                           [--password-hash HASH | --no-password]\n"
 		"       posternctl user del NAME\n"
 		"       posternctl user list\n"
 		"       posternctl user show NAME\n"
@@ -36,6 +37,10 @@ static void admin_user_usage(FILE *out)
 		"  terminal. SIZE is bytes or a number with K, M, G or T, or 'unlimited'.\n"
 		"  set fields: pop3=on|off imap4=on|off smtp=on|off kind=KIND backend=B\n"
 		"              quota=SIZE|unlimited send-as=ADDRESS,ADDRESS...\n"
+		"              save-sent=on|off|default (a copy of each message the user\n"
+		"              submits goes to the Sent folder; default: the submission\n"
+		"              service's save-sent setting)\n"
+		"  --FIELD VALUE and --FIELD=VALUE are accepted too.\n"
 		"  --kick ends the user's open sessions now (otherwise changes apply to\n"
 		"  the next login).\n");
 }
@@ -245,13 +250,14 @@ static int admin_user_notify(const char *datadir)
 static int admin_user_add(const char *datadir, int argc, char **argv)
 {
 	const char *name = NULL, *kind_text = "user", *backend = NULL, *quota = NULL;
-	const char *import_hash = NULL;
+	const char *import_hash = NULL, *save_sent = NULL;
 	bool no_password = false;
 	for (int i = 1; i < argc; i++) {
-		const char *opts[] = {"--kind", "--backend", "--quota", "--password-hash"};
-		const char **targets[] = {&kind_text, &backend, &quota, &import_hash};
+		const char *opts[] = {"--kind", "--backend", "--quota", "--password-hash",
+				      "--save-sent"};
+		const char **targets[] = {&kind_text, &backend, &quota, &import_hash, &save_sent};
 		bool matched = false;
-		for (size_t k = 0; k < 4 && !matched; k++) {
+		for (size_t k = 0; k < 5 && !matched; k++) {
 			size_t n = strlen(opts[k]);
 			if (strcmp(argv[i], opts[k]) == 0) {
 				if (i + 1 >= argc) {
@@ -290,8 +296,10 @@ static int admin_user_add(const char *datadir, int argc, char **argv)
 
 	char *error = NULL;
 	enum directory_user_kind kind;
+	enum directory_save_sent save = DIRECTORY_SAVE_SENT_DEFAULT;
 	unsigned long long quota_bytes = 0;
 	if (directory_kind_parse(kind_text, &kind, &error) < 0 ||
+	    (save_sent != NULL && directory_save_sent_parse(save_sent, &save, &error) < 0) ||
 	    (quota != NULL && admin_user_parse_quota(quota, &quota_bytes, &error) < 0) ||
 	    (import_hash != NULL && password_hash_check(import_hash, &error) < 0)) {
 		admin_user_error("user add: %s", error);
@@ -338,6 +346,7 @@ static int admin_user_add(const char *datadir, int argc, char **argv)
 	struct directory_user u;
 	directory_user_init(&u, name, kind);
 	u.quota_bytes = quota_bytes;
+	u.save_sent = save;
 	if (backend != NULL) {
 		free(u.backend);
 		u.backend = xstrdup(backend);
@@ -419,16 +428,16 @@ static int admin_user_list(const char *datadir, int argc, char **argv)
 		wname = n > wname ? n : wname;
 		wbackend = b > wbackend ? b : wbackend;
 	}
-	printf("%-*s  %-6s  %-4s  %-5s  %-4s  %-*s  %s\n", wname, "name", "kind", "pop3", "imap4",
-	       "smtp", wbackend, "backend", "quota");
+	printf("%-*s  %-6s  %-4s  %-5s  %-4s  %-*s  %-9s  %s\n", wname, "name", "kind", "pop3",
+	       "imap4", "smtp", wbackend, "backend", "quota", "save-sent");
 	for (size_t i = 0; i < count; i++) {
 		const struct directory_user *u = &users[i];
 		char quota[32];
 		admin_user_format_quota(u->quota_bytes, quota, sizeof(quota));
-		printf("%-*s  %-6s  %-4s  %-5s  %-4s  %-*s  %s\n", wname, u->name,
+		printf("%-*s  %-6s  %-4s  %-5s  %-4s  %-*s  %-9s  %s\n", wname, u->name,
 		       directory_kind_name(u->kind), u->pop3_enabled ? "on" : "off",
 		       u->imap4_enabled ? "on" : "off", u->smtp_enabled ? "on" : "off", wbackend,
-		       u->backend, quota);
+		       u->backend, quota, directory_save_sent_name(u->save_sent));
 	}
 	directory_user_list_free(&users, count);
 	return 0;
@@ -471,6 +480,7 @@ static int admin_user_show(const char *datadir, int argc, char **argv)
 	printf("backend: %s\n", u->backend);
 	printf("quota: %s\n", quota);
 	printf("send-as: %s\n", u->send_as);
+	printf("save-sent: %s\n", directory_save_sent_name(u->save_sent));
 	printf("password: %s\n", u->password_hash != NULL ? "set" : "none");
 	printf("password-scheme: %s\n",
 	       u->password_hash != NULL ? password_scheme(u->password_hash) : "none");
@@ -528,7 +538,7 @@ static int admin_user_set(const char *datadir, int argc, char **argv)
 	    {"pop3", DIRECTORY_FIELD_POP3},	  {"imap4", DIRECTORY_FIELD_IMAP4},
 	    {"smtp", DIRECTORY_FIELD_SMTP},	  {"kind", DIRECTORY_FIELD_KIND},
 	    {"backend", DIRECTORY_FIELD_BACKEND}, {"quota", DIRECTORY_FIELD_QUOTA},
-	    {"send-as", DIRECTORY_FIELD_SEND_AS},
+	    {"send-as", DIRECTORY_FIELD_SEND_AS}, {"save-sent", DIRECTORY_FIELD_SAVE_SENT},
 	};
 	struct directory_user v;
 	memset(&v, 0, sizeof(v));
@@ -541,18 +551,25 @@ static int admin_user_set(const char *datadir, int argc, char **argv)
 			kick = true;
 			continue;
 		}
-		const char *eq = strchr(argv[i], '=');
-		size_t klen = eq == NULL ? 0 : (size_t)(eq - argv[i]);
+		/* FIELD=VALUE, --FIELD=VALUE or --FIELD VALUE */
+		const char *arg = argv[i];
+		bool dashed = strncmp(arg, "--", 2) == 0;
+		if (dashed)
+			arg += 2;
+		const char *eq = strchr(arg, '=');
+		size_t klen = eq == NULL ? strlen(arg) : (size_t)(eq - arg);
 		const char *value = eq == NULL ? NULL : eq + 1;
 		size_t f = 0;
 		while (f < sizeof(fields) / sizeof(fields[0]) &&
-		       (eq == NULL || strlen(fields[f].key) != klen ||
-			strncmp(fields[f].key, argv[i], klen) != 0))
+		       (strlen(fields[f].key) != klen || strncmp(fields[f].key, arg, klen) != 0))
 			f++;
-		if (f == sizeof(fields) / sizeof(fields[0])) {
+		if (f < sizeof(fields) / sizeof(fields[0]) && value == NULL && dashed &&
+		    i + 1 < argc)
+			value = argv[++i];
+		if (f == sizeof(fields) / sizeof(fields[0]) || value == NULL) {
 			admin_user_error(
 			    "user set: '%s': expected FIELD=VALUE with FIELD one of pop3, "
-			    "imap4, smtp, kind, backend, quota, send-as",
+			    "imap4, smtp, kind, backend, quota, send-as, save-sent",
 			    argv[i]);
 			goto out;
 		}
@@ -587,6 +604,9 @@ static int admin_user_set(const char *datadir, int argc, char **argv)
 			v.send_as = norm;
 			break;
 		}
+		case DIRECTORY_FIELD_SAVE_SENT:
+			r = directory_save_sent_parse(value, &v.save_sent, &error);
+			break;
 		}
 		if (r < 0) {
 			admin_user_error("user set: %s", error);

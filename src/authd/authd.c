@@ -581,8 +581,9 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 				{"ticket-expiry", expiry},
 				{"ticket-mac", mac},
 				{"domain", a->domain},
-				{"send-as", u->send_as != NULL ? u->send_as : ""}};
-	authd_send(c, f, 10);
+				{"send-as", u->send_as != NULL ? u->send_as : ""},
+				{"save-sent", directory_save_sent_name(u->save_sent)}};
+	authd_send(c, f, 11);
 	directory_backend_free(&b);
 	directory_user_free(&u);
 }
@@ -656,6 +657,46 @@ static void authd_handle_ticket(struct authd_client *c, const struct ipc_msg *ms
 	authd_handle_lookup(c, msg);
 }
 
+/* The submission service asks for the authorisation of a copy of a message
+ * its user submitted, to be filed in the user's Sent folder (see
+ * authd_ticket.h); the lmtp service that files it has authd check it. */
+static void authd_handle_sent(struct authd_client *c, const struct ipc_msg *msg)
+{
+	const char *id = ipc_msg_get(msg, "id");
+	const char *user = ipc_msg_get(msg, "user");
+	const char *digest = ipc_msg_get(msg, "digest");
+	const char *mac = ipc_msg_get(msg, "mac");
+	bool verify = msg->type == IPC_SENT_VERIFY;
+	if (id == NULL || user == NULL || digest == NULL || (verify && mac == NULL)) {
+		log_error("malformed sent-copy request from a %s worker; dropping its channel",
+			  c->service);
+		authd_client_close(c);
+		return;
+	}
+	struct log_ctx ctx = {c->service, NULL, NULL};
+	const char *why = NULL;
+	char made[AUTHD_TICKET_MAC_HEX + 1] = "";
+	int r;
+	if (!verify && strcmp(c->service, "submission") != 0) {
+		why = "only the submission service may authorise a sent copy";
+		r = -1;
+	} else if (verify) {
+		r = authd_sent_copy_check(&c->authd->tickets, user, digest, mac, &why);
+	} else {
+		r = authd_sent_copy_make(&c->authd->tickets, user, digest, made);
+		if (r < 0)
+			why = "malformed digest";
+	}
+	if (r < 0) {
+		log_msg(LOG_LEVEL_WARN, &ctx, "sent copy for %s refused: %s", user, why);
+		struct ipc_field f[] = {{"id", id}, {"result", "fail"}, {"reason", why}};
+		authd_send_type(c, IPC_USER_REPLY, f, 3);
+		return;
+	}
+	struct ipc_field f[] = {{"id", id}, {"result", "ok"}, {"mac", made}};
+	authd_send_type(c, IPC_USER_REPLY, f, verify ? 2 : 3);
+}
+
 static void authd_client_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -691,6 +732,8 @@ static void authd_client_cb(evutil_socket_t fd, short what, void *arg)
 		} else if (strcmp(c->service, "http") == 0 && ipc_msg_get(a->msg, "id") != NULL &&
 			   a->msg->type == IPC_USER_SET) {
 			authd_handle_user_set(c, a->msg);
+		} else if (a->msg->type == IPC_SENT_AUTHORISE || a->msg->type == IPC_SENT_VERIFY) {
+			authd_handle_sent(c, a->msg);
 		} else {
 			log_error("unexpected message %d from a %s worker; dropping its channel",
 				  (int)a->msg->type, c->service);

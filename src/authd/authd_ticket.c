@@ -135,3 +135,69 @@ int authd_ticket_check(struct authd_tickets *t, const char *user, const char *pe
 	free_slot->expiry = (time_t)exp;
 	return 0;
 }
+
+/* ---- sent copies ---- */
+
+static void authd_sent_copy_mac(const struct authd_tickets *t, const char *user, const char *digest,
+				uint8_t out[32])
+{
+	static const char label[] = "postern-sent-copy";
+	size_t ulen = strlen(user), dlen = strlen(digest);
+	size_t len = sizeof(label) + ulen + 1 + dlen;
+	uint8_t *msg = xmalloc(len);
+	memcpy(msg, label, sizeof(label));
+	memcpy(msg + sizeof(label), user, ulen + 1);
+	memcpy(msg + sizeof(label) + ulen + 1, digest, dlen);
+	unsigned outlen = 32;
+	HMAC(EVP_sha256(), t->key, (int)t->key_len, msg, len, out, &outlen);
+	free(msg);
+}
+
+/* 64 hex digits into 32 bytes; -1 when it is not that */
+static int authd_hex32(const char *hex, uint8_t out[32])
+{
+	if (strlen(hex) != 64)
+		return -1;
+	for (size_t i = 0; i < 32; i++) {
+		int hi = hex_value(hex[i * 2]), lo = hex_value(hex[i * 2 + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+int authd_sent_copy_make(const struct authd_tickets *t, const char *user, const char *digest,
+			 char mac_r[AUTHD_TICKET_MAC_HEX + 1])
+{
+	uint8_t d[32], mac[32];
+	if (authd_hex32(digest, d) < 0)
+		return -1;
+	/* the digest as lower-case hex, whatever case it came in */
+	char norm[65];
+	for (size_t i = 0; i < 32; i++)
+		snprintf(norm + i * 2, 3, "%02x", d[i]);
+	authd_sent_copy_mac(t, user, norm, mac);
+	for (size_t i = 0; i < 32; i++)
+		snprintf(mac_r + i * 2, 3, "%02x", mac[i]);
+	return 0;
+}
+
+int authd_sent_copy_check(const struct authd_tickets *t, const char *user, const char *digest,
+			  const char *mac_hex, const char **why_r)
+{
+	uint8_t d[32], given[32], want[32];
+	if (authd_hex32(digest, d) < 0 || authd_hex32(mac_hex, given) < 0) {
+		*why_r = "malformed authorisation";
+		return -1;
+	}
+	char norm[65];
+	for (size_t i = 0; i < 32; i++)
+		snprintf(norm + i * 2, 3, "%02x", d[i]);
+	authd_sent_copy_mac(t, user, norm, want);
+	if (CRYPTO_memcmp(want, given, sizeof(want)) != 0) {
+		*why_r = "forged authorisation";
+		return -1;
+	}
+	return 0;
+}

@@ -38,4 +38,20 @@ void authd_ticket_make(const struct authd_tickets *t, const char *user, const ch
 int authd_ticket_check(struct authd_tickets *t, const char *user, const char *peer,
 		       const char *expiry, const char *mac_hex, time_t now, const char **why_r);
 
+/* Sent copies: the submission service files a copy of a message its user
+ * submitted into that user's Sent folder through the lmtp service of the
+ * user's back end, naming the copy with an LMTP RCPT parameter. Only
+ * authd can authorise that: the MAC binds the user (canonical name) to the
+ * SHA-256 of the copy's exact bytes, so a holder can file that one message
+ * into that one user's Sent folder and nothing else, and an LMTP client
+ * without such a MAC cannot address a folder at all. No expiry and no
+ * single use: the copy stays in the queue until delivered (days, across
+ * restarts), and filing the same bytes again harms nobody.
+ * digest is 64 hex digits. make returns 0 with mac_r (hex), -1 for a
+ * malformed digest; check returns 0, or -1 with *why_r (static text). */
+int authd_sent_copy_make(const struct authd_tickets *t, const char *user, const char *digest,
+			 char mac_r[AUTHD_TICKET_MAC_HEX + 1]);
+int authd_sent_copy_check(const struct authd_tickets *t, const char *user, const char *digest,
+			  const char *mac_hex, const char **why_r);
+
 #endif

@@ -45,6 +45,9 @@ static const char *const directory_migrations[] = {
     "  send_as TEXT NOT NULL DEFAULT '',"
     "  created INTEGER NOT NULL);"
     "CREATE INDEX users_backend ON users (backend);",
+    /* 2: save a copy of submitted mail in Sent: 1 on, 0 off, NULL the
+     * submission service's save-sent default */
+    "ALTER TABLE users ADD COLUMN save_sent INTEGER CHECK (save_sent IN (0, 1));",
 };
 
 static const struct sqldb_schema directory_schema = {
@@ -57,7 +60,7 @@ static const struct sqldb_schema directory_schema = {
 
 #define DIRECTORY_USER_COLUMNS                                                                     \
 	"name, kind, password_hash, pop3_enabled, imap4_enabled, smtp_enabled, backend, "          \
-	"quota_bytes, send_as, created"
+	"quota_bytes, send_as, created, save_sent"
 
 static const char *const directory_kind_names[] = {
     [DIRECTORY_KIND_USER] = "user",
@@ -320,6 +323,30 @@ int directory_kind_parse(const char *text, enum directory_user_kind *kind_r, cha
 	return -1;
 }
 
+const char *directory_save_sent_name(enum directory_save_sent value)
+{
+	return value == DIRECTORY_SAVE_SENT_ON	  ? "on"
+	       : value == DIRECTORY_SAVE_SENT_OFF ? "off"
+						  : "default";
+}
+
+int directory_save_sent_parse(const char *text, enum directory_save_sent *value_r, char **error_r)
+{
+	bool on;
+	if (strcasecmp(text, "default") == 0) {
+		*value_r = DIRECTORY_SAVE_SENT_DEFAULT;
+		return 0;
+	}
+	if (settings_parse_bool(text, &on) == 0) {
+		*value_r = on ? DIRECTORY_SAVE_SENT_ON : DIRECTORY_SAVE_SENT_OFF;
+		return 0;
+	}
+	char *q = directory_quote(text);
+	*error_r = xasprintf("save-sent: must be on, off or default (got '%s')", q);
+	free(q);
+	return -1;
+}
+
 /* One e-mail address for send-as: local@domain, local part of letters,
  * digits and ._%+-, no leading, trailing or double dot. */
 static bool directory_address_valid(const char *addr)
@@ -386,6 +413,7 @@ void directory_user_init(struct directory_user *u, const char *name, enum direct
 	u->imap4_enabled = on;
 	u->smtp_enabled = on;
 	u->backend = xstrdup(DIRECTORY_BACKEND_LOCAL);
+	u->save_sent = DIRECTORY_SAVE_SENT_DEFAULT;
 }
 
 void directory_user_clear(struct directory_user *u)
@@ -437,6 +465,12 @@ static void directory_user_from_row(sqlite3_stmt *stmt, struct directory_user *u
 	u->quota_bytes = quota < 0 ? 0 : (unsigned long long)quota;
 	u->send_as = sqldb_column_text(stmt, 8, true);
 	u->created = sqlite3_column_int64(stmt, 9);
+	if (sqlite3_column_type(stmt, 10) == SQLITE_NULL)
+		u->save_sent = DIRECTORY_SAVE_SENT_DEFAULT;
+	else if (sqlite3_column_int(stmt, 10) != 0)
+		u->save_sent = DIRECTORY_SAVE_SENT_ON;
+	else
+		u->save_sent = DIRECTORY_SAVE_SENT_OFF;
 }
 
 /* The stored spelling of a user's name: 1 with *name_r, 0 absent, -1. */
@@ -557,7 +591,7 @@ int directory_user_add(struct directory *dir, const struct directory_user *u, ch
 	sqlite3_stmt *stmt;
 	if (sqldb_prepare(dir->db,
 			  "INSERT INTO users (" DIRECTORY_USER_COLUMNS ") "
-			  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			  &stmt, error_r) < 0) {
 		free(send_as);
 		sqldb_rollback(dir->db);
@@ -576,6 +610,10 @@ int directory_user_add(struct directory *dir, const struct directory_user *u, ch
 	sqlite3_bind_int64(stmt, 8, (sqlite3_int64)u->quota_bytes);
 	sqlite3_bind_text(stmt, 9, send_as, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 10, (sqlite3_int64)time(NULL));
+	if (u->save_sent != DIRECTORY_SAVE_SENT_DEFAULT)
+		sqlite3_bind_int(stmt, 11, u->save_sent == DIRECTORY_SAVE_SENT_ON ? 1 : 0);
+	else
+		sqlite3_bind_null(stmt, 11);
 	ret = 1;
 	if (sqlite3_step(stmt) != SQLITE_DONE) {
 		*error_r = sqldb_error(dir->db, "adding a user");
@@ -695,7 +733,7 @@ int directory_user_set_fields(struct directory *dir, const char *name, unsigned 
 	    {DIRECTORY_FIELD_KIND, "kind"},	      {DIRECTORY_FIELD_POP3, "pop3_enabled"},
 	    {DIRECTORY_FIELD_IMAP4, "imap4_enabled"}, {DIRECTORY_FIELD_SMTP, "smtp_enabled"},
 	    {DIRECTORY_FIELD_BACKEND, "backend"},     {DIRECTORY_FIELD_QUOTA, "quota_bytes"},
-	    {DIRECTORY_FIELD_SEND_AS, "send_as"},
+	    {DIRECTORY_FIELD_SEND_AS, "send_as"},     {DIRECTORY_FIELD_SAVE_SENT, "save_sent"},
 	};
 	char *send_as = NULL;
 	if (directory_user_check(values, fields, &send_as, error_r) < 0)
@@ -759,7 +797,14 @@ int directory_user_set_fields(struct directory *dir, const char *name, unsigned 
 		sqlite3_bind_int64(stmt, 6, (sqlite3_int64)values->quota_bytes);
 	if ((fields & DIRECTORY_FIELD_SEND_AS) != 0)
 		sqlite3_bind_text(stmt, 7, send_as, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 8, name, -1, SQLITE_STATIC);
+	if ((fields & DIRECTORY_FIELD_SAVE_SENT) != 0) {
+		if (values->save_sent == DIRECTORY_SAVE_SENT_DEFAULT)
+			sqlite3_bind_null(stmt, 8);
+		else
+			sqlite3_bind_int(stmt, 8,
+					 values->save_sent == DIRECTORY_SAVE_SENT_ON ? 1 : 0);
+	}
+	sqlite3_bind_text(stmt, 9, name, -1, SQLITE_STATIC);
 	ret = directory_user_change(dir, stmt, "changing a user", error_r);
 	free(send_as);
 	if (ret < 0) {

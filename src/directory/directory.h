@@ -33,6 +33,14 @@ enum directory_user_kind {
 	DIRECTORY_KIND_ADMIN,
 };
 
+/* Whether a copy of each message the user submits is saved in the user's
+ * Sent folder; DEFAULT follows the submission service's save-sent setting. */
+enum directory_save_sent {
+	DIRECTORY_SAVE_SENT_DEFAULT,
+	DIRECTORY_SAVE_SENT_OFF,
+	DIRECTORY_SAVE_SENT_ON,
+};
+
 struct directory_user {
 	char *name; /* as written when added; lookups ignore ASCII case */
 	enum directory_user_kind kind;
@@ -44,6 +52,7 @@ struct directory_user {
 	unsigned long long quota_bytes; /* 0: unlimited */
 	char *send_as;			/* normalised "a@example.com, b@example.com" or "" */
 	long long created;		/* unix time */
+	enum directory_save_sent save_sent;
 };
 
 /* Fields of directory_user_set_fields(), or'ed together. */
@@ -55,7 +64,13 @@ enum directory_user_field {
 	DIRECTORY_FIELD_BACKEND = 1 << 4,
 	DIRECTORY_FIELD_QUOTA = 1 << 5,
 	DIRECTORY_FIELD_SEND_AS = 1 << 6,
+	DIRECTORY_FIELD_SAVE_SENT = 1 << 7,
 };
+
+/* "default", "off", "on"; parse also takes on/off/true/false/yes/no/1/0.
+ * parse returns 0 or -1 with *error_r. */
+const char *directory_save_sent_name(enum directory_save_sent value);
+int directory_save_sent_parse(const char *text, enum directory_save_sent *value_r, char **error_r);
 
 /* A back-end server: where the front ends reach a mailbox's IMAP4 and POP3
  * back ends and where the submission service delivers over LMTP. Addresses

@@ -282,6 +282,72 @@ static void test_kinds_and_send_as(void **state)
 	}
 }
 
+/* Version 1 files (before save_sent) are upgraded on a read-write open;
+ * a read-only open refuses them until then. */
+static void test_save_sent_and_migration(void **state)
+{
+	struct directory *dir = create_dir();
+	char *error = NULL;
+	struct directory_user u;
+	directory_user_init(&u, "alice", DIRECTORY_KIND_USER);
+	assert_int_equal(u.save_sent, DIRECTORY_SAVE_SENT_DEFAULT);
+	assert_int_equal(directory_user_add(dir, &u, &error), 1);
+	directory_user_clear(&u);
+	directory_close(&dir);
+
+	char *p = path_in("directory.db");
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "ALTER TABLE users DROP COLUMN save_sent;"
+				      "PRAGMA user_version = 1",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	free(p);
+	assert_int_equal(directory_open(tmpdir, true, &dir, &error), -1);
+	expect_error(error, "needs an upgrade");
+	free(error);
+	assert_int_equal(directory_open(tmpdir, false, &dir, &error), 0);
+
+	struct directory_user *got = NULL;
+	assert_int_equal(directory_user_get(dir, "alice", &got, &error), 1);
+	assert_int_equal(got->save_sent, DIRECTORY_SAVE_SENT_DEFAULT);
+	directory_user_free(&got);
+	struct directory_user v = {.save_sent = DIRECTORY_SAVE_SENT_ON};
+	assert_int_equal(
+	    directory_user_set_fields(dir, "ALICE", DIRECTORY_FIELD_SAVE_SENT, &v, &error), 1);
+	assert_int_equal(directory_user_get(dir, "alice", &got, &error), 1);
+	assert_int_equal(got->save_sent, DIRECTORY_SAVE_SENT_ON);
+	assert_true(got->pop3_enabled);
+	directory_user_free(&got);
+	v.save_sent = DIRECTORY_SAVE_SENT_DEFAULT;
+	assert_int_equal(
+	    directory_user_set_fields(dir, "alice", DIRECTORY_FIELD_SAVE_SENT, &v, &error), 1);
+	assert_int_equal(directory_user_get(dir, "alice", &got, &error), 1);
+	assert_int_equal(got->save_sent, DIRECTORY_SAVE_SENT_DEFAULT);
+	directory_user_free(&got);
+
+	directory_user_init(&u, "bob", DIRECTORY_KIND_USER);
+	u.save_sent = DIRECTORY_SAVE_SENT_OFF;
+	assert_int_equal(directory_user_add(dir, &u, &error), 1);
+	directory_user_clear(&u);
+	assert_int_equal(directory_user_get(dir, "bob", &got, &error), 1);
+	assert_int_equal(got->save_sent, DIRECTORY_SAVE_SENT_OFF);
+	directory_user_free(&got);
+	directory_close(&dir);
+
+	enum directory_save_sent s;
+	assert_int_equal(directory_save_sent_parse("On", &s, &error), 0);
+	assert_int_equal(s, DIRECTORY_SAVE_SENT_ON);
+	assert_int_equal(directory_save_sent_parse("default", &s, &error), 0);
+	assert_int_equal(s, DIRECTORY_SAVE_SENT_DEFAULT);
+	assert_int_equal(directory_save_sent_parse("maybe", &s, &error), -1);
+	expect_error(error, "save-sent: must be on, off or default");
+	free(error);
+	assert_string_equal(directory_save_sent_name(DIRECTORY_SAVE_SENT_OFF), "off");
+}
+
 static void test_users(void **state)
 {
 	struct directory *dir = create_dir();
@@ -480,6 +546,7 @@ int main(void)
 	    cmocka_unit_test(test_user_names),
 	    cmocka_unit_test(test_kinds_and_send_as),
 	    cmocka_unit_test_setup_teardown(test_users, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_save_sent_and_migration, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backends, setup, teardown),
 	};

@@ -55,6 +55,9 @@ enum ipc_type {
 	IPC_USER_SET = 101,	  /* fields: id=, session=, user=, pop3|imap4|smtp= (reply: IPC_USER_REPLY) */
 	/* master -> authd */
 	IPC_AUTHD_CLIENT,	  /* fd: a channel to a newly started worker; fields: service= */
+	/* worker <-> authd: copies in Sent (authd_ticket.h); replies are IPC_USER_REPLY */
+	IPC_SENT_AUTHORISE = 96,  /* submission: id=, user=, digest= (reply: mac=) */
+	IPC_SENT_VERIFY,	  /* lmtp: id=, user=, digest=, mac= */
 };
 
 struct ipc_field {

@@ -42,6 +42,7 @@ enum settings_type {
 	ST_RELAY_HOST,	/* empty, or host[:port] with host a DNS name, IPv4 or [IPv6] */
 	ST_DOMAINS,	/* list of DNS names */
 	ST_OPT_PATH,	/* empty, or an ST_PATH */
+	ST_RESOLVERS,	/* list of IPv4 or [IPv6] addresses with an optional :port */
 };
 
 struct settings_def {
@@ -415,6 +416,29 @@ static const struct settings_def settings_defs[] = {
 	.defaults = {[SVC_SUBMISSION] = "432000"},
     },
     {
+	.key = "save-sent",
+	.type = ST_BOOL,
+	.help = "save a copy of each submitted message in the sender's Sent folder, for "
+		"users whose own save-sent is 'default': true or false",
+	.defaults = {[SVC_SUBMISSION] = "false"},
+    },
+    {
+	.key = "dns-resolvers",
+	.type = ST_RESOLVERS,
+	.help = "DNS servers for MX and address lookups: list of IPv4 or [IPv6] addresses "
+		"with an optional :port, or empty for the nameservers of /etc/resolv.conf",
+	.defaults = {[SVC_SUBMISSION] = ""},
+    },
+    {
+	.key = "mx-port",
+	.type = ST_NUMBER,
+	.min = 1,
+	.max = 65535,
+	.help = "TCP port of the MX hosts mail to other domains is delivered to (25; "
+		"another port only for tests or a private network), 1 to 65535",
+	.defaults = {[SVC_SUBMISSION] = "25"},
+    },
+    {
 	.key = "authentication-failure-delay",
 	.type = ST_SECONDS,
 	.min = 0,
@@ -738,6 +762,9 @@ static char *settings_accepted_form(const struct settings_def *def, int svc)
 			       "address (e.g. 'relay.example.com:587', '[::1]:25'), or empty");
 	case ST_DOMAINS:
 		return xstrdup("a list of DNS names such as 'example.com, example.org', or empty");
+	case ST_RESOLVERS:
+		return xstrdup("a list of IPv4 or [IPv6] addresses with an optional :port such as "
+			       "'192.0.2.53, [2001:db8::53]:5353', or empty");
 	case ST_OPT_PATH:
 		return xstrdup("a file path of 1 to 4096 bytes without control characters, or "
 			       "empty");
@@ -1134,6 +1161,39 @@ static int settings_check(const struct settings_def *def, int svc, const char *v
 			return 0;
 		}
 		return settings_check_relay_host(value, norm_r);
+	case ST_RESOLVERS: {
+		unsigned n;
+		char **items = settings_list_split(value, &n);
+		char *out = xstrdup("");
+		int ret = 0;
+		for (unsigned i = 0; i < n && ret == 0; i++) {
+			char *one = NULL;
+			unsigned char bytes[16];
+			char host[64];
+			snprintf(host, sizeof(host), "%s", items[i]);
+			host[strcspn(host, ":")] = '\0';
+			if (settings_check_relay_host(items[i], &one) < 0 ||
+			    (items[i][0] != '[' && inet_pton(AF_INET, host, bytes) != 1)) {
+				*detail_r = xasprintf("'%s': not an IP address with an optional "
+						      "port",
+						      items[i]);
+				ret = -1;
+			} else if (settings_list_contains(out, one)) {
+				*detail_r = xasprintf("'%s' is listed twice", one);
+				ret = -1;
+			} else {
+				settings_list_append(&out, one);
+			}
+			free(one);
+		}
+		settings_list_free(&items);
+		if (ret < 0) {
+			free(out);
+			return -1;
+		}
+		*norm_r = out;
+		return 0;
+	}
 	case ST_DOMAINS: {
 		char *out = xstrdup("");
 		if (settings_check_domains(value, &out, detail_r) < 0) {

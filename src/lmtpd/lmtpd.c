@@ -287,7 +287,9 @@ static void lmtpd_accepted(struct worker *w, int fd, const struct sockaddr *peer
 	char size_kw[40];
 	snprintf(size_kw, sizeof(size_kw), "SIZE %llu", (unsigned long long)lm->max_message_size);
 	const char *const keywords[] = {
-	    "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", size_kw, "CHUNKING", "SMTPUTF8", NULL};
+	    "PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", size_kw, "CHUNKING", "SMTPUTF8",
+	    /* copies for the submitter's Sent folder, with authd's authorisation */
+	    "XSENTCOPY", NULL};
 	smtp_server_set_extensions(s->srv, keywords);
 	s->next = lm->sessions;
 	if (s->next != NULL)

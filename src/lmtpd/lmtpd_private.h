@@ -56,10 +56,17 @@ enum lmtp_box_state {
 	LMTP_BOX_OVER_QUOTA,
 	LMTP_BOX_FAILED,   /* store error: temporary failure */
 	LMTP_BOX_REJECTED, /* the body failed the bounds */
+	LMTP_BOX_MISMATCH, /* a sent copy whose bytes are not the authorised ones */
 };
 
 struct lmtp_box {
 	char *user; /* canonical name from authd */
+	/* the submitter's own copy for its Sent folder (RCPT ... XSENTCOPY=):
+	 * stored without trace fields, \Seen, only when its bytes have the
+	 * SHA-256 authd authorised */
+	bool sent_copy;
+	char digest[65];
+	struct evp_md_ctx_st *sha;
 	uint64_t quota;
 	char *first_rcpt; /* the address named in its Received header */
 	struct store *store;
@@ -92,9 +99,13 @@ struct lmtp_session {
 	size_t nrcpts;
 	struct lmtp_box boxes[LMTP_MAX_RECIPIENTS];
 	size_t nboxes;
-	unsigned lookup_id;   /* non-zero while authd is asked about a recipient */
-	char *lookup_address; /* the recipient as given */
-	char *lookup_local;   /* its local part without +detail, when asked second */
+	unsigned lookup_id;    /* non-zero while authd is asked about a recipient */
+	char *lookup_address;  /* the recipient as given */
+	char *lookup_local;    /* its local part without +detail, when asked second */
+	char *lookup_sent;     /* its XSENTCOPY value ("DIGEST.MAC"), or NULL */
+	bool lookup_verifying; /* the lookup is done; authd checks the XSENTCOPY */
+	char *lookup_user;     /* meanwhile: the canonical name and quota found */
+	uint64_t lookup_quota;
 	struct event *lookup_timer;
 };
 

@@ -117,7 +117,9 @@ const char *queue_rcpt_state_name(enum queue_rcpt_state state)
 
 const char *queue_route_name(enum queue_route route)
 {
-	return route == QUEUE_ROUTE_LOCAL ? "local" : "remote";
+	return route == QUEUE_ROUTE_LOCAL  ? "local"
+	       : route == QUEUE_ROUTE_SENT ? "sent-copy"
+					   : "remote";
 }
 
 /* ---- the writer ---- */
@@ -321,6 +323,11 @@ int queue_entry_save(const char *dir, const struct queue_entry *e, char **error_
 		"attempts %u\nsize %llu\n",
 		(int)e->ret, e->smtputf8 ? 1 : 0, e->eightbit ? 1 : 0, e->created, e->next_try,
 		e->attempts, (unsigned long long)e->size);
+	if (e->copy_auth != NULL && e->copy_auth[0] != '\0') {
+		fprintf(f, "copy-offset %llu\ncopy-auth ", (unsigned long long)e->copy_offset);
+		queue_put(f, e->copy_auth);
+		fputc('\n', f);
+	}
 	for (size_t i = 0; i < e->nrcpts; i++) {
 		const struct queue_rcpt *r = &e->rcpts[i];
 		fprintf(f, "rcpt %s %s %u ", queue_rcpt_state_name(r->state),
@@ -408,6 +415,8 @@ static int queue_parse_rcpt(struct queue_entry *e, char **words, size_t n)
 		route = QUEUE_ROUTE_LOCAL;
 	else if (strcmp(words[1], "remote") == 0)
 		route = QUEUE_ROUTE_REMOTE;
+	else if (strcmp(words[1], "sent-copy") == 0)
+		route = QUEUE_ROUTE_SENT;
 	else
 		return -1;
 	char *fields[5];
@@ -458,6 +467,7 @@ static int queue_parse_line(struct queue_entry *e, char *line, bool *end_r)
 		     : strcmp(k, "user") == 0	     ? &e->user
 		     : strcmp(k, "sender-lmtp") == 0 ? &e->sender_lmtp
 		     : strcmp(k, "envid") == 0	     ? &e->envid
+		     : strcmp(k, "copy-auth") == 0   ? &e->copy_auth
 						     : NULL;
 	if (str != NULL) {
 		char *d = queue_get(v);
@@ -484,6 +494,8 @@ static int queue_parse_line(struct queue_entry *e, char *line, bool *end_r)
 		e->attempts = (unsigned)num;
 	else if (strcmp(k, "size") == 0)
 		e->size = (uint64_t)strtoull(v, NULL, 10);
+	else if (strcmp(k, "copy-offset") == 0)
+		e->copy_offset = (uint64_t)strtoull(v, NULL, 10);
 	/* unknown keys are from a newer version: ignored */
 	return 0;
 }
@@ -573,6 +585,7 @@ void queue_entry_free(struct queue_entry **ep)
 	free(e->user);
 	free(e->sender_lmtp);
 	free(e->envid);
+	free(e->copy_auth);
 	free(e);
 	*ep = NULL;
 }

@@ -54,6 +54,10 @@ enum queue_rcpt_state {
 enum queue_route {
 	QUEUE_ROUTE_LOCAL,  /* LMTP to the back end at lmtp */
 	QUEUE_ROUTE_REMOTE, /* SMTP to the smarthost or the domain's MX hosts */
+	/* the submitter's copy for its Sent folder: LMTP to the back end at
+	 * lmtp, the message from copy_offset on (without the trace field the
+	 * submission service added), named with copy_auth (authd_ticket.h) */
+	QUEUE_ROUTE_SENT,
 };
 
 /* DSN NOTIFY bits (RFC 3461), 0 when not given (failure reports only) */
@@ -87,7 +91,9 @@ struct queue_entry {
 	long long created;  /* unix time */
 	long long next_try; /* unix time of the next attempt, 0: now */
 	unsigned attempts;
-	uint64_t size; /* bytes of ID.msg */
+	uint64_t size;	      /* bytes of ID.msg */
+	uint64_t copy_offset; /* where the Sent copy starts in ID.msg */
+	char *copy_auth;      /* "DIGEST.MAC" for the Sent copy, or NULL / "" */
 	struct queue_rcpt *rcpts;
 	size_t nrcpts;
 };
@@ -156,7 +162,7 @@ char *queue_message_path(const char *dir, const char *id);
  * QUEUE_ORPHAN_AGE_S. Returns the number removed. */
 unsigned queue_cleanup(const char *dir);
 
-/* "pending", "sent", "failed", "bounced" / "local", "remote". */
+/* "pending", "sent", "failed", "bounced" / "local", "remote", "sent-copy". */
 const char *queue_rcpt_state_name(enum queue_rcpt_state state);
 const char *queue_route_name(enum queue_route route);
 

@@ -1,13 +1,8 @@
 #include "queue/queue_runner.h"
 
-#include <arpa/inet.h>
-#include <arpa/nameser.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <resolv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +15,7 @@
 #include "lib/metrics.h"
 #include "lib/xalloc.h"
 #include "net/tls.h"
+#include "queue/queue_dns.h"
 
 /* One entry being delivered: a job. A job runs one group of recipients at
  * a time (one back end, the smarthost, or one domain) through one
@@ -33,10 +29,13 @@ struct queue_job {
 	bool *tried;
 	size_t *group; /* indices into e->rcpts of the current transaction */
 	size_t ngroup;
-	bool remote_phase;
+	bool sent_group;   /* the group is the Sent copy */
+	bool copy_phase;   /* local recipients are done; the Sent copy's turn */
+	bool remote_phase; /* the Sent copy is done too */
 	struct net_addr addrs[QUEUE_MAX_ADDRS];
 	char *names[QUEUE_MAX_ADDRS]; /* host name per address (TLS SNI) */
 	size_t naddrs, next_addr;
+	struct queue_dns_lookup *lookup; /* while the group's hosts are looked up */
 	struct smtp_client *client;
 	queue_runner_local_done_cb *local_done;
 	void *ctx;
@@ -52,6 +51,8 @@ struct queue_runner {
 	char *smarthost_user;
 	char *smarthost_password;
 	unsigned retry_s, max_retry_s, lifetime_s;
+	unsigned mx_port;
+	struct queue_dns *dns;
 	SSL_CTX *tls_ctx;
 	struct queue_job *jobs;
 	unsigned njobs;
@@ -82,6 +83,9 @@ void queue_runner_set_settings(struct queue_runner *r, const struct queue_runner
 	r->retry_s = set->retry_s != 0 ? set->retry_s : 60;
 	r->max_retry_s = set->max_retry_s != 0 ? set->max_retry_s : 3600;
 	r->lifetime_s = set->lifetime_s != 0 ? set->lifetime_s : 5 * 86400;
+	r->mx_port = set->mx_port != 0 ? set->mx_port : 25;
+	if (r->dns != NULL)
+		queue_dns_set_resolvers(r->dns, set->resolvers);
 }
 
 struct queue_runner *queue_runner_new(struct event_base *base, const char *dir,
@@ -92,6 +96,7 @@ struct queue_runner *queue_runner_new(struct event_base *base, const char *dir,
 	r->dir = xstrdup(dir);
 	r->scan_lock_fd = -1;
 	r->log.service = "submission";
+	r->dns = queue_dns_new(base, set->resolvers);
 	queue_runner_set_settings(r, set);
 	char *error = NULL;
 	/* relays are not verified: most MX hosts have no certificate a client
@@ -122,6 +127,7 @@ static void qr_job_free(struct queue_job *j)
 		j->next->prev = j->prev;
 	r->njobs--;
 	smtp_client_abort(&j->client);
+	queue_dns_cancel(&j->lookup);
 	if (j->start_ev != NULL)
 		event_free(j->start_ev);
 	qr_clear_addrs(j);
@@ -145,6 +151,7 @@ void queue_runner_free(struct queue_runner **rp)
 		close(r->scan_lock_fd);
 	if (r->tls_ctx != NULL)
 		SSL_CTX_free(r->tls_ctx);
+	queue_dns_free(&r->dns);
 	free(r->dir);
 	free(r->hostname);
 	free(r->smarthost);
@@ -178,107 +185,23 @@ static void qr_save(struct queue_job *j)
 
 /* ---- addresses ---- */
 
-static void qr_add_host(struct queue_job *j, const char *host, unsigned port)
+/* "host", "host:port", "[v6]:port" into host (without brackets) and port */
+static void qr_split_smarthost(const char *smarthost, char *host, size_t size, unsigned *port_r)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
-	struct addrinfo *res = NULL;
-	char port_text[8];
-	snprintf(port_text, sizeof(port_text), "%u", port);
-	if (getaddrinfo(host, port_text, &hints, &res) != 0)
-		return;
-	for (struct addrinfo *ai = res; ai != NULL && j->naddrs < QUEUE_MAX_ADDRS;
-	     ai = ai->ai_next) {
-		if (ai->ai_addrlen > sizeof(j->addrs[0].ss))
-			continue;
-		struct net_addr *a = &j->addrs[j->naddrs];
-		memset(a, 0, sizeof(*a));
-		memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
-		a->len = ai->ai_addrlen;
-		j->names[j->naddrs++] = xstrdup(host);
-	}
-	freeaddrinfo(res);
-}
-
-/* "host", "host:port", "[v6]:port" */
-static void qr_resolve_smarthost(struct queue_job *j, const char *smarthost)
-{
-	char host[300];
-	unsigned port = 25;
-	snprintf(host, sizeof(host), "%s", smarthost);
+	*port_r = 25;
+	snprintf(host, size, "%s", smarthost);
 	if (host[0] == '[') {
 		char *close = strchr(host, ']');
 		if (close == NULL)
 			return;
 		if (close[1] == ':')
-			port = (unsigned)strtoul(close + 2, NULL, 10);
+			*port_r = (unsigned)strtoul(close + 2, NULL, 10);
 		*close = '\0';
 		memmove(host, host + 1, strlen(host + 1) + 1);
 	} else if (strchr(host, ':') != NULL) {
-		port = (unsigned)strtoul(strchr(host, ':') + 1, NULL, 10);
+		*port_r = (unsigned)strtoul(strchr(host, ':') + 1, NULL, 10);
 		*strchr(host, ':') = '\0';
 	}
-	qr_add_host(j, host, port);
-}
-
-struct qr_mx {
-	unsigned pref;
-	char name[NS_MAXDNAME];
-};
-
-static int qr_mx_cmp(const void *a, const void *b)
-{
-	const struct qr_mx *x = a, *y = b;
-	return x->pref < y->pref ? -1 : x->pref > y->pref;
-}
-
-/* MX hosts of domain in preference order, or the domain itself. Returns -1
- * for a domain that does not exist (a permanent failure). */
-static int qr_resolve_domain(struct queue_job *j, const char *domain)
-{
-	if (domain[0] == '[') {
-		/* an address literal: "[192.0.2.1]" or "[IPv6:...]" */
-		char lit[300];
-		snprintf(lit, sizeof(lit), "%s", domain + 1);
-		char *close = strchr(lit, ']');
-		if (close != NULL)
-			*close = '\0';
-		const char *a = strncasecmp(lit, "IPv6:", 5) == 0 ? lit + 5 : lit;
-		qr_add_host(j, a, 25);
-		return 0;
-	}
-	unsigned char answer[NS_PACKETSZ * 4];
-	int len = res_query(domain, ns_c_in, ns_t_mx, answer, sizeof(answer));
-	if (len < 0 && h_errno == HOST_NOT_FOUND)
-		return -1;
-	struct qr_mx mx[QUEUE_MAX_MX];
-	size_t nmx = 0;
-	ns_msg msg;
-	if (len > 0 && ns_initparse(answer, len, &msg) == 0) {
-		int count = ns_msg_count(msg, ns_s_an);
-		for (int i = 0; i < count && nmx < QUEUE_MAX_MX; i++) {
-			ns_rr rr;
-			if (ns_parserr(&msg, ns_s_an, i, &rr) < 0 || ns_rr_type(rr) != ns_t_mx ||
-			    ns_rr_rdlen(rr) < 3)
-				continue;
-			const unsigned char *rd = ns_rr_rdata(rr);
-			mx[nmx].pref = (unsigned)(rd[0] << 8 | rd[1]);
-			if (dn_expand(ns_msg_base(msg), ns_msg_end(msg), rd + 2, mx[nmx].name,
-				      sizeof(mx[nmx].name)) < 0)
-				continue;
-			nmx++;
-		}
-	}
-	if (nmx == 0) {
-		qr_add_host(j, domain, 25);
-		return 0;
-	}
-	qsort(mx, nmx, sizeof(mx[0]), qr_mx_cmp);
-	/* RFC 7505: a single "." MX means the domain takes no mail */
-	if (nmx == 1 && (mx[0].name[0] == '\0' || strcmp(mx[0].name, ".") == 0))
-		return -1;
-	for (size_t i = 0; i < nmx; i++)
-		qr_add_host(j, mx[i].name, 25);
-	return 0;
 }
 
 /* ---- one transaction ---- */
@@ -352,10 +275,13 @@ static void qr_start_client(struct queue_job *j, const struct net_addr *addr, bo
 	struct queue_entry *e = j->e;
 	const char **rcpts = xcalloc(j->ngroup + 1, sizeof(*rcpts));
 	char **params = xcalloc(j->ngroup + 1, sizeof(*params));
+	bool copy = lmtp && j->sent_group;
 	for (size_t g = 0; g < j->ngroup; g++) {
 		const struct queue_rcpt *rc = &e->rcpts[j->group[g]];
 		rcpts[g] = rc->address;
-		params[g] = xstrdup("");
+		params[g] =
+		    copy ? xasprintf(" XSENTCOPY=%s", e->copy_auth != NULL ? e->copy_auth : "")
+			 : xstrdup("");
 	}
 	bool smarthost = !lmtp && r->smarthost[0] != '\0';
 	struct smtp_client_settings set = {
@@ -379,6 +305,7 @@ static void qr_start_client(struct queue_job *j, const struct net_addr *addr, bo
 	    .nrcpts = j->ngroup,
 	    .msg_fd = j->lock_fd,
 	    .msg_size = e->size,
+	    .msg_offset = copy ? e->copy_offset : 0,
 	    .smtputf8 = e->smtputf8,
 	    .eightbit = e->eightbit,
 	};
@@ -485,6 +412,60 @@ static void qr_local_done(struct queue_job *j)
 	}
 }
 
+/* The current remote group's hosts are known (or cannot be): start with
+ * the first address, or record why there is none. */
+static void qr_lookup_done(void *ctx, const struct queue_dns_result *res)
+{
+	struct queue_job *j = ctx;
+	struct queue_runner *r = j->runner;
+	struct queue_entry *e = j->e;
+	j->lookup = NULL;
+	for (size_t i = 0; i < res->naddrs && j->naddrs < QUEUE_MAX_ADDRS; i++) {
+		j->addrs[j->naddrs] = res->addrs[i];
+		j->names[j->naddrs++] = xstrdup(res->names[i]);
+	}
+	if (j->naddrs > 0) {
+		j->next_addr = 1;
+		qr_start_client(j, &j->addrs[0], false, j->names[0]);
+		return;
+	}
+	const char *domain = qr_domain(e->rcpts[j->group[0]].address);
+	bool permanent = r->smarthost[0] == '\0' && res->outcome != QUEUE_DNS_TEMPFAIL;
+	char *text;
+	switch (res->outcome) {
+	case QUEUE_DNS_NULL_MX:
+		/* RFC 7505 4.2 */
+		text = xasprintf("556 5.1.10 %s", res->detail);
+		break;
+	case QUEUE_DNS_NO_DOMAIN:
+		text = xasprintf("550 5.1.2 %s", res->detail);
+		break;
+	case QUEUE_DNS_NO_HOST:
+		text = xasprintf("550 5.4.4 %s", res->detail);
+		break;
+	default:
+		text = r->smarthost[0] != '\0'
+			   ? xasprintf("451 4.4.4 no address found for the smarthost %s: %s",
+				       r->smarthost, res->detail)
+			   : xasprintf("451 4.4.3 %s", res->detail);
+		break;
+	}
+	log_msg(LOG_LEVEL_INFO, &r->log, "queue %s: %s for <%s>: %s", e->id,
+		permanent ? "bounced" : "deferred", domain, text);
+	for (size_t g = 0; g < j->ngroup; g++) {
+		struct queue_rcpt *o = &e->rcpts[j->group[g]];
+		queue_set_str(&o->status, text);
+		queue_set_str(&o->remote, "");
+		qr_count(o, permanent ? METRICS_QUEUE_BOUNCED : METRICS_QUEUE_DEFERRED);
+		if (permanent)
+			o->state = QUEUE_RCPT_FAILED;
+	}
+	free(text);
+	qr_save(j);
+	j->ngroup = 0;
+	qr_job_next(j);
+}
+
 static void qr_job_next(struct queue_job *j)
 {
 	struct queue_runner *r = j->runner;
@@ -500,19 +481,22 @@ static void qr_job_next(struct queue_job *j)
 		j->ngroup = 0;
 		qr_clear_addrs(j);
 	}
-	/* local recipients, one back end at a time */
-	if (!j->remote_phase) {
+	/* local recipients, one back end at a time; then (once the submitter
+	 * heard how they fared, and unless it then dropped the message) the
+	 * Sent copy, in a transaction of its own (other bytes, its own
+	 * parameter) */
+	while (!j->remote_phase) {
+		enum queue_route want = j->copy_phase ? QUEUE_ROUTE_SENT : QUEUE_ROUTE_LOCAL;
 		for (size_t i = 0; i < e->nrcpts; i++) {
 			struct queue_rcpt *rc = &e->rcpts[i];
-			if (j->tried[i] || rc->state != QUEUE_RCPT_PENDING ||
-			    rc->route != QUEUE_ROUTE_LOCAL)
+			if (j->tried[i] || rc->state != QUEUE_RCPT_PENDING || rc->route != want)
 				continue;
 			j->ngroup = 0;
+			j->sent_group = want == QUEUE_ROUTE_SENT;
 			for (size_t k = i; k < e->nrcpts; k++) {
 				struct queue_rcpt *o = &e->rcpts[k];
 				if (!j->tried[k] && o->state == QUEUE_RCPT_PENDING &&
-				    o->route == QUEUE_ROUTE_LOCAL &&
-				    strcmp(o->lmtp, rc->lmtp) == 0) {
+				    o->route == want && strcmp(o->lmtp, rc->lmtp) == 0) {
 					j->group[j->ngroup++] = k;
 					j->tried[k] = true;
 				}
@@ -536,8 +520,12 @@ static void qr_job_next(struct queue_job *j)
 			qr_start_client(j, &addr, true, NULL);
 			return;
 		}
-		j->remote_phase = true;
-		qr_local_done(j);
+		if (j->copy_phase) {
+			j->remote_phase = true;
+		} else {
+			j->copy_phase = true;
+			qr_local_done(j);
+		}
 	}
 	/* remote recipients: all to the smarthost, or one domain at a time */
 	for (size_t i = 0; i < e->nrcpts; i++) {
@@ -558,34 +546,15 @@ static void qr_job_next(struct queue_job *j)
 			}
 		}
 		qr_clear_addrs(j);
-		int found = 0;
-		if (r->smarthost[0] != '\0')
-			qr_resolve_smarthost(j, r->smarthost);
-		else
-			found = qr_resolve_domain(j, domain);
-		if (j->naddrs == 0) {
-			for (size_t g = 0; g < j->ngroup; g++) {
-				struct queue_rcpt *o = &e->rcpts[j->group[g]];
-				char *text =
-				    found < 0 ? xasprintf("550 5.1.2 the domain %s takes no mail "
-							  "(no such domain or a null MX)",
-							  domain)
-					      : xasprintf("451 4.4.4 no address found for %s",
-							  r->smarthost[0] != '\0' ? r->smarthost
-										  : domain);
-				queue_set_str(&o->status, text);
-				free(text);
-				qr_count(o, found < 0 ? METRICS_QUEUE_BOUNCED : METRICS_QUEUE_DEFERRED);
-				if (found < 0)
-					o->state = QUEUE_RCPT_FAILED;
-			}
-			qr_save(j);
-			j->ngroup = 0;
-			qr_job_next(j);
-			return;
+		/* the addresses come from the loop: qr_lookup_done() goes on */
+		if (r->smarthost[0] != '\0') {
+			char host[300];
+			unsigned port;
+			qr_split_smarthost(r->smarthost, host, sizeof(host), &port);
+			j->lookup = queue_dns_host(r->dns, host, port, qr_lookup_done, j);
+		} else {
+			j->lookup = queue_dns_mx(r->dns, domain, r->mx_port, qr_lookup_done, j);
 		}
-		j->next_addr = 1;
-		qr_start_client(j, &j->addrs[0], false, j->names[0]);
 		return;
 	}
 	qr_job_finish(j);

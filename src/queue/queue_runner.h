@@ -10,7 +10,10 @@
  * workers run it).
  *
  * One attempt of an entry: its pending local recipients first, grouped by
- * back end, over LMTP; then its pending remote recipients over SMTP, all at
+ * back end, over LMTP; then (after local_done, see below) the submitter's
+ * copy for its Sent folder, if any, over LMTP with its XSENTCOPY
+ * authorisation (src/lmtpd/lmtpd.h); then its pending remote recipients
+ * over SMTP, all at
  * once to the smarthost when one is set, else grouped by domain to the
  * domain's MX hosts in preference order (the domain's own A/AAAA when it
  * has no MX, RFC 5321 5.1), trying the next host when one cannot be
@@ -29,15 +32,18 @@
  * entries whose submitter died). Per-entry locks (queue.h) keep an entry
  * from being delivered twice at once.
  *
- * MX lookups use the resolver library (res_query) and host lookups
- * getaddrinfo(): both block the loop for the time of a DNS answer. */
+ * MX and host lookups never block the loop (queue_dns.h): a domain whose
+ * DNS says it does not exist, has no MX and no address, or has a null MX
+ * (RFC 7505) fails at once (550 5.1.2, 556 5.1.10); MX hosts without any
+ * address fail too (550 5.4.4); a DNS failure or timeout defers (451
+ * 4.4.3). */
 
 #define QUEUE_SCAN_INTERVAL_S 5
 /* entries being delivered at once by the scan, at most */
 #define QUEUE_MAX_ACTIVE 16
 /* MX hosts tried per domain, and addresses per host */
-#define QUEUE_MAX_MX	8
-#define QUEUE_MAX_ADDRS 16
+#define QUEUE_MAX_MX	8  /* = QUEUE_DNS_MAX_MX */
+#define QUEUE_MAX_ADDRS 16 /* = QUEUE_DNS_MAX_ADDRS */
 /* the original message is attached whole to a DSN up to this size; larger
  * ones get their header only */
 #define QUEUE_DSN_MAX_ATTACH (1024 * 1024)
@@ -54,6 +60,8 @@ struct queue_runner_settings {
 	unsigned retry_s;
 	unsigned max_retry_s;
 	unsigned lifetime_s;
+	const char *resolvers; /* DNS servers, "" for /etc/resolv.conf (queue_dns.h) */
+	unsigned mx_port;      /* 25, another port only for tests */
 };
 
 /* The local part of an attempt is over: every local recipient has an

@@ -13,6 +13,7 @@
 
 #include "lib/xalloc.h"
 #include "queue/queue.h"
+#include "queue/queue_dns.h"
 #include "queue/queue_runner.h"
 
 static char *make_datadir(void)
@@ -67,6 +68,10 @@ static void test_roundtrip(void **state)
 	    e, "\"odd one\"@example.org", QUEUE_ROUTE_REMOTE, NULL,
 	    QUEUE_NOTIFY_FAILURE | QUEUE_NOTIFY_DELAY, "rfc822;odd+20one@example.org");
 	queue_set_str(&r->status, "451 4.4.1 try=again %41");
+	queue_entry_add_rcpt(e, "alice@example.test", QUEUE_ROUTE_SENT, "127.0.0.1:24",
+			     QUEUE_NOTIFY_NEVER, NULL);
+	e->copy_offset = 12;
+	e->copy_auth = xstrdup("abc.def");
 	int lock = -1;
 	char *id = commit_message(dir, "Subject: x\r\n\r\nbody\r\n", e, &lock);
 	assert_true(lock >= 0);
@@ -86,7 +91,12 @@ static void test_roundtrip(void **state)
 	assert_string_equal(l->envid, "QQ+2Bx");
 	assert_int_equal(l->ret, QUEUE_RET_HDRS);
 	assert_int_equal(l->size, strlen("Subject: x\r\n\r\nbody\r\n"));
-	assert_int_equal(l->nrcpts, 2);
+	assert_int_equal(l->nrcpts, 3);
+	assert_int_equal(l->rcpts[2].route, QUEUE_ROUTE_SENT);
+	assert_int_equal(l->rcpts[2].notify, QUEUE_NOTIFY_NEVER);
+	assert_string_equal(queue_route_name(l->rcpts[2].route), "sent-copy");
+	assert_int_equal(l->copy_offset, 12);
+	assert_string_equal(l->copy_auth, "abc.def");
 	assert_string_equal(l->rcpts[0].lmtp, "unix:/x y/lmtp.sock");
 	assert_int_equal(l->rcpts[0].route, QUEUE_ROUTE_LOCAL);
 	assert_string_equal(l->rcpts[1].address, "\"odd one\"@example.org");
@@ -238,9 +248,95 @@ static void test_dsn(void **state)
 	free(data);
 }
 
+/* An answer to query q (length qlen): the question kept (minus EDNS), the
+ * RCODE in the low 4 bits of flags3, TC when it has 0x20, the RRs given. */
+static size_t dns_answer(const unsigned char *q, size_t qlen, unsigned char flags3,
+			 const unsigned char *rrs, size_t rrs_len, unsigned ancount,
+			 unsigned char *out)
+{
+	/* the question ends 11 bytes (the OPT RR) before the end */
+	size_t qend = qlen - 11;
+	memcpy(out, q, qend);
+	out[2] = 0x81;			      /* QR, RD */
+	out[2] |= (flags3 & 0x20) ? 0x02 : 0; /* TC */
+	out[3] = 0x80 | (flags3 & 0x0f);      /* RA, RCODE */
+	out[6] = 0;
+	out[7] = (unsigned char)ancount;
+	out[10] = out[11] = 0;
+	if (rrs_len > 0)
+		memcpy(out + qend, rrs, rrs_len);
+	return qend + rrs_len;
+}
+
+static void test_dns_mx_messages(void **state)
+{
+	(void)state;
+	unsigned char q[512];
+	int qlen = queue_dns_build_mx_query("Example.test.", 0x1234, q, sizeof(q));
+	assert_true(qlen > 12);
+	assert_int_equal(q[0], 0x12);
+	assert_int_equal(q[1], 0x34);
+	assert_int_equal(q[5], 1);  /* one question */
+	assert_int_equal(q[11], 1); /* one additional: OPT */
+	assert_memory_equal(q + 12,
+			    "\x07"
+			    "Example"
+			    "\x04"
+			    "test"
+			    "\x00"
+			    "\x00\x0f\x00\x01",
+			    18);
+	assert_int_equal(queue_dns_build_mx_query("a..b", 1, q, sizeof(q)), -1);
+	assert_int_equal(queue_dns_build_mx_query("", 1, q, sizeof(q)), -1);
+	qlen = queue_dns_build_mx_query("example.test", 0x1234, q, sizeof(q));
+
+	/* two MX records out of order, names compressed against the question */
+	static const unsigned char rrs[] = {
+	    0xc0, 0x0c, 0, 15, 0, 1, 0, 0, 0, 60, 0, 8, 0, 20, 3, 'm', 'x', '2', 0xc0, 0x0c,
+	    0xc0, 0x0c, 0, 15, 0, 1, 0, 0, 0, 60, 0, 8, 0, 10, 3, 'm', 'x', '1', 0xc0, 0x0c,
+	};
+	unsigned char a[1024];
+	size_t alen = dns_answer(q, (size_t)qlen, 0, rrs, sizeof(rrs), 2, a);
+	struct queue_dns_mx_record mx[8];
+	size_t n = 0;
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "example.test", mx, 8, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(mx[0].pref, 10);
+	assert_string_equal(mx[0].name, "mx1.example.test");
+	assert_string_equal(mx[1].name, "mx2.example.test");
+	/* the question in another case is still ours; another id or name is not */
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "EXAMPLE.test.", mx, 8, &n), 0);
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1235, "example.test", mx, 8, &n), -1);
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "example.org", mx, 8, &n), -1);
+	assert_int_equal(queue_dns_parse_mx(a, alen - 3, 0x1234, "example.test", mx, 8, &n), -1);
+	/* a query is not an answer */
+	assert_int_equal(queue_dns_parse_mx(q, (size_t)qlen, 0x1234, "example.test", mx, 8, &n),
+			 -1);
+
+	/* a null MX: preference 0, the root */
+	static const unsigned char null_mx[] = {0xc0, 0x0c, 0, 15, 0, 1, 0, 0,
+						0,    60,   0, 3,  0, 0, 0};
+	alen = dns_answer(q, (size_t)qlen, 0, null_mx, sizeof(null_mx), 1, a);
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "example.test", mx, 8, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(mx[0].name, "");
+
+	/* no records (NODATA), NXDOMAIN, SERVFAIL, truncated */
+	alen = dns_answer(q, (size_t)qlen, 0, NULL, 0, 0, a);
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "example.test", mx, 8, &n), 0);
+	assert_int_equal(n, 0);
+	alen = dns_answer(q, (size_t)qlen, 3, NULL, 0, 0, a);
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "example.test", mx, 8, &n), 3);
+	alen = dns_answer(q, (size_t)qlen, 2, NULL, 0, 0, a);
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "example.test", mx, 8, &n), 2);
+	alen = dns_answer(q, (size_t)qlen, 0x20, NULL, 0, 0, a);
+	assert_int_equal(queue_dns_parse_mx(a, alen, 0x1234, "example.test", mx, 8, &n), -2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_dns_mx_messages),
 	    cmocka_unit_test(test_roundtrip),
 	    cmocka_unit_test(test_malformed_and_abort),
 	    cmocka_unit_test(test_status_code),

@@ -78,6 +78,7 @@ struct smtp_client {
 	int msg_fd;
 	uint64_t msg_size;
 	uint64_t msg_off;
+	uint64_t msg_start;
 	bool at_line_start;
 	bool last_was_lf;
 	bool smtputf8, eightbit;
@@ -216,7 +217,7 @@ static void sc_send_mail(struct smtp_client *c)
 	size_t o = 0;
 	if (c->ext_size)
 		o += (size_t)snprintf(params + o, sizeof(params) - o, " SIZE=%llu",
-				      (unsigned long long)c->msg_size);
+				      (unsigned long long)(c->msg_size - c->msg_start));
 	if (c->eightbit && c->ext_8bit)
 		o += (size_t)snprintf(params + o, sizeof(params) - o, " BODY=8BITMIME");
 	if (c->smtputf8 && c->ext_utf8)
@@ -465,7 +466,7 @@ static void sc_reply(struct smtp_client *c)
 			break;
 		}
 		c->state = SC_BODY;
-		c->msg_off = 0;
+		c->msg_off = c->msg_start;
 		c->at_line_start = true;
 		c->last_was_lf = true;
 		conn_set_idle_timeout(c->conn, SMTP_CLIENT_DATA_TIMEOUT_MS);
@@ -661,6 +662,7 @@ struct smtp_client *smtp_client_start(struct event_base *base, const struct net_
 	}
 	c->msg_fd = env->msg_fd;
 	c->msg_size = env->msg_size;
+	c->msg_start = env->msg_offset <= env->msg_size ? env->msg_offset : env->msg_size;
 	c->smtputf8 = env->smtputf8;
 	c->eightbit = env->eightbit;
 	c->state = SC_CONNECTING;

@@ -55,8 +55,9 @@ struct smtp_client_envelope {
 	const char *const *rcpts;	/* addresses */
 	const char *const *rcpt_params; /* per recipient, may be NULL */
 	size_t nrcpts;
-	int msg_fd; /* read with pread from offset 0; borrowed */
-	uint64_t msg_size;
+	int msg_fd;	     /* read with pread from msg_offset; borrowed */
+	uint64_t msg_size;   /* the file's size: the message is msg_offset..msg_size */
+	uint64_t msg_offset; /* 0, or where the message starts in the file */
 	/* the message needs SMTPUTF8 / 8BITMIME when offered (adds the MAIL
 	 * parameters itself) */
 	bool smtputf8;

@@ -171,25 +171,37 @@ int store_open(const char *mail_root, const char *user, uint64_t quota_bytes,
 		store_close(&store);
 		return -1;
 	}
-	/* the files are the truth: bring every folder's index in line */
+	/* the files are the truth: bring every folder's index in line. The
+	 * list is read first and its statement finished: a reconcile that
+	 * writes while the SELECT still holds its read snapshot could not
+	 * upgrade it after another process (a delivery) committed, and SQLite
+	 * answers that with "database is locked" at once, without waiting */
 	sqlite3_stmt *st = store_stmt(store, "SELECT id, name FROM folders", error_r);
 	if (st == NULL) {
 		store_close(&store);
 		return -1;
 	}
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		char *name = xstrdup((const char *)sqlite3_column_text(st, 1));
-		int64_t id = sqlite3_column_int64(st, 0);
-		int r = store_reconcile_folder(store, id, name, false, NULL, NULL, error_r);
-		free(name);
-		if (r < 0) {
-			sqlite3_finalize(st);
-			store_close(&store);
-			return -1;
-		}
+	int64_t *ids = NULL;
+	char **names = NULL;
+	size_t n = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		ids = xrealloc(ids, (n + 1) * sizeof(*ids));
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		ids[n] = sqlite3_column_int64(st, 0);
+		names[n++] = xstrdup((const char *)sqlite3_column_text(st, 1));
 	}
 	sqlite3_finalize(st);
+	int r = 0;
+	for (size_t i = 0; i < n && r >= 0; i++)
+		r = store_reconcile_folder(store, ids[i], names[i], false, NULL, NULL, error_r);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(ids);
+	if (r < 0) {
+		store_close(&store);
+		return -1;
+	}
 	*store_r = store;
 	return 1;
 }

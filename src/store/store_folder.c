@@ -35,6 +35,13 @@ static int create_one(struct store *store, const char *name, const char *role, c
 		return -1;
 	if (store_index_begin(store, error_r) < 0)
 		return -1;
+	/* under the write lock: another process may have made it since the
+	 * caller looked (two first uses of a new store at once) */
+	int e = folder_exists(store, name, error_r);
+	if (e != 0) {
+		store_index_rollback(store);
+		return e > 0 ? 1 : -1;
+	}
 	if (store_index_folder_add(store, name, role, error_r) < 0) {
 		store_index_rollback(store);
 		return -1;
@@ -72,8 +79,10 @@ int store_folder_create(struct store *store, const char *name, const char *role,
 	r = create_one(store, norm, role, error_r);
 	if (r == 0)
 		store_notify(store, STORE_EVENT_FOLDERS, norm, 0, 0, 0);
+	else if (r > 0)
+		*error_r = xasprintf("folder '%s' exists already", norm);
 	free(norm);
-	return r < 0 ? -1 : 1;
+	return r < 0 ? -1 : r > 0 ? 0 : 1;
 }
 
 /* Names of a folder and every folder below it. */

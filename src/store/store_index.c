@@ -135,6 +135,20 @@ int store_index_open(struct store *store, char **error_r)
 	for (int v = version; v < latest; v++) {
 		if (store_exec(store, "BEGIN IMMEDIATE", error_r) < 0)
 			return -1;
+		/* under the write lock: another process opening a new store at
+		 * the same moment (a delivery and a login) may have migrated it */
+		st = store_stmt(store, "PRAGMA user_version", error_r);
+		if (st == NULL) {
+			store_index_rollback(store);
+			return -1;
+		}
+		int now = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+		sqlite3_finalize(st);
+		if (now > v) {
+			store_index_rollback(store);
+			v = now - 1;
+			continue;
+		}
 		char *set = xasprintf("PRAGMA user_version=%d", v + 1);
 		int r = store_exec(store, migrations[v], error_r);
 		if (r == 0)

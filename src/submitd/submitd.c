@@ -91,6 +91,8 @@ static void sd_runner_settings(struct submitd *sd)
 	    .retry_s = sd_count(w, "queue-retry-interval", 60),
 	    .max_retry_s = sd_count(w, "queue-max-retry-interval", 3600),
 	    .lifetime_s = sd_count(w, "queue-lifetime", 432000),
+	    .resolvers = worker_setting(w, "dns-resolvers"),
+	    .mx_port = sd_count(w, "mx-port", 25),
 	};
 	if (sd->runner == NULL)
 		sd->runner = queue_runner_new(worker_event_base(w), sd->queue_dir, &set);
@@ -128,6 +130,9 @@ static void sd_load_settings(struct submitd *sd)
 		sd->max_recipients = 100;
 	long long size = worker_setting_int(w, "max-message-size", 36700160);
 	sd->max_message_size = size < 1024 ? 36700160 : (uint64_t)size;
+	const char *save = worker_setting(w, "save-sent");
+	sd->save_sent =
+	    save != NULL && settings_parse_bool(save, &sd->save_sent) == 0 && sd->save_sent;
 	settings_list_free(&sd->local_domains);
 	const char *ld = worker_setting(w, "local-domains");
 	sd->local_domains = settings_list_split(ld != NULL ? ld : "", NULL);
@@ -383,6 +388,7 @@ static void sd_session_free(struct submit_session *s)
 	free(s->domain);
 	free(s->send_as);
 	free(s->user_lmtp);
+	free(s->save_sent);
 	conn_free(&s->conn);
 	free(s);
 	if (sd->shutting_down && sd->nsessions == 0)

@@ -22,7 +22,12 @@
  * and delivered over LMTP to their back end's lmtp service; the client gets
  * its 250 once every local recipient's back end answered (a temporary
  * failure leaves the recipient safely queued). Other recipients are
- * relayed from the queue to the smarthost or the domain's MX hosts. */
+ * relayed from the queue to the smarthost or the domain's MX hosts.
+ *
+ * Users whose save-sent is on (or "default" with the service's save-sent
+ * setting on) also get a copy in their Sent folder: the message from after
+ * our Received field on, authorised by authd for its SHA-256 and queued as
+ * a recipient of its own (docs/ARCHITECTURE.md, "A copy in Sent"). */
 
 struct worker_service_ops;
 

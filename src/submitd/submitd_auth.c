@@ -153,6 +153,8 @@ void submitd_auth_reply(struct submit_session *s, const struct ipc_msg *msg)
 				 : xasprintf("%s@%s", user, s->domain);
 		s->send_as = xstrdup(send_as != NULL ? send_as : "");
 		s->user_lmtp = xstrdup(lmtp != NULL ? lmtp : "");
+		const char *save_sent = ipc_msg_get(msg, "save-sent");
+		s->save_sent = xstrdup(save_sent != NULL ? save_sent : "default");
 		log_msg(LOG_LEVEL_INFO, conn_log(s->conn), "login: user=%s address=%s%s", s->user,
 			s->address, conn_tls_active(s->conn) ? " (TLS)" : "");
 		conn_set_idle_timeout(s->conn, sd->auth_timeout_ms);

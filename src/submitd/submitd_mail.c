@@ -4,6 +4,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
@@ -158,8 +160,14 @@ int submitd_rcpt(struct submit_session *s, const struct smtp_rcpt *rcpt)
 	return 0;
 }
 
+static void sm_copy_reply(struct submit_session *s, const struct ipc_msg *msg);
+
 void submitd_lookup_timeout(struct submit_session *s)
 {
+	if (s->copy_pending) {
+		sm_copy_reply(s, NULL);
+		return;
+	}
 	log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "recipient <%s>: authd did not answer",
 		s->lookup_address);
 	smtp_server_reply(s->srv, 451, "4.3.0", "<%s> Temporary lookup failure", s->lookup_address);
@@ -169,6 +177,11 @@ void submitd_lookup_timeout(struct submit_session *s)
 
 void submitd_lookup_reply(struct submit_session *s, const struct ipc_msg *msg)
 {
+	if (s->copy_pending) {
+		s->lookup_id = 0;
+		sm_copy_reply(s, msg);
+		return;
+	}
 	const char *result = ipc_msg_get(msg, "result");
 	const char *lmtp = ipc_msg_get(msg, "lmtp-address");
 	const char *address = s->lookup_address != NULL ? s->lookup_address : "";
@@ -253,6 +266,21 @@ int submitd_data_begin(struct submit_session *s)
 	s->hdr = NULL;
 	s->hdr_len = 0;
 	s->hdr_done = s->hdr_too_big = s->from_bad = false;
+	/* the Sent copy: everything from here on, as the client sent it (with
+	 * the Message-ID and Date we add) */
+	s->copy = s->save_sent != NULL && s->user_lmtp != NULL && s->user_lmtp[0] != '\0' &&
+		  (strcmp(s->save_sent, "on") == 0 ||
+		   (strcmp(s->save_sent, "default") == 0 && s->sd->save_sent));
+	s->copy_offset = queue_writer_size(s->qw);
+	if (s->copy) {
+		s->copy_sha = EVP_MD_CTX_new();
+		if (s->copy_sha == NULL ||
+		    EVP_DigestInit_ex(s->copy_sha, EVP_sha256(), NULL) != 1) {
+			log_msg(LOG_LEVEL_ERROR, conn_log(s->conn),
+				"cannot start a SHA-256 digest");
+			s->write_failed = true;
+		}
+	}
 	return 1;
 }
 
@@ -261,6 +289,8 @@ static void sm_write(struct submit_session *s, const void *data, size_t len)
 	char *error = NULL;
 	if (s->write_failed || len == 0)
 		return;
+	if (s->copy_sha != NULL)
+		EVP_DigestUpdate(s->copy_sha, data, len);
 	if (queue_writer_write(s->qw, data, len, &error) < 0) {
 		log_msg(LOG_LEVEL_ERROR, conn_log(s->conn), "queue: %s", error);
 		free(error);
@@ -364,6 +394,8 @@ static void sm_local_done(void *ctx, struct queue_entry *e)
 	const char *failure = NULL;
 	for (size_t i = 0; i < e->nrcpts; i++) {
 		const struct queue_rcpt *r = &e->rcpts[i];
+		if (r->route == QUEUE_ROUTE_SENT)
+			continue;
 		if (r->route != QUEUE_ROUTE_LOCAL) {
 			remote++;
 			continue;
@@ -408,6 +440,8 @@ static void sm_local_done(void *ctx, struct queue_entry *e)
 	submitd_sync_input(s);
 }
 
+static int sm_commit(struct submit_session *s, const char *mac);
+
 int submitd_data_end(struct submit_session *s, const struct smtp_data_result *result)
 {
 	if (result->error != SMTP_DATA_OK) {
@@ -442,6 +476,37 @@ int submitd_data_end(struct submit_session *s, const struct smtp_data_result *re
 		submitd_reset(s);
 		return -1;
 	}
+	if (!s->copy)
+		return sm_commit(s, NULL);
+	/* the copy for the Sent folder needs authd's word first */
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	if (EVP_DigestFinal_ex(s->copy_sha, md, &mdlen) != 1 || mdlen != 32) {
+		log_msg(LOG_LEVEL_ERROR, conn_log(s->conn), "cannot finish a SHA-256 digest");
+		smtp_server_reply(s->srv, 451, "4.3.0",
+				  "Local error in processing, try again later");
+		submitd_reset(s);
+		return -1;
+	}
+	for (unsigned i = 0; i < mdlen; i++)
+		snprintf(s->copy_digest + 2 * i, 3, "%02x", md[i]);
+	struct ipc_field f[] = {{"id", ""}, {"user", s->user}, {"digest", s->copy_digest}};
+	s->lookup_id = submitd_authd_send(s, IPC_SENT_AUTHORISE, f, 3);
+	if (s->lookup_id == 0) {
+		smtp_server_reply(s->srv, 451, "4.3.0",
+				  "Local error in processing, try again later");
+		submitd_reset(s);
+		return -1;
+	}
+	s->copy_pending = true;
+	return 0;
+}
+
+/* Commit the entry (with the Sent copy when mac is not NULL) and deliver
+ * its local recipients; the reply follows in sm_local_done(). Returns the
+ * engine's verdict: 0 pending, -1 refused (replied). */
+static int sm_commit(struct submit_session *s, const char *mac)
+{
 	struct queue_entry *e = xcalloc(1, sizeof(*e));
 	e->sender = xstrdup(s->sender);
 	e->user = xstrdup(s->user);
@@ -462,6 +527,13 @@ int submitd_data_end(struct submit_session *s, const struct smtp_data_result *re
 				     r->local ? QUEUE_ROUTE_LOCAL : QUEUE_ROUTE_REMOTE, r->lmtp,
 				     r->notify, r->orcpt);
 	}
+	if (mac != NULL) {
+		/* no report about the copy: its failure is logged, not mailed */
+		queue_entry_add_rcpt(e, s->address, QUEUE_ROUTE_SENT, s->user_lmtp,
+				     QUEUE_NOTIFY_NEVER, NULL);
+		e->copy_offset = s->copy_offset;
+		e->copy_auth = xasprintf("%s.%s", s->copy_digest, mac);
+	}
 	int lock_fd = -1;
 	char *error = NULL;
 	if (queue_writer_commit(&s->qw, e, &lock_fd, &error) < 0) {
@@ -480,6 +552,28 @@ int submitd_data_end(struct submit_session *s, const struct smtp_data_result *re
 	return 0;
 }
 
+static void sm_copy_reply(struct submit_session *s, const struct ipc_msg *msg)
+{
+	s->copy_pending = false;
+	const char *result = msg != NULL ? ipc_msg_get(msg, "result") : NULL;
+	const char *mac = msg != NULL ? ipc_msg_get(msg, "mac") : NULL;
+	if (result == NULL || strcmp(result, "ok") != 0 || mac == NULL || strlen(mac) != 64) {
+		const char *reason = msg != NULL ? ipc_msg_get(msg, "reason") : NULL;
+		log_msg(LOG_LEVEL_WARN, conn_log(s->conn), "sent copy: authd: %s",
+			msg == NULL	 ? "no answer"
+			: reason != NULL ? reason
+					 : "refused");
+		smtp_server_reply(s->srv, 451, "4.3.0",
+				  "Local error in processing, try again later");
+		submitd_reset(s);
+		smtp_server_complete(s->srv, -1);
+		return;
+	}
+	int r = sm_commit(s, mac);
+	if (r < 0)
+		smtp_server_complete(s->srv, -1);
+}
+
 void submitd_reset(struct submit_session *s)
 {
 	queue_writer_abort(&s->qw);
@@ -487,6 +581,9 @@ void submitd_reset(struct submit_session *s)
 	s->hdr = NULL;
 	s->hdr_len = 0;
 	s->hdr_done = s->hdr_too_big = s->from_bad = s->write_failed = false;
+	EVP_MD_CTX_free(s->copy_sha);
+	s->copy_sha = NULL;
+	s->copy = s->copy_pending = false;
 	for (size_t i = 0; i < s->nrcpts; i++) {
 		free(s->rcpts[i].address);
 		free(s->rcpts[i].lmtp);

@@ -72,6 +72,7 @@ struct submitd {
 	unsigned failure_delay_s;
 	unsigned max_recipients;
 	uint64_t max_message_size;
+	bool save_sent; /* the default of users whose own save-sent is "default" */
 	char **local_domains;
 	struct net_cidr *proxy_trusted;
 	size_t proxy_trusted_count;
@@ -109,6 +110,7 @@ struct submit_session {
 	char *domain;	 /* the instance's domain, from authd */
 	char *send_as;	 /* "a@x, b@y" */
 	char *user_lmtp; /* the user's back end's lmtp address */
+	char *save_sent; /* the user's save-sent: "on", "off" or "default" */
 	struct event *authd_timer;
 
 	/* the transaction */
@@ -134,6 +136,14 @@ struct submit_session {
 	bool from_bad;
 	bool write_failed;
 	bool delivering; /* waiting for the local deliveries */
+
+	/* the copy for the user's Sent folder: the message after the
+	 * Received field we add, its SHA-256, and authd's authorisation */
+	bool copy;
+	uint64_t copy_offset;
+	struct evp_md_ctx_st *copy_sha;
+	char copy_digest[65];
+	bool copy_pending; /* lookup_id is authd's answer about the copy */
 };
 
 /* submitd.c */

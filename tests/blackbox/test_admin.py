@@ -93,7 +93,7 @@ def test_init_creates_the_instance(tmp_path):
     m = re.search(r"^demo user: demo  password: (\S+)$", r.stdout, re.M)
     assert m and len(m.group(1)) == 16
     listing = ok(d, "user", "list").stdout
-    assert re.search(r"^demo\s+user\s+on\s+on\s+on\s+local\s+unlimited$", listing, re.M)
+    assert re.search(r"^demo\s+user\s+on\s+on\s+on\s+local\s+unlimited\s+default$", listing, re.M)
 
     imap = settings_of(d, "imap4")
     assert imap["ssl-bindings"] == "127.0.0.1:10993"
@@ -345,9 +345,11 @@ def test_user_add_options(data):
     ok(data, "user", "add", "shared1", "--kind", "shared", "--quota", "2G", input="pw\n")
     ok(data, "user", "add", "guest1", "--kind=guest", input="pw\n")
     ok(data, "user", "add", "admin1", "--kind", "admin", "--backend", "local", input="pw\n")
+    ok(data, "user", "add", "saver", "--save-sent", "on", input="pw\n")
     listing = ok(data, "user", "list").stdout
-    assert re.search(r"^shared1\s+shared\s+on\s+on\s+on\s+local\s+2G$", listing, re.M)
-    assert re.search(r"^guest1\s+guest\s+off\s+off\s+off\s+local\s+unlimited$", listing, re.M)
+    assert re.search(r"^saver\s+user\s+on\s+on\s+on\s+local\s+unlimited\s+on$", listing, re.M)
+    assert re.search(r"^shared1\s+shared\s+on\s+on\s+on\s+local\s+2G\s+default$", listing, re.M)
+    assert re.search(r"^guest1\s+guest\s+off\s+off\s+off\s+local\s+unlimited\s+default$", listing, re.M)
     assert re.search(r"^admin1\s+admin\s+off\s+off\s+off\s+local", listing, re.M)
     before = snapshot(data)
     refused(data, "user", "add", "x1", "--kind", "root", input="pw\n", says="kind 'root'")
@@ -355,6 +357,8 @@ def test_user_add_options(data):
     refused(data, "user", "add", "x3", "--quota", "0", input="pw\n", says="quota: must be")
     refused(data, "user", "add", "x4", "--backend", "mbx9", input="pw\n",
             says="back end 'mbx9' does not exist")
+    refused(data, "user", "add", "x5", "--save-sent", "sometimes", input="pw\n",
+            says="save-sent: must be on, off or default")
     assert snapshot(data) == before
 
 
@@ -370,6 +374,8 @@ def test_user_set_is_all_or_nothing(data):
         (["pop3=off", "send-as=not-an-address"], "send-as: 'not-an-address'"),
         (["pop3=off", "colour=blue"], "expected FIELD=VALUE"),
         (["pop3=off", "pop3=on"], "pop3 given twice"),
+        (["pop3=off", "save-sent=perhaps"], "save-sent: must be on, off or default"),
+        (["pop3=off", "--save-sent"], "expected FIELD=VALUE"),
     ]:
         refused(data, "user", "set", "alice", *args, says=says)
     assert ok(data, "user", "show", "alice").stdout == show
@@ -383,6 +389,12 @@ def test_user_set_is_all_or_nothing(data):
         assert line in show.splitlines(), show
     ok(data, "user", "set", "alice", "quota=unlimited")
     assert "quota: unlimited" in ok(data, "user", "show", "alice").stdout
+    assert "save-sent: default" in ok(data, "user", "show", "alice").stdout
+    ok(data, "user", "set", "alice", "--save-sent", "on", "--pop3=on")
+    show = ok(data, "user", "show", "alice").stdout
+    assert "save-sent: on" in show and "pop3: on" in show
+    ok(data, "user", "set", "alice", "save-sent=default")
+    assert "save-sent: default" in ok(data, "user", "show", "alice").stdout
     refused(data, "user", "set", "nobody", "pop3=off", says="no such user 'nobody'")
 
 
@@ -419,6 +431,11 @@ def test_user_del(data):
     ("imap4", ["banner=two\nlines"], "printable ASCII"),
     ("lmtp", ["unix-socket=../escape.sock"], "'..'"),
     ("imap4", ["ssl-bindings=unix:/tmp/x.sock"], "back ends only"),
+    ("submission", ["dns-resolvers=dns.example.com"], "'dns.example.com': not an IP address"),
+    ("submission", ["dns-resolvers=127.0.0.1:99999"], "not an IP address"),
+    ("submission", ["dns-resolvers=127.0.0.1, 127.0.0.1"], "listed twice"),
+    ("submission", ["save-sent=sometimes"], "must be true or false"),
+    ("submission", ["mx-port=0"], "must be a number from 1 to 65535"),
 ])
 def test_bad_settings_change_nothing(data, service, pairs, says):
     key = pairs[-1].partition("=")[0]
@@ -456,6 +473,11 @@ def test_settings_set_get_reset(data):
     assert pop3["external-connection-settings"] == "mail.example.test:995:SSL"
     # other services are untouched
     assert settings_of(data, "pop3-backend")["max-command-size"] == "512"
+    ok(data, "settings", "set", "submission", "dns-resolvers=192.0.2.53,[2001:DB8::53]:5353",
+       "save-sent=on")
+    sub = settings_of(data, "submission")
+    assert sub["dns-resolvers"] == "192.0.2.53, [2001:db8::53]:5353"
+    assert sub["save-sent"] == "true" and sub["mx-port"] == "25"
 
     r = ok(data, "settings", "get", "pop3", "login-type", "workers")
     assert r.stdout.splitlines() == ["login-type = plain-text-login", "workers    = 1"]

@@ -347,7 +347,9 @@ def test_connectivity_test_command(pop):
                 input=PASSWORD + "\n")
     assert r.returncode == 0, r.stdout + r.stderr
     rows = [l.split() for l in r.stdout.splitlines()[1:]]
-    assert [row[1] for row in rows if row[1] != "test"][:2] == ["Deliver", "Connect"]
+    # through the submission service, which runs (else the lmtp socket)
+    assert [row[1] for row in rows if row[1] != "test"][:2] == ["Submit", "Connect"]
+    assert rows[0][0].startswith("smtp://") and rows[1][0].startswith("pop3://")
     assert all("Success" in l for l in r.stdout.splitlines()[1:])
     # the test message was removed again
     assert login(pop).stat()[0] == 0

@@ -60,6 +60,7 @@ enum srv_ext {
 	EXT_CHUNKING = 1 << 4,
 	EXT_STARTTLS = 1 << 5,
 	EXT_AUTH = 1 << 6,
+	EXT_XSENTCOPY = 1 << 7,
 };
 
 /* command flags */
@@ -752,6 +753,12 @@ static void cmd_rcpt(struct smtp_server *srv, char *args)
 				return;
 			}
 			rcpt.orcpt = v;
+		} else if (strcasecmp(k, "XSENTCOPY") == 0 && srv_ext(srv, EXT_XSENTCOPY)) {
+			if (v == NULL || strlen(v) > SMTP_MAX_XSENTCOPY) {
+				srv_bad(srv, 501, "5.5.4", "Bad XSENTCOPY parameter");
+				return;
+			}
+			rcpt.sent_copy = v;
 		} else {
 			srv_bad(srv, 555, "5.5.4", "Unsupported parameter %s", k);
 			return;
@@ -1440,9 +1447,9 @@ void smtp_server_set_extensions(struct smtp_server *srv, const char *const *keyw
 		const char *name;
 		unsigned flag;
 	} known[] = {
-	    {"SIZE", EXT_SIZE}, {"8BITMIME", EXT_8BITMIME}, {"SMTPUTF8", EXT_SMTPUTF8},
-	    {"DSN", EXT_DSN},	{"CHUNKING", EXT_CHUNKING}, {"STARTTLS", EXT_STARTTLS},
-	    {"AUTH", EXT_AUTH},
+	    {"SIZE", EXT_SIZE}, {"8BITMIME", EXT_8BITMIME},   {"SMTPUTF8", EXT_SMTPUTF8},
+	    {"DSN", EXT_DSN},	{"CHUNKING", EXT_CHUNKING},   {"STARTTLS", EXT_STARTTLS},
+	    {"AUTH", EXT_AUTH}, {"XSENTCOPY", EXT_XSENTCOPY},
 	};
 	for (size_t i = 0; i < n; i++) {
 		srv->ext[i] = xstrdup(keywords[i]);

@@ -125,7 +125,13 @@ struct smtp_rcpt {
 	struct smtp_path path;
 	unsigned notify;   /* SMTP_NOTIFY_* mask, 0 when not given */
 	const char *orcpt; /* "rfc822;..." as sent, NULL when not given */
+	/* XSENTCOPY= (postern's own, only when "XSENTCOPY" is advertised):
+	 * the value as sent, NULL when not given */
+	const char *sent_copy;
 };
+
+/* the longest XSENTCOPY value */
+#define SMTP_MAX_XSENTCOPY 200
 
 enum smtp_data_error {
 	SMTP_DATA_OK,
