@@ -53,11 +53,11 @@ enum ipc_type {
 	IPC_USER_LIST = 99,	  /* fields: id=, session=, query=, exact=, limit= */
 	IPC_USER_LIST_REPLY = 100, /* fields: id=, result=, total=, user=... */
 	IPC_USER_SET = 101,	  /* fields: id=, session=, user=, pop3|imap4|smtp= (reply: IPC_USER_REPLY) */
-	/* master -> authd */
-	IPC_AUTHD_CLIENT,	  /* fd: a channel to a newly started worker; fields: service= */
 	/* worker <-> authd: copies in Sent (authd_ticket.h); replies are IPC_USER_REPLY */
-	IPC_SENT_AUTHORISE = 96,  /* submission: id=, user=, digest= (reply: mac=) */
-	IPC_SENT_VERIFY,	  /* lmtp: id=, user=, digest=, mac= */
+	IPC_SENT_AUTHORISE = 112, /* submission: id=, user=, digest= (reply: mac=) */
+	IPC_SENT_VERIFY = 113,	  /* lmtp: id=, user=, digest=, mac= */
+	/* master -> authd */
+	IPC_AUTHD_CLIENT = 128,	  /* fd: a channel to a newly started worker; fields: service= */
 };
 
 struct ipc_field {
