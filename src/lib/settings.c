@@ -402,6 +402,14 @@ static const struct settings_def settings_defs[] = {
 	.help = "delay before a failed login is answered, 0 to 10 seconds",
 	.defaults = CLIENT_SERVICES("2"),
     },
+    {
+	.key = "sasl-scram-sha-256",
+	.type = ST_BOOL,
+	.help = "offer the SCRAM-SHA-256 mechanism where PLAIN is offered (off while users "
+		"imported with password hashes have no SCRAM keys yet: they get them at their "
+		"next PLAIN or LOGIN login): true or false",
+	.defaults = CLIENT_SERVICES("true"),
+    },
 };
 
 #define SETTINGS_DEF_COUNT (sizeof(settings_defs) / sizeof(settings_defs[0]))
