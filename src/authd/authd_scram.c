@@ -137,15 +137,16 @@ struct authd_scram_exchange *authd_scram_begin(struct authd_scram *t, const char
 	memset(e, 0, sizeof(*e));
 	int n = snprintf(e->handle, sizeof(e->handle), "%zu.", slot);
 	for (size_t i = 0; i < sizeof(handle_random); i++)
-		n += snprintf(e->handle + n, sizeof(e->handle) - (size_t)n, "%02x", handle_random[i]);
+		n += snprintf(e->handle + n, sizeof(e->handle) - (size_t)n, "%02x",
+			      handle_random[i]);
 	e->owner = owner;
 	e->owner_generation = owner_generation;
 	e->started_ms = now_ms;
 	memcpy(e->user, cf.user, sizeof(e->user));
 	e->client_first_bare = xstrndup(client_first + cf.bare_offset, len - cf.bare_offset);
 	e->gs2_header = xstrndup(client_first, cf.gs2_header_len);
-	e->nonce = xasprintf("%.*s%s", (int)cf.nonce_len, client_first + cf.nonce_offset,
-			     server_nonce);
+	e->nonce =
+	    xasprintf("%.*s%s", (int)cf.nonce_len, client_first + cf.nonce_offset, server_nonce);
 	e->server_first = xasprintf("r=%s,s=%s,i=%u", e->nonce, salt, keys->iterations);
 	e->keys = keys->real && keys->stored != NULL ? xstrdup(keys->stored) : NULL;
 	memcpy(e->stored_key, keys->stored_key, SCRAM_KEY_SIZE);
@@ -175,8 +176,8 @@ struct authd_scram_exchange *authd_scram_find(struct authd_scram *t, const char 
 	return e;
 }
 
-int authd_scram_verify(const struct authd_scram_exchange *e, const char *client_final,
-		       size_t len, char *server_final_r, size_t size, const char **why_r)
+int authd_scram_verify(const struct authd_scram_exchange *e, const char *client_final, size_t len,
+		       char *server_final_r, size_t size, const char **why_r)
 {
 	struct scram_client_final cf;
 	const char *error;

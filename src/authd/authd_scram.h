@@ -51,7 +51,7 @@ struct authd_scram {
 
 /* The user's keys for a server-first message, or a stand-in. */
 struct authd_scram_keys {
-	bool real; /* false: the user is unknown or has no keys */
+	bool real;	    /* false: the user is unknown or has no keys */
 	const char *stored; /* the stored form (real only) */
 	unsigned iterations;
 	const unsigned char *salt;
@@ -98,8 +98,8 @@ struct authd_scram_exchange *authd_scram_find(struct authd_scram *t, const char 
  * proof is right, with the server-final message ("v=...") in
  * server_final_r; 0 when it is not or the message does not fit the
  * exchange (why in *why_r, for the log). The exchange is not removed. */
-int authd_scram_verify(const struct authd_scram_exchange *e, const char *client_final,
-		       size_t len, char *server_final_r, size_t size, const char **why_r);
+int authd_scram_verify(const struct authd_scram_exchange *e, const char *client_final, size_t len,
+		       char *server_final_r, size_t size, const char **why_r);
 
 /* Remove an exchange from the table. */
 void authd_scram_end(struct authd_scram *t, struct authd_scram_exchange *e);

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,9 +80,8 @@ static void test_rfc7677_exchange(void **state)
 	struct fixture *f = *state;
 	char user[SCRAM_MAX_NAME + 1];
 	const char *error = NULL;
-	assert_int_equal(authd_scram_client_first(V_CLIENT_FIRST, strlen(V_CLIENT_FIRST), user,
-						  &error),
-			 0);
+	assert_int_equal(
+	    authd_scram_client_first(V_CLIENT_FIRST, strlen(V_CLIENT_FIRST), user, &error), 0);
 	assert_string_equal(user, "user");
 	struct authd_scram_exchange *e = begin(f, V_CLIENT_FIRST, &owner_a, 1000);
 	assert_string_equal(e->server_first, V_SERVER_FIRST);
@@ -206,7 +206,8 @@ static void test_fake_salts(void **state)
 	    authd_scram_begin(f->t, cf, strlen(cf), &a, NULL, &owner_a, 7, 1000, &error);
 	assert_non_null(e);
 	assert_null(e->keys);
-	assert_non_null(strstr(e->server_first, ",i=" "32768"));
+	assert_non_null(strstr(e->server_first, ",i="
+						"32768"));
 	/* the random part of the nonce: 24 bytes in base64 */
 	assert_int_equal(strlen(e->nonce), 6 + 32);
 	char final[256], m[256];

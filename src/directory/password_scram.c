@@ -12,8 +12,8 @@
 #include "lib/base64.h"
 #include "lib/xalloc.h"
 
-#define PASSWORD_SCRAM_PREFIX	  "SCRAM-SHA-256$"
-#define PASSWORD_SCRAM_DOVECOT	  "{SCRAM-SHA-256}"
+#define PASSWORD_SCRAM_PREFIX  "SCRAM-SHA-256$"
+#define PASSWORD_SCRAM_DOVECOT "{SCRAM-SHA-256}"
 #define PASSWORD_SCRAM_ACCEPTED                                                                    \
 	"accepted: SCRAM-SHA-256$ITERATIONS:SALT$STOREDKEY:SERVERKEY (RFC 5803) or "               \
 	"{SCRAM-SHA-256}ITERATIONS,SALT,STOREDKEY,SERVERKEY (Dovecot, gsasl --mkpasswd), in "      \
@@ -27,12 +27,10 @@ static char *password_scram_format(const struct password_scram *k)
 	base64_encode(k->salt, k->salt_len, salt, sizeof(salt));
 	base64_encode(k->stored_key, SCRAM_KEY_SIZE, stored, sizeof(stored));
 	base64_encode(k->server_key, SCRAM_KEY_SIZE, server, sizeof(server));
-	return xasprintf(PASSWORD_SCRAM_PREFIX "%u:%s$%s:%s", k->iterations, salt, stored,
-			 server);
+	return xasprintf(PASSWORD_SCRAM_PREFIX "%u:%s$%s:%s", k->iterations, salt, stored, server);
 }
 
-static int password_scram_derive(const char *password, struct password_scram *k,
-				 char **error_r)
+static int password_scram_derive(const char *password, struct password_scram *k, char **error_r)
 {
 	size_t len = strlen(password);
 	if (len == 0) {
@@ -44,8 +42,7 @@ static int password_scram_derive(const char *password, struct password_scram *k,
 		return -1;
 	}
 	unsigned char salted[SCRAM_KEY_SIZE];
-	if (scram_salted_password(password, len, k->salt, k->salt_len, k->iterations, salted) <
-	    0) {
+	if (scram_salted_password(password, len, k->salt, k->salt_len, k->iterations, salted) < 0) {
 		*error_r = xstrdup("OpenSSL could not derive the SCRAM keys");
 		return -1;
 	}
@@ -85,8 +82,8 @@ int password_scram_make(const char *password, char **keys_r, char **error_r)
 
 /* one base64 field of exactly len bytes of text into out; the decoded size
  * must be in [min, max] */
-static bool password_scram_field(const char *text, size_t len, unsigned char *out,
-				 size_t min, size_t max, size_t *decoded_r)
+static bool password_scram_field(const char *text, size_t len, unsigned char *out, size_t min,
+				 size_t max, size_t *decoded_r)
 {
 	unsigned char buf[SCRAM_MAX_SALT + 2];
 	long n = base64_decode(text, len, buf, sizeof(buf));

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +12,11 @@
 
 /* RFC 7677's salt and count for "pencil"; the keys as GNU SASL's
  * `gsasl --mkpasswd` makes them */
-#define SALT_B64    "W22ZaJ0SNY7soEsUEjb6gQ=="
-#define STORED_B64  "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
-#define SERVER_B64  "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
-#define RFC5803	    "SCRAM-SHA-256$4096:" SALT_B64 "$" STORED_B64 ":" SERVER_B64
-#define DOVECOT	    "{SCRAM-SHA-256}4096," SALT_B64 "," STORED_B64 "," SERVER_B64
+#define SALT_B64   "W22ZaJ0SNY7soEsUEjb6gQ=="
+#define STORED_B64 "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+#define SERVER_B64 "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+#define RFC5803	   "SCRAM-SHA-256$4096:" SALT_B64 "$" STORED_B64 ":" SERVER_B64
+#define DOVECOT	   "{SCRAM-SHA-256}4096," SALT_B64 "," STORED_B64 "," SERVER_B64
 
 static void test_known_keys(void **state)
 {

@@ -344,10 +344,10 @@ int scram_salted_password(const char *password, size_t password_len, const unsig
 {
 	if (iterations == 0 || password_len > 0x7fffffff || salt_len > 0x7fffffff)
 		return -1;
-	return PKCS5_PBKDF2_HMAC(password, (int)password_len, salt, (int)salt_len,
-				 (int)iterations, EVP_sha256(), SCRAM_KEY_SIZE, salted) == 1
-		       ? 0
-		       : -1;
+	return PKCS5_PBKDF2_HMAC(password, (int)password_len, salt, (int)salt_len, (int)iterations,
+				 EVP_sha256(), SCRAM_KEY_SIZE, salted) == 1
+		   ? 0
+		   : -1;
 }
 
 static void scram_hmac(const unsigned char key[SCRAM_KEY_SIZE], const void *data, size_t len,

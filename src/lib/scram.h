@@ -29,12 +29,12 @@
 
 /* client-first-message = gs2-header client-first-message-bare */
 struct scram_client_first {
-	char cbind_flag;		 /* 'n' or 'y' */
-	size_t gs2_header_len;		 /* "n,," or "n,a=NAME,": the bytes before the bare part */
+	char cbind_flag;		  /* 'n' or 'y' */
+	size_t gs2_header_len;		  /* "n,," or "n,a=NAME,": the bytes before the bare part */
 	char authzid[SCRAM_MAX_NAME + 1]; /* decoded; "" when none */
-	char user[SCRAM_MAX_NAME + 1];	 /* decoded (=2C and =3D) */
-	size_t bare_offset;		 /* client-first-message-bare starts here */
-	size_t nonce_offset, nonce_len;	 /* the client's nonce (after r=) */
+	char user[SCRAM_MAX_NAME + 1];	  /* decoded (=2C and =3D) */
+	size_t bare_offset;		  /* client-first-message-bare starts here */
+	size_t nonce_offset, nonce_len;	  /* the client's nonce (after r=) */
 };
 
 /* client-final-message = c=... ",r=" nonce ["," extensions] ",p=" proof */
@@ -56,7 +56,7 @@ struct scram_server_first {
 
 /* server-final-message = "v=" signature / "e=" error */
 struct scram_server_final {
-	bool error;		 /* e=: text in error_text */
+	bool error; /* e=: text in error_text */
 	char error_text[64];
 	unsigned char signature[SCRAM_KEY_SIZE];
 };

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +30,8 @@ static void test_rfc7677_vector(void **state)
 	(void)state;
 	struct scram_client_first cf;
 	const char *error = NULL;
-	assert_int_equal(scram_parse_client_first(V_CLIENT_FIRST, strlen(V_CLIENT_FIRST), &cf,
-						  &error),
-			 0);
+	assert_int_equal(
+	    scram_parse_client_first(V_CLIENT_FIRST, strlen(V_CLIENT_FIRST), &cf, &error), 0);
 	assert_string_equal(cf.user, "user");
 	assert_string_equal(cf.authzid, "");
 	assert_int_equal(cf.cbind_flag, 'n');
@@ -40,16 +40,14 @@ static void test_rfc7677_vector(void **state)
 	assert_memory_equal(V_CLIENT_FIRST + cf.nonce_offset, "rOprNGfwEbeRWgbNEkqO", 20);
 
 	struct scram_server_first sf;
-	assert_int_equal(scram_parse_server_first(V_SERVER_FIRST, strlen(V_SERVER_FIRST), &sf,
-						  &error),
-			 0);
+	assert_int_equal(
+	    scram_parse_server_first(V_SERVER_FIRST, strlen(V_SERVER_FIRST), &sf, &error), 0);
 	assert_int_equal(sf.iterations, 4096);
 	assert_int_equal(sf.salt_len, 16);
 
 	unsigned char salted[SCRAM_KEY_SIZE], stored[SCRAM_KEY_SIZE], server[SCRAM_KEY_SIZE];
-	assert_int_equal(scram_salted_password("pencil", 6, sf.salt, sf.salt_len, sf.iterations,
-					       salted),
-			 0);
+	assert_int_equal(
+	    scram_salted_password("pencil", 6, sf.salt, sf.salt_len, sf.iterations, salted), 0);
 	scram_server_keys(salted, stored, server);
 
 	char auth[1024];
@@ -68,9 +66,8 @@ static void test_rfc7677_vector(void **state)
 
 	/* the server parses the client-final message and accepts the proof */
 	struct scram_client_final fin;
-	assert_int_equal(scram_parse_client_final(V_CLIENT_FINAL, strlen(V_CLIENT_FINAL), &fin,
-						  &error),
-			 0);
+	assert_int_equal(
+	    scram_parse_client_final(V_CLIENT_FINAL, strlen(V_CLIENT_FINAL), &fin, &error), 0);
 	assert_int_equal(fin.without_proof_len, strlen(V_CLIENT_FINAL_NO_PROOF));
 	assert_int_equal(fin.cbind_len, 3);
 	assert_memory_equal(fin.cbind, "n,,", 3);
@@ -151,7 +148,7 @@ static void test_client_first_edge_cases(void **state)
 	first_fails("n,,n=a=41,r=x", "invalid-username-encoding");
 	first_fails("n,,n=a=,r=x", "invalid-username-encoding");
 	first_fails("n,,n=\xff,r=x", "invalid-username-encoding");
-	first_fails("n,,n=\xc0\xaf,r=x", "invalid-username-encoding"); /* overlong '/' */
+	first_fails("n,,n=\xc0\xaf,r=x", "invalid-username-encoding");	   /* overlong '/' */
 	first_fails("n,,n=\xed\xa0\x80,r=x", "invalid-username-encoding"); /* surrogate */
 	/* the nonce is printable ASCII */
 	first_fails("n,,n=user,r=a b", "invalid-encoding");
@@ -193,21 +190,23 @@ static void test_client_final_edge_cases(void **state)
 	struct scram_client_final cf;
 	const char *error;
 	/* an extension before the proof is ignored */
-	const char *ext = "c=eSws,r=abc,x=1," "p=" V_PROOF;
+	const char *ext = "c=eSws,r=abc,x=1,"
+			  "p=" V_PROOF;
 	assert_int_equal(scram_parse_client_final(ext, strlen(ext), &cf, &error), 0);
 	assert_int_equal(cf.without_proof_len, strlen("c=eSws,r=abc,x=1"));
 	assert_memory_equal(cf.cbind, "y,,", 3);
 
-	final_fails("c=biws,r=abc");				 /* no proof */
-	final_fails("r=abc,c=biws,p=" V_PROOF);			 /* order */
-	final_fails("c=biws,p=" V_PROOF);				 /* no nonce */
-	final_fails("c=,r=abc,p=" V_PROOF);			 /* empty c= */
-	final_fails("c=biw,r=abc,p=" V_PROOF);			 /* bad base64 */
-	final_fails("c=bi=s,r=abc,p=" V_PROOF);			 /* bad base64 */
-	final_fails("c=biws,r=abc,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ"); /* padding */
-	final_fails("c=biws,r=abc,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndQ==");  /* 31 bytes */
-	final_fails("c=biws,r=abc,p=" V_PROOF ",x=1");		 /* proof not last */
-	final_fails("c=biws,r=abc,p=" V_PROOF "," "p=" V_PROOF); /* two proofs */
+	final_fails("c=biws,r=abc");						    /* no proof */
+	final_fails("r=abc,c=biws,p=" V_PROOF);					    /* order */
+	final_fails("c=biws,p=" V_PROOF);					    /* no nonce */
+	final_fails("c=,r=abc,p=" V_PROOF);					    /* empty c= */
+	final_fails("c=biw,r=abc,p=" V_PROOF);					    /* bad base64 */
+	final_fails("c=bi=s,r=abc,p=" V_PROOF);					    /* bad base64 */
+	final_fails("c=biws,r=abc,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ");  /* padding */
+	final_fails("c=biws,r=abc,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndQ=="); /* 31 bytes */
+	final_fails("c=biws,r=abc,p=" V_PROOF ",x=1"); /* proof not last */
+	final_fails("c=biws,r=abc,p=" V_PROOF ","
+		    "p=" V_PROOF); /* two proofs */
 	final_fails("c=biws,r=abc,p=");
 	final_fails("c=biws,r=a,bc,p=" V_PROOF);
 	final_fails("c=biws,r=,p=" V_PROOF);
