@@ -4,7 +4,7 @@
 #   fuzz/build.sh [SECONDS] [TARGET...]
 #
 # SECONDS defaults to 60 per target; TARGET is any of proxy_header,
-# line_reader, smtp (default: proxy_header and line_reader). Seeds in
+# line_reader, frontend, smtp, imap, mime, scram (default: all of them). Seeds in
 # fuzz/corpus/<target>/ are read, never written; inputs found while fuzzing
 # go to $FUZZ_OUT/corpus-<target> (default fuzz/out/, ignored by git),
 # crashes to $FUZZ_OUT/.
@@ -16,7 +16,7 @@ secs=${1:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${FUZZ_OUT:-$root/fuzz/out}
 cc=${CC:-clang}
-targets=${*:-proxy_header line_reader frontend smtp imap mime http}
+targets=${*:-proxy_header line_reader frontend smtp imap mime http scram}
 cflags="-std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined"
 cflags="$cflags -fno-sanitize-recover=undefined -I$root/src"
 
@@ -33,13 +33,16 @@ for t in $targets; do
 		src/net/line_reader.c $(cd "$root" && ls src/proto/imap/*.c | grep -v _test.c | tr '\n' ' ')
 		src/net/proxy_header.c src/net/cidr.c src/net/conn_limits.c src/net/net.c
 		src/net/test_cert.c src/lib/log.c src/lib/xalloc.c src/lib/net_addr.c
-		src/lib/ipc.c src/lib/protolog.c src/lib/metrics.c -levent -levent_openssl -lssl -lcrypto -lz" ;;
+		src/lib/ipc.c src/lib/protolog.c src/lib/metrics.c src/lib/scram.c src/lib/base64.c
+		-levent -levent_openssl -lssl -lcrypto -lz" ;;
+	scram) srcs="src/lib/scram.c src/lib/base64.c src/authd/authd_scram.c src/lib/xalloc.c
+		src/lib/log.c -lcrypto" ;;
 	mime) srcs="src/mail/mime_parser.c src/mail/mail_header.c src/mail/mail_decode.c
 		src/mail/mail_address.c src/mail/mail_imap.c src/lib/xalloc.c src/lib/log.c" ;;
 	http) srcs="src/http/http_request.c src/lib/xalloc.c src/lib/log.c" ;;
 	imap) srcs="$(cd "$root" && ls src/proto/imap/*.c | grep -v _test.c | tr '\n' ' ')
 		src/net/line_reader.c src/lib/xalloc.c src/lib/log.c" ;;
-	*) echo "unknown fuzz target: $t (proxy_header, line_reader, frontend)" >&2; exit 2 ;;
+	*) echo "unknown fuzz target: $t (proxy_header, line_reader, frontend, smtp, imap, mime, http, scram)" >&2; exit 2 ;;
 	esac
 	bin="$out/${t}_fuzz"
 	echo "== building $bin"

@@ -92,31 +92,37 @@ bool worker_setting_bool(struct worker *w, const char *key, bool def)
 
 /* requests "sent to authd", answered from the loop below */
 static char fuzz_pending_ids[16][16];
+static int fuzz_pending_types[16];
 static unsigned fuzz_npending;
 static unsigned fuzz_answer_kind;
 
 int worker_authd_send(struct worker *w, int type, const void *fields, unsigned nfields)
 {
 	(void)w;
-	(void)type;
 	const struct ipc_field *f = fields;
 	if (fuzz_npending == 16)
 		return -1; /* authd unreachable: the temporary-failure path */
 	for (unsigned i = 0; i < nfields; i++)
-		if (strcmp(f[i].key, "id") == 0)
+		if (strcmp(f[i].key, "id") == 0) {
+			fuzz_pending_types[fuzz_npending] = type;
 			snprintf(fuzz_pending_ids[fuzz_npending++], sizeof(fuzz_pending_ids[0]), "%s",
 				 f[i].value);
+		}
 	return 0;
 }
 
-/* authd's verdicts, in turn: every answer path of the protocols */
+/* authd's verdicts, in turn: every answer path of the protocols; a SCRAM
+ * step is also answered with the next server message ("continue") */
 static void fuzz_answer_authd(const struct worker_service_ops *ops)
 {
-	static const char *const results[] = {"fail", "refused", "tempfail", "ok"};
+	static const char *const results[] = {"fail", "refused", "tempfail", "ok", "continue"};
 	static struct ipc_msg msg;
 	while (fuzz_npending > 0) {
-		const char *id = fuzz_pending_ids[--fuzz_npending];
-		const char *result = results[fuzz_answer_kind++ % 4];
+		fuzz_npending--;
+		const char *id = fuzz_pending_ids[fuzz_npending];
+		int type = fuzz_pending_types[fuzz_npending];
+		bool scram = type == IPC_SCRAM_FIRST || type == IPC_SCRAM_FINAL;
+		const char *result = results[fuzz_answer_kind++ % (scram ? 5 : 4)];
 		memset(&msg, 0, sizeof(msg));
 		msg.type = IPC_AUTH_REPLY;
 		msg.fd = -1;
@@ -125,7 +131,12 @@ static void fuzz_answer_authd(const struct worker_service_ops *ops)
 		msg.fields[2] = (struct ipc_field){"reason", "fuzz"};
 		/* "ok" without a back-end address: the back end is unavailable */
 		msg.fields[3] = (struct ipc_field){"user", "fuzz"};
-		msg.nfields = 4;
+		msg.fields[4] = (struct ipc_field){"exchange", "1.00ff"};
+		msg.fields[5] = (struct ipc_field){
+		    "challenge", type == IPC_SCRAM_FIRST
+				     ? "r=abcdef,s=QSXCR+Q6sek8bf92,i=4096"
+				     : "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="};
+		msg.nfields = 6;
 		ops->authd_reply(&fuzz_worker, &msg);
 	}
 }

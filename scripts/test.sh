@@ -52,7 +52,7 @@ fuzz_ok() { # clang with libFuzzer's runtime
 if [ -x fuzz/build.sh ] && fuzz_ok; then
 	echo "== fuzzers (bounded)"
 	# the MIME parser faces every delivered message: it gets the longest run
-	for run in "${POSTERN_FUZZ_SECONDS:-20} proxy_header line_reader frontend smtp imap http" \
+	for run in "${POSTERN_FUZZ_SECONDS:-20} proxy_header line_reader frontend smtp imap http scram" \
 		"${POSTERN_MIME_FUZZ_SECONDS:-60} mime"; do
 		# shellcheck disable=SC2086
 		if fuzz/build.sh $run; then

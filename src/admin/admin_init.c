@@ -18,6 +18,7 @@
 #include "admin/admin.h"
 #include "directory/directory.h"
 #include "directory/password.h"
+#include "directory/password_scram.h"
 #include "directory/settings_db.h"
 #include "directory/tls_selfsigned.h"
 #include "lib/net_addr.h"
@@ -448,7 +449,9 @@ static int admin_init_populate(const struct admin_init_plan *plan,
 		if (admin_init_random_password(demo_password, demo_size) < 0) {
 			*error_r = xstrdup("the OpenSSL random generator failed");
 			ret = -1;
-		} else if (password_hash(demo_password, &hash, error_r) < 0) {
+		} else if (password_hash(demo_password, &hash, error_r) < 0 ||
+			   password_scram_make(demo_password, &u.scram_sha256, error_r) < 0) {
+			free(hash);
 			ret = -1;
 		} else {
 			u.password_hash = hash;

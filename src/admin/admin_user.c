@@ -15,6 +15,7 @@
 #include "admin/admin.h"
 #include "directory/directory.h"
 #include "directory/password.h"
+#include "directory/password_scram.h"
 #include "lib/settings.h"
 #include "lib/xalloc.h"
 
@@ -27,14 +28,20 @@ static void admin_user_usage(FILE *out)
 	fprintf(out,
 		"usage: posternctl user add NAME [--kind user|shared|guest|admin] [--backend B]\n"
 		"                           [--quota SIZE] [--save-sent on|off|default]\n"
-		"                           [--password-hash HASH | --no-password]\n"
+		"                           [--password-hash HASH [--scram-sha-256 KEYS]\n"
+		"                           | --no-password]\n"
 		"       posternctl user del NAME\n"
 		"       posternctl user list\n"
 		"       posternctl user show NAME\n"
 		"       posternctl user passwd NAME\n"
 		"       posternctl user set NAME FIELD=VALUE... [--kick]\n"
 		"  The password is read from standard input (first line), or asked twice on a\n"
-		"  terminal. SIZE is bytes or a number with K, M, G or T, or 'unlimited'.\n"
+		"  terminal, and stored as a yescrypt hash and SCRAM-SHA-256 keys. An imported\n"
+		"  HASH may come with the SCRAM-SHA-256 KEYS of the same password\n"
+		"  (SCRAM-SHA-256$I:SALT$STOREDKEY:SERVERKEY, or Dovecot's\n"
+		"  {SCRAM-SHA-256}I,SALT,STOREDKEY,SERVERKEY); without them the keys are made\n"
+		"  at the user's next PLAIN or LOGIN login.\n"
+		"  SIZE is bytes or a number with K, M, G or T, or 'unlimited'.\n"
 		"  set fields: pop3=on|off imap4=on|off smtp=on|off kind=KIND backend=B\n"
 		"              quota=SIZE|unlimited send-as=ADDRESS,ADDRESS...\n"
 		"              save-sent=on|off|default (a copy of each message the user\n"
@@ -187,9 +194,10 @@ static int admin_user_read_tty(const char *prompt, char *buf, size_t size, char 
 	return ret;
 }
 
-/* Ask for a new password and hash it. Returns 0 with *hash_r or -1 with
- * *error_r. */
-static int admin_user_read_password(const char *name, char **hash_r, char **error_r)
+/* Ask for a new password, hash it and derive its SCRAM-SHA-256 keys.
+ * Returns 0 with *hash_r and *scram_r, or -1 with *error_r. */
+static int admin_user_read_password(const char *name, char **hash_r, char **scram_r,
+				    char **error_r)
 {
 	char pw[PASSWORD_MAX_LENGTH + 2], again[PASSWORD_MAX_LENGTH + 2];
 	int ret;
@@ -215,6 +223,11 @@ static int admin_user_read_password(const char *name, char **hash_r, char **erro
 	}
 	if (ret == 1)
 		ret = password_hash(pw, hash_r, error_r) < 0 ? -1 : 0;
+	if (ret == 0 && password_scram_make(pw, scram_r, error_r) < 0) {
+		free(*hash_r);
+		*hash_r = NULL;
+		ret = -1;
+	}
 	OPENSSL_cleanse(pw, sizeof(pw));
 	return ret;
 }
@@ -250,14 +263,15 @@ static int admin_user_notify(const char *datadir)
 static int admin_user_add(const char *datadir, int argc, char **argv)
 {
 	const char *name = NULL, *kind_text = "user", *backend = NULL, *quota = NULL;
-	const char *import_hash = NULL, *save_sent = NULL;
+	const char *import_hash = NULL, *import_scram = NULL, *save_sent = NULL;
 	bool no_password = false;
 	for (int i = 1; i < argc; i++) {
 		const char *opts[] = {"--kind", "--backend", "--quota", "--password-hash",
-				      "--save-sent"};
-		const char **targets[] = {&kind_text, &backend, &quota, &import_hash, &save_sent};
+				      "--scram-sha-256", "--save-sent"};
+		const char **targets[] = {&kind_text, &backend, &quota, &import_hash, &import_scram,
+					  &save_sent};
 		bool matched = false;
-		for (size_t k = 0; k < 5 && !matched; k++) {
+		for (size_t k = 0; k < 6 && !matched; k++) {
 			size_t n = strlen(opts[k]);
 			if (strcmp(argv[i], opts[k]) == 0) {
 				if (i + 1 >= argc) {
@@ -291,6 +305,11 @@ static int admin_user_add(const char *datadir, int argc, char **argv)
 		admin_user_error("user add: --password-hash and --no-password exclude each other");
 		return 2;
 	}
+	if (import_scram != NULL && import_hash == NULL) {
+		admin_user_error("user add: --scram-sha-256 comes with --password-hash (the keys "
+				 "of the same password)");
+		return 2;
+	}
 	if (!admin_user_name_ok(name))
 		return 1;
 
@@ -306,9 +325,17 @@ static int admin_user_add(const char *datadir, int argc, char **argv)
 		free(error);
 		return 1;
 	}
-	struct directory *dir = admin_user_open(datadir, false);
-	if (dir == NULL)
+	char *scram = NULL;
+	if (import_scram != NULL && password_scram_normalise(import_scram, &scram, &error) < 0) {
+		admin_user_error("user add: --scram-sha-256: %s", error);
+		free(error);
 		return 1;
+	}
+	struct directory *dir = admin_user_open(datadir, false);
+	if (dir == NULL) {
+		free(scram);
+		return 1;
+	}
 
 	/* refuse a taken name or a missing back end before asking for a password */
 	struct directory_user *existing = NULL;
@@ -327,6 +354,7 @@ static int admin_user_add(const char *datadir, int argc, char **argv)
 		free(error);
 		directory_user_free(&existing);
 		directory_close(&dir);
+		free(scram);
 		return 1;
 	}
 	if (backend != NULL) {
@@ -339,6 +367,7 @@ static int admin_user_add(const char *datadir, int argc, char **argv)
 				admin_user_error("%s", error);
 			free(error);
 			directory_close(&dir);
+			free(scram);
 			return 1;
 		}
 	}
@@ -352,10 +381,14 @@ static int admin_user_add(const char *datadir, int argc, char **argv)
 		u.backend = xstrdup(backend);
 	}
 	int result = 1;
-	if (import_hash != NULL)
+	if (import_hash != NULL) {
 		u.password_hash = xstrdup(import_hash);
-	else if (!no_password && admin_user_read_password(name, &u.password_hash, &error) < 0)
+		u.scram_sha256 = scram;
+		scram = NULL;
+	} else if (!no_password &&
+		   admin_user_read_password(name, &u.password_hash, &u.scram_sha256, &error) < 0) {
 		goto out;
+	}
 	int r = directory_user_add(dir, &u, &error);
 	if (r != 1)
 		goto out;
@@ -369,6 +402,7 @@ out:
 	}
 	directory_user_clear(&u);
 	directory_close(&dir);
+	free(scram);
 	return result == 0 ? admin_user_notify(datadir) : result;
 }
 
@@ -484,6 +518,16 @@ static int admin_user_show(const char *datadir, int argc, char **argv)
 	printf("password: %s\n", u->password_hash != NULL ? "set" : "none");
 	printf("password-scheme: %s\n",
 	       u->password_hash != NULL ? password_scheme(u->password_hash) : "none");
+	struct password_scram keys;
+	char *kerror = NULL;
+	if (u->scram_sha256 == NULL)
+		printf("scram-sha-256: none%s\n",
+		       u->password_hash != NULL ? " (made at the next PLAIN or LOGIN login)" : "");
+	else if (password_scram_parse(u->scram_sha256, &keys, &kerror) == 0)
+		printf("scram-sha-256: set (%u iterations)\n", keys.iterations);
+	else
+		printf("scram-sha-256: unusable (%s)\n", kerror);
+	free(kerror);
 	printf("created: %s\n", created);
 	directory_user_free(&u);
 	return 0;
@@ -500,16 +544,17 @@ static int admin_user_passwd(const char *datadir, int argc, char **argv)
 	struct directory *dir = admin_user_open(datadir, false);
 	if (dir == NULL)
 		return 1;
-	char *error = NULL, *hash = NULL;
+	char *error = NULL, *hash = NULL, *scram = NULL;
 	struct directory_user *u = NULL;
 	int r = directory_user_get(dir, argv[1], &u, &error);
 	directory_user_free(&u);
-	if (r == 1 && admin_user_read_password(argv[1], &hash, &error) < 0)
+	if (r == 1 && admin_user_read_password(argv[1], &hash, &scram, &error) < 0)
 		r = -1;
 	if (r == 1)
-		r = directory_user_set_password(dir, argv[1], hash, &error);
+		r = directory_user_set_credentials(dir, argv[1], hash, scram, &error);
 	directory_close(&dir);
 	free(hash);
+	free(scram);
 	if (r <= 0) {
 		if (r == 0)
 			admin_user_error("no such user '%s'", argv[1]);

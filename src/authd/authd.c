@@ -12,11 +12,14 @@
 #include <openssl/crypto.h>
 #include <unistd.h>
 
+#include "authd/authd_scram.h"
 #include "authd/authd_session.h"
 #include "authd/authd_tarpit.h"
 #include "authd/authd_ticket.h"
 #include "directory/directory.h"
 #include "directory/password.h"
+#include "directory/password_scram.h"
+#include "lib/base64.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
@@ -50,6 +53,9 @@ struct authd {
 	char *domain; /* the instance's mail domain (directory meta), "" when unset */
 	char *hostname; /* the instance's host name (directory meta), "" when unset */
 	struct authd_sessions sessions; /* the http service's signed-in sessions */
+	bool dir_writable; /* SCRAM keys can be stored at a password login */
+	struct authd_scram scram;
+	struct event *scram_sweep;
 };
 
 /* a reply held back by the failure delay */
@@ -192,6 +198,204 @@ static void authd_act_as(struct authd_client *c, const struct ipc_msg *msg, cons
 				{"kind", directory_kind_name(u->kind)}, {"quota", quota}};
 	authd_send(c, f, 5);
 	directory_user_free(&u);
+}
+
+/* What every login request carries besides the credentials. */
+struct authd_request {
+	const char *id;
+	const char *service;
+	const char *peer;
+	bool tarpit;
+	long long base_delay; /* ms */
+	const char *protocol; /* the per-user switch, NULL for back ends */
+	struct log_ctx ctx;
+};
+
+/* Returns false (after dropping the channel) when the request is
+ * malformed. */
+static bool authd_request_parse(struct authd_client *c, const struct ipc_msg *msg,
+				struct authd_request *r)
+{
+	r->id = ipc_msg_get(msg, "id");
+	r->service = ipc_msg_get(msg, "service");
+	r->peer = ipc_msg_get(msg, "peer");
+	const char *tarpit = ipc_msg_get(msg, "tarpit");
+	const char *delay_text = ipc_msg_get(msg, "failure-delay");
+	if (r->id == NULL || r->service == NULL) {
+		log_error("malformed request from a %s worker; dropping its channel", c->service);
+		authd_client_close(c);
+		return false;
+	}
+	if (r->peer == NULL)
+		r->peer = "?";
+	r->tarpit = tarpit == NULL || strcmp(tarpit, "no") != 0;
+	r->base_delay = delay_text != NULL ? strtoll(delay_text, NULL, 10) * 1000
+					   : AUTHD_DEFAULT_FAILURE_DELAY_MS;
+	r->protocol = authd_protocol_name(r->service);
+	r->ctx = (struct log_ctx){r->service, NULL, r->peer};
+	return true;
+}
+
+/* names that stand for "no account" never log in, whatever exists: true
+ * when user is one and the refusal was sent */
+static bool authd_refuse_anonymous(struct authd_client *c, const struct authd_request *r,
+				   const char *user)
+{
+	if (r->protocol == NULL || strcmp(r->protocol, "SMTP") == 0 ||
+	    (strcasecmp(user, "anonymous") != 0 && strcasecmp(user, "guest") != 0))
+		return false;
+	log_msg(LOG_LEVEL_INFO, &r->ctx, "login refused: user=%s: anonymous and guest logins "
+					 "are never allowed", user);
+	metrics_auth(r->service, METRICS_AUTH_REFUSED, false);
+	struct ipc_field f[] = {{"id", r->id},
+				{"result", "refused"},
+				{"code", "CONTACTADMIN"},
+				{"reason", "anonymous and guest logins are not allowed"},
+				{"cause", "account-kind"}};
+	authd_reply_later(c, r->base_delay, f, 5);
+	return true;
+}
+
+/* A failed login: counted against the source, answered after the failure
+ * delay and the tarpit's. One answer for every cause. */
+static void authd_login_failed(struct authd_client *c, const struct authd_request *r,
+			       const char *user, enum metrics_auth verdict, const char *why)
+{
+	char key[64];
+	authd_tarpit_key(r->peer, key, sizeof(key));
+	unsigned failures = r->tarpit ? authd_tarpit_fail(key, proc_now_ms()) : 0;
+	long long delay = r->base_delay + authd_tarpit_delay_ms(failures, r->base_delay);
+	metrics_auth(r->service, verdict, delay > r->base_delay);
+	log_msg(LOG_LEVEL_INFO, &r->ctx,
+		"login failed: user=%s: %s (failures from %s: %u, delay %lld ms)", user, why, key,
+		failures, delay);
+	struct ipc_field f[] = {{"id", r->id}, {"result", "fail"}};
+	authd_reply_later(c, delay, f, 2);
+}
+
+/* Why a verified user may not use the request's protocol, into reason; NULL
+ * when they may. */
+static const char *authd_refusal(const struct authd_request *r, const struct directory_user *u,
+				 char *reason, size_t size, const char **cause_r)
+{
+	*cause_r = "account-kind";
+	if (r->protocol != NULL && strcmp(r->protocol, "HTTP") == 0) {
+		/* the settings page and the admin centre: administrators are
+		 * welcome, guests are not; the protocol switches do not apply */
+		return u->kind == DIRECTORY_KIND_GUEST ? "guest accounts may not sign in" : NULL;
+	}
+	if (u->kind == DIRECTORY_KIND_GUEST || u->kind == DIRECTORY_KIND_ADMIN) {
+		if (r->protocol == NULL)
+			return NULL;
+		snprintf(reason, size, "%s accounts may not use %s",
+			 u->kind == DIRECTORY_KIND_GUEST ? "guest" : "administrator", r->protocol);
+		return reason;
+	}
+	if (r->protocol != NULL && !authd_switch_on(u, r->protocol)) {
+		snprintf(reason, size, "%s is disabled for this user", r->protocol);
+		*cause_r = "disabled";
+		return reason;
+	}
+	return NULL;
+}
+
+/* true when the user is refused (the answer was sent) */
+static bool authd_refuse(struct authd_client *c, const struct authd_request *r,
+			 const struct directory_user *u)
+{
+	char reason[160];
+	const char *cause;
+	const char *refusal = authd_refusal(r, u, reason, sizeof(reason), &cause);
+	if (refusal == NULL)
+		return false;
+	log_msg(LOG_LEVEL_INFO, &r->ctx, "login refused: user=%s: %s", u->name, refusal);
+	metrics_auth(r->service, METRICS_AUTH_REFUSED, false);
+	struct ipc_field f[] = {{"id", r->id},	       {"result", "refused"}, {"code", "CONTACTADMIN"},
+				{"reason", refusal}, {"cause", cause}};
+	authd_send(c, f, 5);
+	return true;
+}
+
+/* A verified user: apply the policy, then answer with the back end and a
+ * login ticket. how names the mechanism for the log. */
+static void authd_grant(struct authd_client *c, const struct authd_request *r,
+			const struct directory_user *u, const char *how)
+{
+	struct authd *a = c->authd;
+	if (authd_refuse(c, r, u))
+		return;
+	/* where the mailbox lives, as the front end must reach it */
+	const char *backend_name = u->backend != NULL ? u->backend : DIRECTORY_BACKEND_LOCAL;
+	struct directory_backend *b = NULL;
+	char *error = NULL;
+	if (directory_backend_get(a->dir, backend_name, &b, &error) <= 0) {
+		log_msg(LOG_LEVEL_ERROR, &r->ctx, "back end %s of %s: %s", backend_name, u->name,
+			error != NULL ? error : "unknown back end");
+		metrics_auth(r->service, METRICS_AUTH_TEMPFAIL, false);
+		struct ipc_field f[] = {{"id", r->id},
+					{"result", "tempfail"},
+					{"reason", "the user's back end is not in the directory"}};
+		authd_send(c, f, 3);
+		free(error);
+		return;
+	}
+	const char *protocol = r->protocol != NULL ? r->protocol : "";
+	const char *address = "";
+	if (b != NULL && strcmp(protocol, "IMAP4") == 0)
+		address = b->imap4_address != NULL ? b->imap4_address : "";
+	else if (b != NULL && strcmp(protocol, "POP3") == 0)
+		address = b->pop3_address != NULL ? b->pop3_address : "";
+	else if (b != NULL)
+		address = b->lmtp_address != NULL ? b->lmtp_address : "";
+	log_msg(LOG_LEVEL_INFO, &r->ctx, "login accepted: user=%s backend=%s%s", u->name,
+		backend_name, how);
+	metrics_auth(r->service, METRICS_AUTH_OK, false);
+	char expiry[24], mac[AUTHD_TICKET_MAC_HEX + 1];
+	authd_ticket_make(&a->tickets, u->name, r->peer, time(NULL), expiry, sizeof(expiry), mac);
+	struct ipc_field f[] = {{"id", r->id},
+				{"result", "ok"},
+				{"user", u->name},
+				{"kind", directory_kind_name(u->kind)},
+				{"backend", backend_name},
+				{"backend-address", address},
+				{"ticket-expiry", expiry},
+				{"ticket-mac", mac},
+				{"domain", a->domain},
+				{"send-as", u->send_as != NULL ? u->send_as : ""},
+				{"save-sent", directory_save_sent_name(u->save_sent)}};
+	authd_send(c, f, 11);
+	directory_backend_free(&b);
+}
+
+/* After a password login: give the user SCRAM-SHA-256 keys when they have
+ * none yet (a hash imported without them) or weaker ones than postern now
+ * makes. The password is known only now. */
+static void authd_scram_upgrade(struct authd *a, const struct directory_user *u,
+				const char *password, const struct log_ctx *ctx)
+{
+	if (!a->dir_writable || u->password_hash == NULL)
+		return;
+	struct password_scram old;
+	char *error = NULL;
+	if (u->scram_sha256 != NULL && password_scram_parse(u->scram_sha256, &old, &error) == 0 &&
+	    old.iterations >= PASSWORD_SCRAM_ITERATIONS)
+		return;
+	free(error);
+	error = NULL;
+	char *keys = NULL;
+	int r = password_scram_make(password, &keys, &error);
+	if (r == 0)
+		r = directory_user_add_scram(a->dir, u->name, u->password_hash, keys, &error);
+	if (r < 0)
+		log_msg(LOG_LEVEL_WARN, ctx, "user=%s: cannot store SCRAM-SHA-256 keys: %s",
+			u->name, error);
+	else if (r == 1)
+		log_msg(LOG_LEVEL_INFO, ctx, "user=%s: SCRAM-SHA-256 keys stored", u->name);
+	free(error);
+	if (keys != NULL) {
+		OPENSSL_cleanse(keys, strlen(keys));
+		free(keys);
+	}
 }
 
 /* ---- the http service: sessions and the admin centre ---- */
@@ -430,47 +634,26 @@ static void authd_handle_user_set(struct authd_client *c, const struct ipc_msg *
 static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 {
 	struct authd *a = c->authd;
-	const char *id = ipc_msg_get(msg, "id");
-	const char *service = ipc_msg_get(msg, "service");
+	struct authd_request r;
+	if (!authd_request_parse(c, msg, &r))
+		return;
 	const char *user = ipc_msg_get(msg, "user");
 	const char *password = ipc_msg_get(msg, "password");
-	const char *peer = ipc_msg_get(msg, "peer");
-	const char *tarpit = ipc_msg_get(msg, "tarpit");
-	const char *delay_text = ipc_msg_get(msg, "failure-delay");
-	if (id == NULL || service == NULL || user == NULL || password == NULL) {
+	if (user == NULL || password == NULL) {
 		log_error("malformed request from a %s worker; dropping its channel", c->service);
 		authd_client_close(c);
 		return;
 	}
-	if (peer == NULL)
-		peer = "?";
-	long long base_delay = delay_text != NULL ? strtoll(delay_text, NULL, 10) * 1000
-						  : AUTHD_DEFAULT_FAILURE_DELAY_MS;
-	struct log_ctx ctx = {service, NULL, peer};
-	const char *protocol = authd_protocol_name(service);
-
-	/* names that stand for "no account" never log in, whatever exists */
-	if (protocol != NULL && strcmp(protocol, "SMTP") != 0 &&
-	    (strcasecmp(user, "anonymous") == 0 || strcasecmp(user, "guest") == 0)) {
-		log_msg(LOG_LEVEL_INFO, &ctx, "login refused: user=%s: anonymous and guest logins "
-					      "are never allowed", user);
-		metrics_auth(service, METRICS_AUTH_REFUSED, false);
-		struct ipc_field f[] = {{"id", id},
-					{"result", "refused"},
-					{"code", "CONTACTADMIN"},
-					{"reason", "anonymous and guest logins are not allowed"},
-					{"cause", "account-kind"}};
-		authd_reply_later(c, base_delay, f, 5);
+	if (authd_refuse_anonymous(c, &r, user))
 		return;
-	}
 
 	struct directory_user *u = NULL;
 	char *error = NULL;
 	int found = directory_user_get(a->dir, user, &u, &error);
 	if (found < 0) {
-		log_msg(LOG_LEVEL_ERROR, &ctx, "directory lookup for %s failed: %s", user, error);
-		metrics_auth(service, METRICS_AUTH_TEMPFAIL, false);
-		struct ipc_field f[] = {{"id", id}, {"result", "tempfail"}, {"reason", error}};
+		log_msg(LOG_LEVEL_ERROR, &r.ctx, "directory lookup for %s failed: %s", user, error);
+		metrics_auth(r.service, METRICS_AUTH_TEMPFAIL, false);
+		struct ipc_field f[] = {{"id", r.id}, {"result", "tempfail"}, {"reason", error}};
 		authd_send(c, f, 3);
 		free(error);
 		return;
@@ -483,108 +666,211 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 		if (a->dummy_hash != NULL)
 			password_verify(password, a->dummy_hash);
 	}
-	char key[64];
-	authd_tarpit_key(peer, key, sizeof(key));
-	long long now = proc_now_ms();
 	if (!verified) {
-		unsigned failures = tarpit != NULL && strcmp(tarpit, "no") == 0
-					    ? 0
-					    : authd_tarpit_fail(key, now);
-		long long delay = base_delay + authd_tarpit_delay_ms(failures, base_delay);
-		metrics_auth(service, found == 0 ? METRICS_AUTH_UNKNOWN_USER : METRICS_AUTH_WRONG_PASSWORD,
-			     delay > base_delay);
-		log_msg(LOG_LEVEL_INFO, &ctx,
-			"login failed: user=%s: %s (failures from %s: %u, delay %lld ms)", user,
-			found == 0 ? "unknown user" : "wrong password", key, failures, delay);
-		struct ipc_field f[] = {{"id", id}, {"result", "fail"}};
-		authd_reply_later(c, delay, f, 2);
+		authd_login_failed(c, &r, user,
+				   found == 0 ? METRICS_AUTH_UNKNOWN_USER : METRICS_AUTH_WRONG_PASSWORD,
+				   found == 0 ? "unknown user" : "wrong password");
 		directory_user_free(&u);
 		return;
 	}
+	authd_scram_upgrade(a, u, password, &r.ctx);
 
 	const char *act_as = ipc_msg_get(msg, "act-as");
 	if (act_as != NULL) {
-		authd_act_as(c, msg, id, u, act_as, &ctx);
+		authd_act_as(c, msg, r.id, u, act_as, &r.ctx);
 		directory_user_free(&u);
 		return;
 	}
+	if (r.protocol != NULL && strcmp(r.protocol, "HTTP") == 0) {
+		if (!authd_refuse(c, &r, u))
+			authd_http_login(c, msg, r.id, u, &r.ctx);
+		directory_user_free(&u);
+		return;
+	}
+	authd_grant(c, &r, u, "");
+	directory_user_free(&u);
+}
 
-	const char *refusal = NULL, *cause = "account-kind";
-	char reason[160];
-	bool http = protocol != NULL && strcmp(protocol, "HTTP") == 0;
-	if (http) {
-		/* the settings page and the admin centre: administrators are
-		 * welcome, guests are not; the protocol switches do not apply */
-		if (u->kind == DIRECTORY_KIND_GUEST)
-			refusal = "guest accounts may not sign in";
-	} else if (u->kind == DIRECTORY_KIND_GUEST || u->kind == DIRECTORY_KIND_ADMIN) {
-		if (protocol != NULL) {
-			snprintf(reason, sizeof(reason), "%s accounts may not use %s",
-				 u->kind == DIRECTORY_KIND_GUEST ? "guest" : "administrator",
-				 protocol);
-			refusal = reason;
-		}
-	} else if (protocol != NULL && !authd_switch_on(u, protocol)) {
-		snprintf(reason, sizeof(reason), "%s is disabled for this user", protocol);
-		refusal = reason;
-		cause = "disabled";
-	}
-	if (refusal != NULL) {
-		log_msg(LOG_LEVEL_INFO, &ctx, "login refused: user=%s: %s", u->name, refusal);
-		metrics_auth(service, METRICS_AUTH_REFUSED, false);
-		struct ipc_field f[] = {{"id", id},
-					{"result", "refused"},
-					{"code", "CONTACTADMIN"},
-					{"reason", refusal},
-					{"cause", cause}};
-		authd_send(c, f, 5);
-		directory_user_free(&u);
+/* ---- SCRAM-SHA-256 ---- */
+
+static void authd_scram_continue(struct authd_client *c, const struct authd_request *r,
+				 const struct authd_scram_exchange *e, const char *challenge)
+{
+	struct ipc_field f[] = {{"id", r->id},
+				{"result", "continue"},
+				{"exchange", e->handle},
+				{"challenge", challenge}};
+	authd_send(c, f, 4);
+}
+
+/* client-first-message: answer with the server-first message, for a
+ * user with keys or, alike, for anybody else */
+static void authd_handle_scram_first(struct authd_client *c, const struct ipc_msg *msg)
+{
+	struct authd *a = c->authd;
+	struct authd_request r;
+	if (!authd_request_parse(c, msg, &r))
+		return;
+	const char *message = ipc_msg_get(msg, "message");
+	if (message == NULL) {
+		log_error("malformed request from a %s worker; dropping its channel", c->service);
+		authd_client_close(c);
 		return;
 	}
-	if (http) {
-		authd_http_login(c, msg, id, u, &ctx);
-		directory_user_free(&u);
+	char user[SCRAM_MAX_NAME + 1];
+	const char *error_text;
+	if (authd_scram_client_first(message, strlen(message), user, &error_text) < 0) {
+		authd_login_failed(c, &r, "?", METRICS_AUTH_WRONG_PASSWORD,
+				   "malformed SCRAM client-first message");
 		return;
 	}
-	/* where the mailbox lives, as the front end must reach it */
-	const char *backend_name = u->backend != NULL ? u->backend : DIRECTORY_BACKEND_LOCAL;
-	struct directory_backend *b = NULL;
-	if (directory_backend_get(a->dir, backend_name, &b, &error) <= 0) {
-		log_msg(LOG_LEVEL_ERROR, &ctx, "back end %s of %s: %s", backend_name, u->name,
-			error != NULL ? error : "unknown back end");
-		metrics_auth(service, METRICS_AUTH_TEMPFAIL, false);
-		struct ipc_field f[] = {{"id", id},
-					{"result", "tempfail"},
-					{"reason", "the user's back end is not in the directory"}};
+	struct directory_user *u = NULL;
+	char *error = NULL;
+	int found = directory_user_get(a->dir, user, &u, &error);
+	if (found < 0) {
+		log_msg(LOG_LEVEL_ERROR, &r.ctx, "directory lookup for %s failed: %s", user, error);
+		struct ipc_field f[] = {{"id", r.id}, {"result", "tempfail"}, {"reason", error}};
 		authd_send(c, f, 3);
 		free(error);
+		return;
+	}
+	struct authd_scram_keys keys;
+	struct password_scram stored;
+	unsigned char fake_salt[SCRAM_SALT_SIZE], fake_keys[2][SCRAM_KEY_SIZE];
+	if (found > 0 && u->password_hash != NULL && u->scram_sha256 != NULL &&
+	    password_scram_parse(u->scram_sha256, &stored, &error) == 0) {
+		keys = (struct authd_scram_keys){
+		    .real = true,
+		    .stored = u->scram_sha256,
+		    .iterations = stored.iterations,
+		    .salt = stored.salt,
+		    .salt_len = stored.salt_len,
+		    .stored_key = stored.stored_key,
+		    .server_key = stored.server_key,
+		};
+	} else {
+		free(error);
+		authd_scram_fake_keys(&a->scram, user, &keys, fake_salt, fake_keys);
+	}
+	struct authd_scram_exchange *e =
+	    authd_scram_begin(&a->scram, message, strlen(message), &keys, NULL, c, c->generation,
+			      proc_now_ms(), &error_text);
+	OPENSSL_cleanse(&stored, sizeof(stored));
+	directory_user_free(&u);
+	if (e == NULL) {
+		struct ipc_field f[] = {{"id", r.id}, {"result", "tempfail"}, {"reason", error_text}};
+		authd_send(c, f, 3);
+		return;
+	}
+	authd_scram_continue(c, &r, e, e->server_first);
+}
+
+/* client-final-message: verify the proof; answer with the server
+ * signature, or fail as a wrong password does */
+static void authd_handle_scram_final(struct authd_client *c, const struct ipc_msg *msg)
+{
+	struct authd *a = c->authd;
+	struct authd_request r;
+	if (!authd_request_parse(c, msg, &r))
+		return;
+	const char *handle = ipc_msg_get(msg, "exchange");
+	const char *message = ipc_msg_get(msg, "message");
+	if (handle == NULL || message == NULL) {
+		log_error("malformed request from a %s worker; dropping its channel", c->service);
+		authd_client_close(c);
+		return;
+	}
+	struct authd_scram_exchange *e = authd_scram_find(
+	    &a->scram, handle, AUTHD_SCRAM_AWAIT_FINAL, c, c->generation, proc_now_ms());
+	if (e == NULL) {
+		authd_login_failed(c, &r, "?", METRICS_AUTH_WRONG_PASSWORD,
+				   "unknown, expired or finished SCRAM exchange");
+		return;
+	}
+	char user[SCRAM_MAX_NAME + 1];
+	memcpy(user, e->user, sizeof(user));
+	if (authd_refuse_anonymous(c, &r, user)) {
+		authd_scram_end(&a->scram, e);
+		return;
+	}
+	char server_final[8 + BASE64_ENCODED_LEN(SCRAM_KEY_SIZE)];
+	const char *why = NULL;
+	int ok = authd_scram_verify(e, message, strlen(message), server_final,
+				    sizeof(server_final), &why);
+	struct directory_user *u = NULL;
+	char *error = NULL;
+	int found = ok ? directory_user_get(a->dir, user, &u, &error) : 0;
+	if (found < 0) {
+		log_msg(LOG_LEVEL_ERROR, &r.ctx, "directory lookup for %s failed: %s", user, error);
+		struct ipc_field f[] = {{"id", r.id}, {"result", "tempfail"}, {"reason", error}};
+		authd_send(c, f, 3);
+		free(error);
+		authd_scram_end(&a->scram, e);
+		return;
+	}
+	/* the password changed since the salt went out: the old one is no
+	 * longer good */
+	if (ok && (found == 0 || u->scram_sha256 == NULL || strcmp(u->scram_sha256, e->keys) != 0)) {
+		ok = 0;
+		why = "the password changed during the exchange";
+	}
+	if (!ok) {
+		if (e->keys == NULL && why != NULL && strcmp(why, "no SCRAM keys") == 0)
+			why = "unknown user, or no SCRAM keys yet (they are made at the next PLAIN "
+			      "or LOGIN login)";
+		authd_login_failed(c, &r, user, METRICS_AUTH_WRONG_PASSWORD, why);
+		authd_scram_end(&a->scram, e);
 		directory_user_free(&u);
 		return;
 	}
-	const char *address = "";
-	if (b != NULL && strcmp(protocol != NULL ? protocol : "", "IMAP4") == 0)
-		address = b->imap4_address != NULL ? b->imap4_address : "";
-	else if (b != NULL && strcmp(protocol != NULL ? protocol : "", "POP3") == 0)
-		address = b->pop3_address != NULL ? b->pop3_address : "";
-	else if (b != NULL)
-		address = b->lmtp_address != NULL ? b->lmtp_address : "";
-	log_msg(LOG_LEVEL_INFO, &ctx, "login accepted: user=%s backend=%s", u->name, backend_name);
-	metrics_auth(service, METRICS_AUTH_OK, false);
-	char expiry[24], mac[AUTHD_TICKET_MAC_HEX + 1];
-	authd_ticket_make(&a->tickets, u->name, peer, time(NULL), expiry, sizeof(expiry), mac);
-	struct ipc_field f[] = {{"id", id},
-				{"result", "ok"},
-				{"user", u->name},
-				{"kind", directory_kind_name(u->kind)},
-				{"backend", backend_name},
-				{"backend-address", address},
-				{"ticket-expiry", expiry},
-				{"ticket-mac", mac},
-				{"domain", a->domain},
-				{"send-as", u->send_as != NULL ? u->send_as : ""},
-				{"save-sent", directory_save_sent_name(u->save_sent)}};
-	authd_send(c, f, 11);
-	directory_backend_free(&b);
+	if (authd_refuse(c, &r, u)) {
+		authd_scram_end(&a->scram, e);
+		directory_user_free(&u);
+		return;
+	}
+	/* the login completes when the client has checked the server's
+	 * signature and says so (an empty response) */
+	snprintf(e->user, sizeof(e->user), "%s", u->name);
+	e->state = AUTHD_SCRAM_AWAIT_CONFIRM;
+	authd_scram_continue(c, &r, e, server_final);
+	directory_user_free(&u);
+}
+
+/* the client accepted the server's signature: the login is complete */
+static void authd_handle_scram_confirm(struct authd_client *c, const struct ipc_msg *msg)
+{
+	struct authd *a = c->authd;
+	struct authd_request r;
+	if (!authd_request_parse(c, msg, &r))
+		return;
+	const char *handle = ipc_msg_get(msg, "exchange");
+	if (handle == NULL) {
+		log_error("malformed request from a %s worker; dropping its channel", c->service);
+		authd_client_close(c);
+		return;
+	}
+	struct authd_scram_exchange *e = authd_scram_find(
+	    &a->scram, handle, AUTHD_SCRAM_AWAIT_CONFIRM, c, c->generation, proc_now_ms());
+	if (e == NULL) {
+		authd_login_failed(c, &r, "?", METRICS_AUTH_WRONG_PASSWORD,
+				   "unknown, expired or finished SCRAM exchange");
+		return;
+	}
+	char user[SCRAM_MAX_NAME + 1];
+	memcpy(user, e->user, sizeof(user));
+	authd_scram_end(&a->scram, e);
+	struct directory_user *u = NULL;
+	char *error = NULL;
+	int found = directory_user_get(a->dir, user, &u, &error);
+	if (found <= 0) {
+		struct ipc_field f[] = {{"id", r.id},
+					{"result", found < 0 ? "tempfail" : "fail"},
+					{"reason", found < 0 ? error : "no such user"}};
+		authd_send(c, f, 3);
+		free(error);
+		return;
+	}
+	authd_grant(c, &r, u, " (SCRAM-SHA-256)");
 	directory_user_free(&u);
 }
 
@@ -723,6 +1009,12 @@ static void authd_client_cb(evutil_socket_t fd, short what, void *arg)
 			authd_handle_lookup(c, a->msg);
 		} else if (a->msg->type == IPC_TICKET_VERIFY) {
 			authd_handle_ticket(c, a->msg);
+		} else if (a->msg->type == IPC_SCRAM_FIRST) {
+			authd_handle_scram_first(c, a->msg);
+		} else if (a->msg->type == IPC_SCRAM_FINAL) {
+			authd_handle_scram_final(c, a->msg);
+		} else if (a->msg->type == IPC_SCRAM_CONFIRM) {
+			authd_handle_scram_confirm(c, a->msg);
 		} else if (strcmp(c->service, "http") == 0 && ipc_msg_get(a->msg, "id") != NULL &&
 			   (a->msg->type == IPC_SESSION_CHECK || a->msg->type == IPC_SESSION_END)) {
 			authd_handle_session(c, a->msg);
@@ -790,6 +1082,14 @@ static void authd_channel_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void authd_scram_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct authd *a = arg;
+	authd_scram_expire(&a->scram, proc_now_ms());
+}
+
 static void authd_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -808,10 +1108,14 @@ void authd_main(const char *datadir, int channel_fd)
 		a.clients[i].fd = -1;
 	signal(SIGPIPE, SIG_IGN);
 	char *error = NULL;
-	/* read-write for the admin centre's changes to users; a directory
-	 * this user may only read still serves logins */
-	if (directory_open(datadir, false, &a.dir, &error) < 0) {
-		log_warn("%s; opening it read-only (the admin centre cannot change users)", error);
+	/* read-write (and so migrated to this code's schema): a password
+	 * login stores the user's SCRAM keys when they have none. Opened
+	 * before privileges are dropped, so the descriptors stay usable. */
+	if (directory_open(datadir, false, &a.dir, &error) == 0) {
+		a.dir_writable = true;
+	} else {
+		log_warn("%s; opening it read-only: SCRAM-SHA-256 keys are not stored at "
+			 "logins and the admin centre cannot change users", error);
 		free(error);
 		error = NULL;
 		if (directory_open(datadir, true, &a.dir, &error) < 0) {
@@ -827,6 +1131,7 @@ void authd_main(const char *datadir, int channel_fd)
 	}
 	OPENSSL_cleanse(secret, strlen(secret));
 	free(secret);
+	authd_scram_init(&a.scram, a.tickets.key, a.tickets.key_len);
 	if (directory_meta_get(a.dir, DIRECTORY_META_DOMAIN, &a.domain, &error) <= 0) {
 		free(error);
 		error = NULL;
@@ -851,6 +1156,9 @@ void authd_main(const char *datadir, int channel_fd)
 	evutil_make_socket_nonblocking(channel_fd);
 	a.channel_ev = event_new(a.base, channel_fd, EV_READ | EV_PERSIST, authd_channel_cb, &a);
 	event_add(a.channel_ev, NULL);
+	a.scram_sweep = event_new(a.base, -1, EV_PERSIST, authd_scram_sweep_cb, &a);
+	struct timeval sweep = {30, 0};
+	event_add(a.scram_sweep, &sweep);
 	struct event *term = evsignal_new(a.base, SIGTERM, authd_signal_cb, &a);
 	struct event *intr = evsignal_new(a.base, SIGINT, authd_signal_cb, &a);
 	event_add(term, NULL);
@@ -861,6 +1169,7 @@ void authd_main(const char *datadir, int channel_fd)
 	ipc_send(channel_fd, IPC_READY, -1, &f, 1, 5000);
 	event_base_dispatch(a.base);
 	directory_close(&a.dir);
+	authd_scram_clear(&a.scram);
 	free(a.domain);
 	free(a.hostname);
 	exit(0);

@@ -25,6 +25,36 @@
  *                        the account may not use this protocol
  *       result=tempfail  reason: the directory could not be read
  *
+ *       result=continue  (SCRAM only) exchange (a handle), challenge (the
+ *                        next server message, raw): send it and go on
+ *
+ *   IPC_SCRAM_FIRST   the fields of IPC_AUTH_REQUEST except user and
+ *                     password, and message: the client-first message
+ *                     (decoded). Answered with continue and the
+ *                     server-first message: the user's salt and iteration
+ *                     count, or for an unknown user or one without SCRAM
+ *                     keys a salt derived from the internal secret and the
+ *                     name (stable, so asking twice tells nothing) and the
+ *                     default count. The nonce is the client's and 24
+ *                     random bytes of authd's.
+ *   IPC_SCRAM_FINAL   the same, exchange, and message: the client-final
+ *                     message. A right proof is answered with continue and
+ *                     the server-final message ("v=" the server
+ *                     signature); anything else (wrong proof, no keys,
+ *                     unknown user, wrong nonce or channel binding data, an
+ *                     exchange finished, expired or another worker's) with
+ *                     fail after the failure delay and the tarpit, as a
+ *                     wrong password. refused (guest, admin, switch off)
+ *                     comes only after a right proof, as with PLAIN.
+ *   IPC_SCRAM_CONFIRM the same and exchange: the client checked the
+ *                     server signature (its empty response). Answered as
+ *                     IPC_AUTH_REQUEST is on success: ok with the back end
+ *                     and the ticket.
+ *
+ * A password login (IPC_AUTH_REQUEST) of a user without SCRAM keys, or with
+ * keys of fewer iterations than postern makes, stores new keys derived
+ * from the password it just verified (directory.db is open read-write).
+ *
  *   IPC_USER_LOOKUP   id, user                    (back ends: delivery)
  *   IPC_USER_REPLY    id, result=ok|unknown|tempfail, and with ok:
  *                     user (canonical), kind, backend, quota (bytes, 0 none),

@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "directory/password.h"
+#include "directory/password_scram.h"
 #include "directory/sqldb.h"
 #include "lib/net_addr.h"
 #include "lib/settings.h"
@@ -48,6 +49,8 @@ static const char *const directory_migrations[] = {
     /* 2: save a copy of submitted mail in Sent: 1 on, 0 off, NULL the
      * submission service's save-sent default */
     "ALTER TABLE users ADD COLUMN save_sent INTEGER CHECK (save_sent IN (0, 1));",
+    /* 3: SCRAM-SHA-256 keys beside the crypt hash (password_scram.h) */
+    "ALTER TABLE users ADD COLUMN scram_sha256 TEXT;",
 };
 
 static const struct sqldb_schema directory_schema = {
@@ -60,7 +63,7 @@ static const struct sqldb_schema directory_schema = {
 
 #define DIRECTORY_USER_COLUMNS                                                                     \
 	"name, kind, password_hash, pop3_enabled, imap4_enabled, smtp_enabled, backend, "          \
-	"quota_bytes, send_as, created, save_sent"
+	"quota_bytes, send_as, created, save_sent, scram_sha256"
 
 static const char *const directory_kind_names[] = {
     [DIRECTORY_KIND_USER] = "user",
@@ -423,6 +426,10 @@ void directory_user_clear(struct directory_user *u)
 		memset(u->password_hash, 0, strlen(u->password_hash));
 		free(u->password_hash);
 	}
+	if (u->scram_sha256 != NULL) {
+		memset(u->scram_sha256, 0, strlen(u->scram_sha256));
+		free(u->scram_sha256);
+	}
 	free(u->backend);
 	free(u->send_as);
 	memset(u, 0, sizeof(*u));
@@ -471,6 +478,7 @@ static void directory_user_from_row(sqlite3_stmt *stmt, struct directory_user *u
 		u->save_sent = DIRECTORY_SAVE_SENT_ON;
 	else
 		u->save_sent = DIRECTORY_SAVE_SENT_OFF;
+	u->scram_sha256 = sqldb_column_text(stmt, 11, false);
 }
 
 /* The stored spelling of a user's name: 1 with *name_r, 0 absent, -1. */
@@ -563,6 +571,13 @@ int directory_user_add(struct directory *dir, const struct directory_user *u, ch
 	}
 	if (u->password_hash != NULL && password_hash_check(u->password_hash, error_r) < 0)
 		return -1;
+	if (u->scram_sha256 != NULL && u->password_hash == NULL) {
+		*error_r = xstrdup("SCRAM-SHA-256 keys without a password hash");
+		return -1;
+	}
+	struct password_scram keys;
+	if (u->scram_sha256 != NULL && password_scram_parse(u->scram_sha256, &keys, error_r) < 0)
+		return -1;
 	char *send_as = NULL;
 	if (directory_user_check(u, all, &send_as, error_r) < 0)
 		return -1;
@@ -591,7 +606,7 @@ int directory_user_add(struct directory *dir, const struct directory_user *u, ch
 	sqlite3_stmt *stmt;
 	if (sqldb_prepare(dir->db,
 			  "INSERT INTO users (" DIRECTORY_USER_COLUMNS ") "
-			  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			  &stmt, error_r) < 0) {
 		free(send_as);
 		sqldb_rollback(dir->db);
@@ -614,6 +629,10 @@ int directory_user_add(struct directory *dir, const struct directory_user *u, ch
 		sqlite3_bind_int(stmt, 11, u->save_sent == DIRECTORY_SAVE_SENT_ON ? 1 : 0);
 	else
 		sqlite3_bind_null(stmt, 11);
+	if (u->scram_sha256 != NULL)
+		sqlite3_bind_text(stmt, 12, u->scram_sha256, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(stmt, 12);
 	ret = 1;
 	if (sqlite3_step(stmt) != SQLITE_DONE) {
 		*error_r = sqldb_error(dir->db, "adding a user");
@@ -709,18 +728,58 @@ int directory_user_list(struct directory *dir, struct directory_user **users_r, 
 int directory_user_set_password(struct directory *dir, const char *name, const char *hash,
 				char **error_r)
 {
+	return directory_user_set_credentials(dir, name, hash, NULL, error_r);
+}
+
+int directory_user_set_credentials(struct directory *dir, const char *name, const char *hash,
+				   const char *scram, char **error_r)
+{
 	if (hash != NULL && password_hash_check(hash, error_r) < 0)
 		return -1;
+	if (scram != NULL && hash == NULL) {
+		*error_r = xstrdup("SCRAM-SHA-256 keys without a password hash");
+		return -1;
+	}
+	struct password_scram keys;
+	if (scram != NULL && password_scram_parse(scram, &keys, error_r) < 0)
+		return -1;
 	sqlite3_stmt *stmt;
-	if (sqldb_prepare(dir->db, "UPDATE users SET password_hash = ? WHERE name = ?", &stmt,
-			  error_r) < 0)
+	/* the keys always change with the hash: keys of an old password
+	 * must not go on logging in */
+	if (sqldb_prepare(dir->db,
+			  "UPDATE users SET password_hash = ?, scram_sha256 = ? WHERE name = ?",
+			  &stmt, error_r) < 0)
 		return -1;
 	if (hash != NULL)
 		sqlite3_bind_text(stmt, 1, hash, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(stmt, 1);
-	sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC);
+	if (scram != NULL)
+		sqlite3_bind_text(stmt, 2, scram, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(stmt, 2);
+	sqlite3_bind_text(stmt, 3, name, -1, SQLITE_STATIC);
 	return directory_user_change(dir, stmt, "changing a password", error_r);
+}
+
+int directory_user_add_scram(struct directory *dir, const char *name, const char *hash,
+			     const char *scram, char **error_r)
+{
+	struct password_scram keys;
+	if (hash == NULL || password_scram_parse(scram, &keys, error_r) < 0) {
+		if (hash == NULL)
+			*error_r = xstrdup("SCRAM-SHA-256 keys without a password hash");
+		return -1;
+	}
+	sqlite3_stmt *stmt;
+	if (sqldb_prepare(dir->db,
+			  "UPDATE users SET scram_sha256 = ? WHERE name = ? AND password_hash = ?",
+			  &stmt, error_r) < 0)
+		return -1;
+	sqlite3_bind_text(stmt, 1, scram, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, hash, -1, SQLITE_STATIC);
+	return directory_user_change(dir, stmt, "storing SCRAM-SHA-256 keys", error_r);
 }
 
 int directory_user_set_fields(struct directory *dir, const char *name, unsigned fields,

@@ -53,6 +53,10 @@ struct directory_user {
 	char *send_as;			/* normalised "a@example.com, b@example.com" or "" */
 	long long created;		/* unix time */
 	enum directory_save_sent save_sent;
+	/* SCRAM-SHA-256 keys derived from the same password as the hash, in
+	 * the form of password_scram.h; NULL when none (a hash imported
+	 * without them: they are derived at the next password login) */
+	char *scram_sha256;
 };
 
 /* Fields of directory_user_set_fields(), or'ed together. */
@@ -150,10 +154,20 @@ int directory_user_get(struct directory *dir, const char *name, struct directory
 int directory_user_list(struct directory *dir, struct directory_user **users_r, size_t *count_r,
 			char **error_r);
 
-/* Replace a user's password hash (NULL removes the password). The hash is
- * validated with password_hash_check(). Returns 1, 0 when no such user, -1. */
+/* Replace a user's password hash (NULL removes the password) and remove the
+ * SCRAM keys, which belonged to the old password. The hash is validated
+ * with password_hash_check(). Returns 1, 0 when no such user, -1. */
 int directory_user_set_password(struct directory *dir, const char *name, const char *hash,
 				char **error_r);
+/* The same, with the SCRAM-SHA-256 keys of the same password (NULL: none;
+ * keys need a hash). Both are validated first. */
+int directory_user_set_credentials(struct directory *dir, const char *name, const char *hash,
+				   const char *scram, char **error_r);
+/* Store SCRAM-SHA-256 keys for a user whose password hash is still hash
+ * (the one the password was just verified against: a change made meanwhile
+ * wins). Returns 1, 0 when no such user or the hash changed, -1. */
+int directory_user_add_scram(struct directory *dir, const char *name, const char *hash,
+			     const char *scram, char **error_r);
 
 /* Change the fields named in the mask (enum directory_user_field) to the
  * values in values, all in one transaction after validating them all.

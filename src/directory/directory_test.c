@@ -282,7 +282,7 @@ static void test_kinds_and_send_as(void **state)
 	}
 }
 
-/* Version 1 files (before save_sent) are upgraded on a read-write open;
+/* Version 1 files (before save_sent and the SCRAM keys) are upgraded on a read-write open;
  * a read-only open refuses them until then. */
 static void test_save_sent_and_migration(void **state)
 {
@@ -299,6 +299,7 @@ static void test_save_sent_and_migration(void **state)
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
+				      "ALTER TABLE users DROP COLUMN scram_sha256;"
 				      "ALTER TABLE users DROP COLUMN save_sent;"
 				      "PRAGMA user_version = 1",
 				      NULL, NULL, NULL),

@@ -217,7 +217,7 @@ static void test_foreach(void **state)
 	assert_int_equal(settings_db_set(db, "imap4", 1, k, v, &error), 0);
 	struct collect c = {0};
 	assert_int_equal(settings_db_foreach(db, "imap4", collect_cb, &c, &error), 0);
-	assert_int_equal(c.n, 22);
+	assert_int_equal(c.n, 23);
 	assert_string_equal(c.keys[0], "startup");
 	assert_string_equal(c.values[0], "manual");
 	int found = 0;

@@ -56,6 +56,7 @@ static void fe_load_settings(struct frontend *fe)
 	fe->failure_delay_s = (unsigned)worker_setting_int(w, "authentication-failure-delay", 2);
 	const char *literals = worker_setting(w, "non-synchronizing-literals");
 	fe->literal_minus = literals != NULL && strcasecmp(literals, "literal-minus") == 0;
+	fe->offer_scram = worker_setting_bool(w, "sasl-scram-sha-256", true);
 	timeout = fe_setting_count(w, "authenticated-connection-timeout");
 	fe->auth_timeout_ms = (timeout == 0 ? 1800 : timeout) * 1000;
 	protolog_enable(fe->protolog, worker_setting_bool(w, "protocol-log-enabled", false));
@@ -288,7 +289,9 @@ const char *fe_banner(const struct fe_session *s)
 	return b != NULL && *b != '\0' ? b : "postern ready.";
 }
 
-int fe_auth_request(struct fe_session *s, const char *user, const char *password)
+/* A login request to authd: the fields every one carries, and extra. */
+static int fe_authd_ask(struct fe_session *s, int type, const struct ipc_field *extra,
+			size_t nextra)
 {
 	struct frontend *fe = s->fe;
 	if (++fe->next_auth_id == 0)
@@ -298,17 +301,18 @@ int fe_auth_request(struct fe_session *s, const char *user, const char *password
 	snprintf(id, sizeof(id), "%u", s->auth_id);
 	snprintf(delay, sizeof(delay), "%u", fe->failure_delay_s);
 	bool trusted = net_cidr_match(fe->trusted, fe->trusted_count, (struct sockaddr *)&s->peer);
-	struct ipc_field f[] = {
+	struct ipc_field f[8] = {
 		{"id", id},
 		{"service", fe->proto->name},
-		{"user", user},
-		{"password", password},
 		{"peer", conn_peer(s->conn)},
 		{"secured", fe_session_secured(s) ? "yes" : "no"},
 		{"tarpit", trusted ? "no" : "yes"},
 		{"failure-delay", delay},
 	};
-	if (worker_authd_send(fe->worker, IPC_AUTH_REQUEST, f, 8) < 0) {
+	size_t n = 6;
+	for (size_t i = 0; i < nextra && n < sizeof(f) / sizeof(f[0]); i++)
+		f[n++] = extra[i];
+	if (worker_authd_send(fe->worker, type, f, (unsigned)n) < 0) {
 		s->auth_id = 0;
 		log_msg(LOG_LEVEL_ERROR, conn_log(s->conn), "authd unreachable");
 		metrics_login(METRICS_LOGIN_TEMPFAIL);
@@ -316,6 +320,24 @@ int fe_auth_request(struct fe_session *s, const char *user, const char *password
 	}
 	/* nothing more is read until the verdict: pipelined commands wait */
 	conn_input_pause(s->conn);
+	return 0;
+}
+
+int fe_auth_request(struct fe_session *s, const char *user, const char *password)
+{
+	struct ipc_field f[] = {{"user", user}, {"password", password}};
+	return fe_authd_ask(s, IPC_AUTH_REQUEST, f, 2);
+}
+
+int fe_sasl_authd_send(struct fe_session *s)
+{
+	struct ipc_field f[2];
+	size_t n;
+	int type = fe_sasl_authd_request(&s->sasl, f, &n);
+	if (type < 0 || fe_authd_ask(s, type, f, n) < 0) {
+		fe_sasl_reset(&s->sasl);
+		return -1;
+	}
 	return 0;
 }
 
@@ -367,6 +389,15 @@ static void fe_authd_reply(struct worker *w, const struct ipc_msg *msg)
 		if (s->closing)
 			return;
 		conn_input_resume(s->conn);
+		if (fe_sasl_awaiting_authd(&s->sasl)) {
+			/* a step of a SCRAM exchange: the next challenge, or
+			 * the verdict */
+			const char *challenge = NULL;
+			if (fe_sasl_authd_reply(&s->sasl, msg, &challenge) == FE_SASL_CHALLENGE) {
+				fe->proto->sasl_result(s, FE_SASL_CHALLENGE, challenge, NULL);
+				return;
+			}
+		}
 		fe->proto->auth_result(s, msg);
 		return;
 	}

@@ -38,11 +38,13 @@ static void imap_send(struct fe_session *s, const char *fmt, ...)
 
 static void imap_capabilities(struct fe_session *s, char *buf, size_t size)
 {
-	snprintf(buf, size, "IMAP4rev1 IMAP4rev2 SASL-IR %s ID%s%s",
-		 s->fe->literal_minus ? "LITERAL-" : "LITERAL+", !fe_session_secured(s) && s->fe->tls != NULL ? " STARTTLS" : "",
+	snprintf(buf, size, "IMAP4rev1 IMAP4rev2 SASL-IR %s ID%s%s%s",
+		 s->fe->literal_minus ? "LITERAL-" : "LITERAL+",
+		 !fe_session_secured(s) && s->fe->tls != NULL ? " STARTTLS" : "",
 		 fe_plaintext_allowed(s, true)	  ? " AUTH=PLAIN AUTH=LOGIN"
 		 : fe_plaintext_allowed(s, false) ? ""
-						  : " LOGINDISABLED");
+						  : " LOGINDISABLED",
+		 fe_plaintext_allowed(s, true) && s->fe->offer_scram ? " AUTH=SCRAM-SHA-256" : "");
 }
 
 static void imap_greet(struct fe_session *s)
@@ -137,6 +139,13 @@ static void imap_sasl_result(struct fe_session *s, enum fe_sasl_result r, const 
 			     const char *error)
 {
 	switch (r) {
+	case FE_SASL_AUTHD:
+		if (fe_sasl_authd_send(s) < 0)
+			imap_send(s, "%s NO [UNAVAILABLE] Authentication is temporarily unavailable",
+				  s->imap_tag);
+		break;
+	case FE_SASL_VERDICT:
+		break; /* authd's answers reach imap_auth_result */
 	case FE_SASL_CHALLENGE:
 		imap_send(s, "+ %s", challenge);
 		break;
@@ -158,7 +167,7 @@ static void imap_cmd_authenticate(struct fe_session *s, struct imap_command *cmd
 {
 	const struct imap_cmd_authenticate *a = &cmd->u.authenticate;
 	enum fe_sasl_mech mech = fe_sasl_mech_parse(a->mechanism);
-	if (mech == FE_SASL_NONE) {
+	if (mech == FE_SASL_NONE || (mech == FE_SASL_SCRAM_SHA_256 && !s->fe->offer_scram)) {
 		imap_send(s, "%s NO Unsupported authentication mechanism", cmd->tag);
 		return;
 	}
@@ -396,6 +405,7 @@ const struct fe_protocol fe_imap4_protocol = {
 	.line_too_long = imap_line_too_long,
 	.session_free = imap_session_free,
 	.auth_result = imap_auth_result,
+	.sasl_result = imap_sasl_result,
 	.goodbye = imap_goodbye,
 	.refuse_connection = imap_refuse_connection,
 	.login_unavailable = imap_login_unavailable,

@@ -47,7 +47,8 @@ static void pop3_cmd_capa(struct fe_session *s, char *args)
 	if (fe_plaintext_allowed(s, false))
 		conn_printf(s->conn, "USER\r\n");
 	if (fe_plaintext_allowed(s, true))
-		conn_printf(s->conn, "SASL PLAIN LOGIN\r\n");
+		conn_printf(s->conn, "SASL PLAIN LOGIN%s\r\n",
+			    s->fe->offer_scram ? " SCRAM-SHA-256" : "");
 	if (pop3_can_starttls(s))
 		conn_printf(s->conn, "STLS\r\n");
 	conn_printf(s->conn, "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n"
@@ -130,6 +131,12 @@ static void pop3_sasl_result(struct fe_session *s, enum fe_sasl_result r, const 
 			     const char *error)
 {
 	switch (r) {
+	case FE_SASL_AUTHD:
+		if (fe_sasl_authd_send(s) < 0)
+			pop3_reply(s, "-ERR [SYS/TEMP] Authentication is temporarily unavailable");
+		break;
+	case FE_SASL_VERDICT:
+		break; /* authd's answers reach pop3_auth_result */
 	case FE_SASL_CHALLENGE:
 		pop3_reply(s, "+ %s", challenge);
 		break;
@@ -153,7 +160,8 @@ static void pop3_cmd_auth(struct fe_session *s, char *args)
 		/* the pre-RFC 5034 listing some clients still send */
 		conn_printf(s->conn, "+OK\r\n");
 		if (fe_plaintext_allowed(s, true))
-			conn_printf(s->conn, "PLAIN\r\nLOGIN\r\n");
+			conn_printf(s->conn, "PLAIN\r\nLOGIN\r\n%s",
+				    s->fe->offer_scram ? "SCRAM-SHA-256\r\n" : "");
 		conn_printf(s->conn, ".\r\n");
 		return;
 	}
@@ -161,7 +169,7 @@ static void pop3_cmd_auth(struct fe_session *s, char *args)
 	if (initial != NULL)
 		*initial++ = '\0';
 	enum fe_sasl_mech mech = fe_sasl_mech_parse(args);
-	if (mech == FE_SASL_NONE) {
+	if (mech == FE_SASL_NONE || (mech == FE_SASL_SCRAM_SHA_256 && !s->fe->offer_scram)) {
 		pop3_reply(s, "-ERR Unsupported authentication mechanism");
 		fe_bad_command(s);
 		return;
@@ -300,6 +308,7 @@ const struct fe_protocol fe_pop3_protocol = {
 	.line = pop3_line,
 	.line_too_long = pop3_line_too_long,
 	.auth_result = pop3_auth_result,
+	.sasl_result = pop3_sasl_result,
 	.goodbye = pop3_goodbye,
 	.refuse_connection = pop3_refuse_connection,
 	.login_unavailable = pop3_login_unavailable,

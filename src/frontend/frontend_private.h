@@ -29,6 +29,10 @@ struct fe_protocol {
 	void (*line_too_long)(struct fe_session *s);
 	/* authd answered the session's login; reply fields in msg */
 	void (*auth_result)(struct fe_session *s, const struct ipc_msg *msg);
+	/* a step of the SASL exchange (frontend_sasl.h): a challenge to send,
+	 * a message for authd (FE_SASL_AUTHD: fe_sasl_authd_send()), ... */
+	void (*sasl_result)(struct fe_session *s, enum fe_sasl_result r, const char *challenge,
+			    const char *error);
 	/* the session is ended by the server: idle timeout, shutdown, too
 	 * many errors. Write the goodbye (the caller closes after flush). */
 	void (*goodbye)(struct fe_session *s, const char *text);
@@ -81,6 +85,7 @@ struct frontend {
 	unsigned max_command_size;
 	bool literal_minus; /* IMAP: LITERAL- instead of LITERAL+ (RFC 7888) */
 	unsigned failure_delay_s;
+	bool offer_scram; /* sasl-scram-sha-256 */
 	struct net_cidr *proxy_trusted;
 	size_t proxy_trusted_count;
 	struct net_cidr *trusted;
@@ -140,6 +145,11 @@ bool fe_plaintext_allowed(const struct fe_session *s, bool sasl);
  * Returns 0, or -1 when authd is unreachable (answer with a temporary
  * failure). */
 int fe_auth_request(struct fe_session *s, const char *user, const char *password);
+/* Send the SASL exchange's message to authd (after FE_SASL_AUTHD); the
+ * answer arrives in proto->sasl_result (a challenge) or proto->auth_result
+ * (the verdict). Returns 0, or -1 when authd is unreachable (the exchange
+ * is reset; answer with a temporary failure). */
+int fe_sasl_authd_send(struct fe_session *s);
 /* Record a failed login; returns true when the session must now end. */
 bool fe_auth_failed(struct fe_session *s);
 /* Count a bad command; returns true when the session must now end (the

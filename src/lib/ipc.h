@@ -46,6 +46,10 @@ enum ipc_type {
 	IPC_USER_LOOKUP,	  /* fields: id=, user= */
 	IPC_USER_REPLY,		  /* fields: id=, result=, ... */
 	IPC_TICKET_VERIFY,	  /* fields: id=, user=, peer=, expiry=, mac= (reply: IPC_USER_REPLY) */
+	IPC_SCRAM_FIRST,	  /* SCRAM-SHA-256: id=, message= (client-first), and the
+				   * request fields of IPC_AUTH_REQUEST; reply: IPC_AUTH_REPLY */
+	IPC_SCRAM_FINAL,	  /* id=, exchange=, message= (client-final), ... */
+	IPC_SCRAM_CONFIRM,	  /* id=, exchange=, ...: the client took the server signature */
 	/* http worker <-> authd (src/authd/authd.h) */
 	IPC_SESSION_CHECK = 96,	  /* fields: id=, session= */
 	IPC_SESSION_REPLY = 97,	  /* fields: id=, result=, domain=, hostname=, user=, ... */

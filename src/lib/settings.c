@@ -470,6 +470,14 @@ static const struct settings_def settings_defs[] = {
 	.help = "time after which a web session ends however active it is, 5 minutes to 7 days",
 	.defaults = {[SVC_HTTP] = "28800"},
     },
+    {
+	.key = "sasl-scram-sha-256",
+	.type = ST_BOOL,
+	.help = "offer the SCRAM-SHA-256 mechanism where PLAIN is offered (off while users "
+		"imported with password hashes have no SCRAM keys yet: they get them at their "
+		"next PLAIN or LOGIN login): true or false",
+	.defaults = CLIENT_SERVICES("true"),
+    },
 };
 
 #define SETTINGS_DEF_COUNT (sizeof(settings_defs) / sizeof(settings_defs[0]))

@@ -185,8 +185,8 @@ static void test_foreach(void **state)
 	struct order_ctx o = {0};
 	settings_foreach_key("pop3", order_cb, &o);
 	assert_string_equal(o.first, "startup");
-	assert_string_equal(o.last, "authentication-failure-delay");
-	assert_int_equal(o.n, 21);
+	assert_string_equal(o.last, "sasl-scram-sha-256");
+	assert_int_equal(o.n, 22);
 	o = (struct order_ctx){0};
 	settings_foreach_key("lmtp", order_cb, &o);
 	assert_int_equal(o.n, 12);

@@ -125,6 +125,7 @@ static void sd_load_settings(struct submitd *sd)
 	if (sd->max_command_size < 512)
 		sd->max_command_size = 512;
 	sd->failure_delay_s = sd_count(w, "authentication-failure-delay", 2);
+	sd->offer_scram = worker_setting_bool(w, "sasl-scram-sha-256", true);
 	sd->max_recipients = sd_count(w, "max-recipients", 100);
 	if (sd->max_recipients == 0)
 		sd->max_recipients = 100;
@@ -237,7 +238,7 @@ static void sd_set_extensions(struct submit_session *s)
 	if (!conn_tls_active(s->conn) && s->sd->tls != NULL)
 		kw[n++] = "STARTTLS";
 	if (sd_auth_offered(s))
-		kw[n++] = "AUTH PLAIN LOGIN";
+		kw[n++] = s->sd->offer_scram ? "AUTH PLAIN LOGIN SCRAM-SHA-256" : "AUTH PLAIN LOGIN";
 	kw[n++] = "ENHANCEDSTATUSCODES";
 	kw[n++] = "8BITMIME";
 	kw[n++] = "DSN";

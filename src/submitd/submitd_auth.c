@@ -12,9 +12,9 @@
 #include "proto/smtp/smtp_server.h"
 #include "submitd/submitd_private.h"
 
-/* AUTH (RFC 4954) with the front end's SASL exchange (PLAIN, LOGIN) and
- * authd's verdict, as the front ends get it: service=submission, the
- * failure delay and tarpit applied by authd. */
+/* AUTH (RFC 4954) with the front end's SASL exchange (PLAIN, LOGIN,
+ * SCRAM-SHA-256) and authd's verdict, as the front ends get it:
+ * service=submission, the failure delay and tarpit applied by authd. */
 
 static void sa_finish(struct submit_session *s, int verdict)
 {
@@ -23,29 +23,52 @@ static void sa_finish(struct submit_session *s, int verdict)
 	smtp_server_complete(s->srv, verdict);
 }
 
-/* Credentials are known: ask authd. */
-static void sa_verify(struct submit_session *s)
+/* A login request to authd: the fields every one carries, and extra. */
+static void sa_ask(struct submit_session *s, int type, const struct ipc_field *extra,
+		   size_t nextra)
 {
 	struct submitd *sd = s->sd;
 	char delay[16];
 	snprintf(delay, sizeof(delay), "%u", sd->failure_delay_s);
 	bool trusted = net_cidr_match(sd->trusted, sd->trusted_count, (struct sockaddr *)&s->peer);
-	struct ipc_field f[] = {
+	struct ipc_field f[8] = {
 	    {"id", ""},
 	    {"service", "submission"},
-	    {"user", s->sasl.user},
-	    {"password", s->sasl.password},
 	    {"peer", conn_peer(s->conn)},
 	    {"secured", conn_tls_active(s->conn) ? "yes" : "no"},
 	    {"tarpit", trusted ? "no" : "yes"},
 	    {"failure-delay", delay},
 	};
+	size_t n = 6;
+	for (size_t i = 0; i < nextra && n < sizeof(f) / sizeof(f[0]); i++)
+		f[n++] = extra[i];
 	/* no SASL line is read while authd decides */
 	smtp_server_auth_lines(s->srv, false);
-	s->auth_id = submitd_authd_send(s, IPC_AUTH_REQUEST, f, 8);
+	s->auth_id = submitd_authd_send(s, type, f, (unsigned)n);
+}
+
+/* Credentials are known: ask authd. */
+static void sa_verify(struct submit_session *s)
+{
+	struct ipc_field f[] = {{"user", s->sasl.user}, {"password", s->sasl.password}};
+	sa_ask(s, IPC_AUTH_REQUEST, f, 2);
 	fe_sasl_reset(&s->sasl);
 	if (s->auth_id == 0) {
 		metrics_login(METRICS_LOGIN_TEMPFAIL);
+		smtp_server_reply(s->srv, 454, "4.7.0", "Temporary authentication failure");
+		sa_finish(s, -1);
+	}
+}
+
+/* A SCRAM-SHA-256 message for authd. */
+static void sa_scram(struct submit_session *s)
+{
+	struct ipc_field f[2];
+	size_t n;
+	int type = fe_sasl_authd_request(&s->sasl, f, &n);
+	if (type >= 0)
+		sa_ask(s, type, f, n);
+	if (type < 0 || s->auth_id == 0) {
 		smtp_server_reply(s->srv, 454, "4.7.0", "Temporary authentication failure");
 		sa_finish(s, -1);
 	}
@@ -64,6 +87,11 @@ static int sa_step(struct submit_session *s, enum fe_sasl_result r, const char *
 	case FE_SASL_DONE:
 		sa_verify(s);
 		return 0;
+	case FE_SASL_AUTHD:
+		sa_scram(s);
+		return 0;
+	case FE_SASL_VERDICT:
+		break; /* authd's answers reach submitd_auth_reply */
 	case FE_SASL_CANCEL:
 		smtp_server_reply(s->srv, 501, "5.0.0", "Authentication canceled");
 		break;
@@ -90,7 +118,7 @@ int submitd_auth_start(struct submit_session *s, const char *mechanism, const ch
 		return -1;
 	}
 	enum fe_sasl_mech mech = fe_sasl_mech_parse(mechanism);
-	if (mech == FE_SASL_NONE) {
+	if (mech == FE_SASL_NONE || (mech == FE_SASL_SCRAM_SHA_256 && !s->sd->offer_scram)) {
 		smtp_server_reply(s->srv, 504, "5.5.4", "Unrecognized authentication type");
 		return -1;
 	}
@@ -126,6 +154,15 @@ static void sa_failed(struct submit_session *s)
 
 void submitd_auth_reply(struct submit_session *s, const struct ipc_msg *msg)
 {
+	if (fe_sasl_awaiting_authd(&s->sasl)) {
+		/* a step of a SCRAM exchange: the next challenge, or the verdict */
+		const char *challenge = NULL;
+		if (fe_sasl_authd_reply(&s->sasl, msg, &challenge) == FE_SASL_CHALLENGE) {
+			smtp_server_reply(s->srv, 334, NULL, "%s", challenge);
+			smtp_server_auth_lines(s->srv, true);
+			return;
+		}
+	}
 	const char *result = ipc_msg_get(msg, "result");
 	const char *user = ipc_msg_get(msg, "user");
 	metrics_login_authd_failure(result, ipc_msg_get(msg, "cause"));

@@ -70,6 +70,7 @@ struct submitd {
 	unsigned auth_timeout_ms;
 	unsigned max_command_size;
 	unsigned failure_delay_s;
+	bool offer_scram; /* sasl-scram-sha-256 */
 	unsigned max_recipients;
 	uint64_t max_message_size;
 	bool save_sent; /* the default of users whose own save-sent is "default" */
