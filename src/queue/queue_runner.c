@@ -261,8 +261,14 @@ static void qr_client_done(void *ctx, const struct smtp_client_result *res)
 				e->sender, rc->address, res->remote, reply);
 		}
 	}
-	/* recorded at once: a crash from here on does not send these again */
-	qr_save(j);
+	/* recorded at once: a crash from here on does not send these again.
+	 * When nothing is left to try, the end of the attempt comes next and
+	 * removes (or saves) the entry itself: one write and flush less */
+	bool more = false;
+	for (size_t i = 0; i < e->nrcpts && !more; i++)
+		more = !j->tried[i] && e->rcpts[i].state == QUEUE_RCPT_PENDING;
+	if (more)
+		qr_save(j);
 	j->ngroup = 0;
 	qr_clear_addrs(j);
 	qr_job_next(j);

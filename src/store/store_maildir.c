@@ -86,18 +86,45 @@ char *store_folder_path(const struct store *store, const char *name)
 	return dir;
 }
 
+/* 1 when path was made now, 0 when it existed, -1 on error */
 static int mkdir_one(const char *path, char **error_r)
 {
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-		*error_r = xasprintf("mkdir %s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
+	if (mkdir(path, 0700) == 0)
+		return 1;
+	if (errno == EEXIST)
+		return 0;
+	*error_r = xasprintf("mkdir %s: %s", path, strerror(errno));
+	return -1;
+}
+
+/* Folders this process made durable already: every store open checks its
+ * folders, and fsyncing directories that did not change costs a disk
+ * flush each time (the lmtp service opens the store once per delivery). A
+ * folder another process made is fsynced once here too, in case that
+ * process died before it could. */
+#define MAILDIR_DURABLE_MAX 256
+static char *maildir_durable[MAILDIR_DURABLE_MAX];
+static unsigned maildir_durable_next;
+
+static bool maildir_known_durable(const char *dir)
+{
+	for (unsigned i = 0; i < MAILDIR_DURABLE_MAX; i++)
+		if (maildir_durable[i] != NULL && strcmp(maildir_durable[i], dir) == 0)
+			return true;
+	return false;
+}
+
+static void maildir_mark_durable(const char *dir)
+{
+	unsigned i = maildir_durable_next++ % MAILDIR_DURABLE_MAX;
+	free(maildir_durable[i]);
+	maildir_durable[i] = xstrdup(dir);
 }
 
 int store_maildir_create(const char *dir, char **error_r)
 {
-	if (mkdir_one(dir, error_r) < 0)
+	int made = mkdir_one(dir, error_r);
+	if (made < 0)
 		return -1;
 	static const char *const subs[] = {"tmp", "new", "cur"};
 	for (size_t i = 0; i < 3; i++) {
@@ -106,13 +133,18 @@ int store_maildir_create(const char *dir, char **error_r)
 		free(p);
 		if (r < 0)
 			return -1;
+		made |= r;
 	}
 	/* Maildir++ marks a folder with this empty file */
 	char *mark = xasprintf("%s/maildirfolder", dir);
-	int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	int fd = open(mark, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	free(mark);
-	if (fd >= 0)
+	if (fd >= 0) {
 		close(fd);
+		made = 1;
+	}
+	if (made == 0 && maildir_known_durable(dir))
+		return 0;
 	char *parent = xstrdup(dir);
 	char *slash = strrchr(parent, '/');
 	if (slash != NULL) {
@@ -120,7 +152,10 @@ int store_maildir_create(const char *dir, char **error_r)
 		store_fsync_dir_quiet(parent);
 	}
 	free(parent);
-	return store_fsync_dir(dir, error_r);
+	if (store_fsync_dir(dir, error_r) < 0)
+		return -1;
+	maildir_mark_durable(dir);
+	return 0;
 }
 
 char *store_maildir_new_base(struct store *store, uint64_t size)

@@ -286,6 +286,8 @@ int store_reconcile_folder(struct store *store, int64_t folder_id, const char *n
 			goto out;
 		force = true;
 	}
+	int64_t old_cur = -1, old_new = -1; /* what the index holds */
+	unsigned updated = 0;
 	if (!force) {
 		sqlite3_stmt *st = store_stmt(
 		    store, "SELECT cur_mtime, new_mtime FROM folders WHERE id = ?", error_r);
@@ -293,10 +295,12 @@ int store_reconcile_folder(struct store *store, int64_t folder_id, const char *n
 			goto out;
 		sqlite3_bind_int64(st, 1, folder_id);
 		bool same = false;
-		if (sqlite3_step(st) == SQLITE_ROW)
-			same = sqlite3_column_int64(st, 0) != 0 &&
-			       sqlite3_column_int64(st, 0) == mtime_ns(&st_cur) &&
-			       sqlite3_column_int64(st, 1) == mtime_ns(&st_new);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			old_cur = sqlite3_column_int64(st, 0);
+			old_new = sqlite3_column_int64(st, 1);
+			same = old_cur != 0 && old_cur == mtime_ns(&st_cur) &&
+			       old_new == mtime_ns(&st_new);
+		}
 		sqlite3_finalize(st);
 		if (same) {
 			ret = 0;
@@ -328,9 +332,11 @@ int store_reconcile_folder(struct store *store, int64_t folder_id, const char *n
 		int c = i >= nfiles ? 1 : k >= nrows ? -1 : strcmp(files[i].base, rows[k].base);
 		int r = 0;
 		if (c == 0) {
-			if (strcmp(files[i].fname, rows[k].fname) != 0)
+			if (strcmp(files[i].fname, rows[k].fname) != 0) {
 				r = update_row(store, folder_id, name, &rows[k], &files[i],
 					       error_r);
+				updated++;
+			}
 			i++;
 			k++;
 		} else if (c > 0) {
@@ -368,14 +374,22 @@ int store_reconcile_folder(struct store *store, int64_t folder_id, const char *n
 	free(new_files);
 	time_t now = time(NULL);
 	bool settled = now - st_cur.st_mtime >= 2 && now - st_new.st_mtime >= 2;
+	int64_t new_cur = settled ? mtime_ns(&st_cur) : 0, new_new = settled ? mtime_ns(&st_new) : 0;
+	if (added == 0 && removed == 0 && updated == 0 && old_cur == new_cur && old_new == new_new) {
+		/* nothing to write (a folder still changing, scanned again):
+		 * no commit, no disk flush */
+		store_index_rollback(store);
+		ret = 1;
+		goto out;
+	}
 	sqlite3_stmt *st = store_stmt(
 	    store, "UPDATE folders SET cur_mtime = ?, new_mtime = ? WHERE id = ?", error_r);
 	if (st == NULL) {
 		store_index_rollback(store);
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, settled ? mtime_ns(&st_cur) : 0);
-	sqlite3_bind_int64(st, 2, settled ? mtime_ns(&st_new) : 0);
+	sqlite3_bind_int64(st, 1, new_cur);
+	sqlite3_bind_int64(st, 2, new_new);
 	sqlite3_bind_int64(st, 3, folder_id);
 	sqlite3_step(st);
 	sqlite3_finalize(st);

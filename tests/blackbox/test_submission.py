@@ -702,12 +702,19 @@ class FakeDNS:
     def __init__(self):
         self.zone = {}
         self.queries = []  # (name, type, "udp"|"tcp")
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
-        self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", self.port))
+        # one port for both: a free UDP port may be taken for TCP
+        for _ in range(100):
+            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.udp.bind(("127.0.0.1", 0))
+            self.port = self.udp.getsockname()[1]
+            self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                self.tcp.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                self.udp.close()
+                self.tcp.close()
         self.tcp.listen(16)
         self.closed = False
         for target in (self._serve_udp, self._serve_tcp):
@@ -1039,3 +1046,31 @@ def test_swaks_starttls_auth(sub):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     assert any(b"Subject: from swaks" in m for m in pop_messages(sub, "bob"))
+
+
+@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed")
+def test_swaks_implicit_tls_auth_login_and_refusals(sub):
+    base = ["swaks", "--server", "127.0.0.1", "--from", "alice@example.test",
+            "--to", "bob@example.test", "--header", "From: alice@example.test",
+            "--auth-user", "alice"]
+    # 465: TLS from the first byte, AUTH LOGIN
+    r = subprocess.run(base + ["--port", str(sub.port("submission", tls=True)), "--tlsc",
+                               "--auth", "LOGIN", "--auth-password", PASSWORD,
+                               "--header", "Subject: swaks over 465"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "235 2.7.0" in r.stdout
+    # a wrong password: 535, nothing sent
+    r = subprocess.run(base + ["--port", str(sub.port("submission")), "--tls",
+                               "--auth", "PLAIN", "--auth-password", "wrong"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "535 5.7.8" in r.stdout, r.stdout
+    # no TLS: AUTH is not offered, swaks cannot authenticate
+    r = subprocess.run(base + ["--port", str(sub.port("submission")), "--auth", "PLAIN",
+                               "--auth-password", PASSWORD],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0, r.stdout
+    assert "AUTH" not in [l.split()[0].lstrip("<-~ ").split("-")[-1]
+                          for l in r.stdout.splitlines() if l.startswith("<-  250")]
+    got = pop_messages(sub, "bob")
+    assert [m for m in got if b"Subject: swaks over 465" in m] and len(got) == 1
