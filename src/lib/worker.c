@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +70,13 @@ static void worker_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	if (l == NULL || w->shutting_down) {
 		close(fd);
 		return;
+	}
+	/* Answers are written in pieces (a relayed reply, a TLS record per
+	 * write): without TCP_NODELAY the last small piece waits for the
+	 * client's delayed acknowledgement, some 40 ms per command. */
+	if (peer->sa_family == AF_INET || peer->sa_family == AF_INET6) {
+		int on = 1;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	}
 	w->ops->accepted(w, fd, peer, (socklen_t)peer_len, l->implicit_tls, l->addr);
 }
