@@ -115,6 +115,8 @@ struct imapd_session {
 	size_t view_count, view_cap;
 	uint32_t recent_from; /* UIDs from here on are \Recent to this session */
 	bool dirty;	      /* the folder changed since the last sync */
+	/* store_folder_removed() when the view last held no expunged UID */
+	uint64_t removed_seen;
 	bool own_change;      /* our own flag change: not reported back */
 	uint32_t *flag_changed;
 	size_t nflag_changed;

@@ -226,8 +226,10 @@ void imapd_sync(struct imapd_session *s, bool allow_expunge)
 		free(error);
 		return;
 	}
-	bool pending_expunge = false;
-	if (allow_expunge) {
+	/* the shared snapshot lost messages since this view was last
+	 * checked: some of them may be in the view */
+	bool maybe_expunged = store_folder_removed(s->folder) != s->removed_seen;
+	if (allow_expunge && maybe_expunged) {
 		/* EXPUNGE from the end: every number is then still right;
 		 * under QRESYNC one VANISHED with the UIDs */
 		size_t kept = s->view_count;
@@ -264,6 +266,8 @@ void imapd_sync(struct imapd_session *s, bool allow_expunge)
 					s->view[o++] = s->view[i];
 			s->view_count = o;
 		}
+		s->removed_seen = store_folder_removed(s->folder);
+		maybe_expunged = false;
 	}
 	/* new messages: UIDs above the view's last */
 	uint32_t last = s->view_count > 0 ? s->view[s->view_count - 1] : 0;
@@ -301,10 +305,16 @@ void imapd_sync(struct imapd_session *s, bool allow_expunge)
 	}
 	s->nflag_changed = 0;
 	s->flag_overflow = false;
-	if (!allow_expunge)
-		for (size_t i = 0; i < s->view_count && !pending_expunge; i++)
-			pending_expunge = store_folder_find(s->folder, s->view[i]) < 0;
-	s->dirty = pending_expunge;
+	if (maybe_expunged) {
+		/* not allowed to tell now: is anything of the view gone? */
+		bool pending = false;
+		for (size_t i = 0; i < s->view_count && !pending; i++)
+			pending = store_folder_find(s->folder, s->view[i]) < 0;
+		if (!pending)
+			s->removed_seen = store_folder_removed(s->folder);
+		maybe_expunged = pending;
+	}
+	s->dirty = maybe_expunged;
 	imapd_flush(s);
 }
 
@@ -431,6 +441,7 @@ void imapd_cmd_select(struct imapd_session *s, struct imap_command *cmd)
 			first_unseen = i + 1;
 	}
 	s->view_count = n;
+	s->removed_seen = store_folder_removed(s->folder);
 	struct imap_buf *b = &s->out;
 	imap_buf_str(b, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
 	imapd_write_keywords(s, b);

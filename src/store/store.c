@@ -213,6 +213,7 @@ void store_close(struct store **storep)
 		return;
 	while (store->open_folders != NULL) {
 		struct store_folder *f = store->open_folders;
+		f->refs = 1;
 		store_folder_close(&f);
 	}
 	store_watch_close(store);

@@ -95,7 +95,14 @@ enum store_flag {
 
 /* Open a folder by name ("INBOX" case-insensitively, others exactly).
  * Returns 1, 0 when it does not exist, -1 on error. The folder's message
- * list is a snapshot taken now; store_folder_refresh() takes a new one. */
+ * list is a snapshot taken now; store_folder_refresh() brings it up to
+ * date (reading only what changed since).
+ *
+ * Opening a folder that is open already in this store returns the same
+ * handle (refreshed), and each opener closes it once: the openers share
+ * one message list, so a refresh made for one is seen by every one, and a
+ * message of a snapshot may be gone (expunged) or new to a caller that
+ * keeps its own list of UIDs, as the IMAP back end's sessions do. */
 int store_folder_open(struct store *store, const char *name, struct store_folder **folder_r,
 		      char **error_r);
 void store_folder_close(struct store_folder **folder);
@@ -104,9 +111,15 @@ uint32_t store_folder_uidnext(const struct store_folder *folder);
 /* Messages in the snapshot, in UID order. */
 size_t store_folder_count(const struct store_folder *folder);
 const struct store_message *store_folder_message(const struct store_folder *folder, size_t index);
-/* Re-read the folder's message list (new deliveries, other sessions'
- * expunges). */
+/* Bring the folder's message list up to date (new deliveries, flag
+ * changes, other sessions' expunges): only messages with a MODSEQ above
+ * the snapshot's and UIDs expunged since are read, and the Maildir
+ * directories are re-read only when no inotify watch covers them. */
 int store_folder_refresh(struct store_folder *folder, char **error_r);
+/* How many messages refreshes have taken out of the snapshot since it was
+ * opened: a caller whose list of UIDs was complete at one value has no
+ * expunged UID in it while the value stays the same. */
+uint64_t store_folder_removed(const struct store_folder *folder);
 
 /* Open a message's bytes for reading: a read-only descriptor positioned at
  * 0, exactly store_message.size bytes long. Returns 1, 0 when the message is

@@ -445,68 +445,236 @@ void store_folder_list_free(struct store_folder_info **list, size_t count)
 
 /* ---- an open folder ---- */
 
+const char store_no_keywords[] = "";
+
+void store_snapshot_set_keywords(struct store_message *m, const char *keywords)
+{
+	if (m->keywords != NULL && m->keywords != store_no_keywords)
+		free((char *)m->keywords);
+	m->keywords = keywords != NULL && *keywords != '\0' ? xstrdup(keywords) : store_no_keywords;
+}
+
 static void snapshot_clear(struct store_folder *f)
 {
 	for (size_t i = 0; i < f->count; i++)
-		free(f->keywords[i]);
-	free(f->keywords);
+		store_snapshot_set_keywords(&f->msgs[i], NULL);
 	free(f->msgs);
-	f->keywords = NULL;
 	f->msgs = NULL;
-	f->count = 0;
+	f->count = f->cap = 0;
 }
 
-static int snapshot_load(struct store_folder *f, char **error_r)
+static void snapshot_reserve(struct store_folder *f, size_t n)
+{
+	if (n <= f->cap)
+		return;
+	f->cap = n + n / 4 + 64;
+	f->msgs = xrealloc(f->msgs, f->cap * sizeof(*f->msgs));
+}
+
+#define SNAPSHOT_COLUMNS "uid, size, internal_date, modseq, flags, guid, keywords, save_date"
+
+/* One row of SNAPSHOT_COLUMNS into m (whose keywords are set anew). */
+static void snapshot_row(sqlite3_stmt *st, struct store_message *m)
+{
+	const char *old_keywords = m->keywords;
+	memset(m, 0, sizeof(*m));
+	m->keywords = old_keywords;
+	m->uid = (uint32_t)sqlite3_column_int64(st, 0);
+	m->size = (uint64_t)sqlite3_column_int64(st, 1);
+	m->internal_date = (time_t)sqlite3_column_int64(st, 2);
+	m->modseq = (uint64_t)sqlite3_column_int64(st, 3);
+	m->flags = (unsigned)sqlite3_column_int(st, 4);
+	const char *guid = (const char *)sqlite3_column_text(st, 5);
+	snprintf(m->guid, sizeof(m->guid), "%s", guid != NULL ? guid : "");
+	store_snapshot_set_keywords(m, (const char *)sqlite3_column_text(st, 6));
+	m->save_date = sqlite3_column_type(st, 7) != SQLITE_NULL ? (time_t)sqlite3_column_int64(st, 7)
+								 : m->internal_date;
+}
+
+/* The whole message list. */
+static int snapshot_load_all(struct store_folder *f, char **error_r)
 {
 	struct store *store = f->store;
-	if (store_index_folder_get(store, f->name, NULL, &f->uidvalidity, &f->uidnext,
-				   &f->highestmodseq, error_r) < 0)
-		return -1;
-	if (store_index_folder_mailbox_id(store, f->id, f->mailbox_id, sizeof(f->mailbox_id),
-					  error_r) < 0)
-		return -1;
-	sqlite3_stmt *st =
-	    store_stmt(store,
-		       "SELECT uid, size, internal_date, modseq, flags, guid, keywords, "
-		       "save_date FROM messages WHERE folder_id = ? ORDER BY uid",
-		       error_r);
+	sqlite3_stmt *st = store_stmt(
+	    store, "SELECT " SNAPSHOT_COLUMNS " FROM messages WHERE folder_id = ? ORDER BY uid",
+	    error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, f->id);
 	snapshot_clear(f);
-	size_t cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (f->count == cap) {
-			cap = cap * 2 + 64;
-			f->msgs = xrealloc(f->msgs, cap * sizeof(*f->msgs));
-			f->keywords = xrealloc(f->keywords, cap * sizeof(*f->keywords));
-		}
-		struct store_message *m = &f->msgs[f->count];
-		memset(m, 0, sizeof(*m));
-		m->uid = (uint32_t)sqlite3_column_int64(st, 0);
-		m->size = (uint64_t)sqlite3_column_int64(st, 1);
-		m->internal_date = (time_t)sqlite3_column_int64(st, 2);
-		m->modseq = (uint64_t)sqlite3_column_int64(st, 3);
-		m->flags = (unsigned)sqlite3_column_int(st, 4);
-		const char *guid = (const char *)sqlite3_column_text(st, 5);
-		snprintf(m->guid, sizeof(m->guid), "%s", guid != NULL ? guid : "");
-		const char *kw = (const char *)sqlite3_column_text(st, 6);
-		f->keywords[f->count] = xstrdup(kw != NULL ? kw : "");
-		m->save_date = sqlite3_column_type(st, 7) != SQLITE_NULL
-				   ? (time_t)sqlite3_column_int64(st, 7)
-				   : m->internal_date;
-		f->count++;
+		snapshot_reserve(f, f->count + 1);
+		struct store_message *m = &f->msgs[f->count++];
+		m->keywords = NULL;
+		snapshot_row(st, m);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		*error_r = store_db_error(store, "message list");
 		return -1;
 	}
-	/* pointers only once the arrays stop moving */
-	for (size_t i = 0; i < f->count; i++)
-		f->msgs[i].keywords = f->keywords[i];
 	return 0;
+}
+
+static int uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int message_uid_cmp(const void *a, const void *b)
+{
+	const struct store_message *x = a, *y = b;
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/* What changed since f->loaded_modseq: expunged messages leave the list,
+ * changed ones are updated in place, new ones are merged in by UID (a UID
+ * taken by one process may be committed after a greater one taken by
+ * another). */
+static int snapshot_catch_up(struct store_folder *f, char **error_r)
+{
+	struct store *store = f->store;
+	sqlite3_stmt *st =
+	    store_stmt(store,
+		       "SELECT uid FROM expunged WHERE folder_id = ? AND modseq > ? ORDER BY uid",
+		       error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, f->id);
+	sqlite3_bind_int64(st, 2, (int64_t)f->loaded_modseq);
+	uint32_t *gone = NULL;
+	size_t ngone = 0, gone_cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (ngone == gone_cap) {
+			gone_cap = gone_cap * 2 + 64;
+			gone = xrealloc(gone, gone_cap * sizeof(*gone));
+		}
+		gone[ngone++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(gone);
+		*error_r = store_db_error(store, "expunged list");
+		return -1;
+	}
+	if (ngone > 0) {
+		size_t o = 0;
+		for (size_t i = 0; i < f->count; i++) {
+			if (bsearch(&f->msgs[i].uid, gone, ngone, sizeof(*gone), uid_cmp) != NULL) {
+				store_snapshot_set_keywords(&f->msgs[i], NULL);
+				f->removed++;
+				continue;
+			}
+			f->msgs[o++] = f->msgs[i];
+		}
+		f->count = o;
+	}
+	free(gone);
+
+	st = store_stmt(store,
+			"SELECT " SNAPSHOT_COLUMNS
+			" FROM messages WHERE folder_id = ? AND modseq > ? ORDER BY uid",
+			error_r);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, f->id);
+	sqlite3_bind_int64(st, 2, (int64_t)f->loaded_modseq);
+	size_t old_count = f->count;
+	bool sorted = true;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint32_t uid = (uint32_t)sqlite3_column_int64(st, 0);
+		long i = -1;
+		if (old_count > 0 && uid <= f->msgs[old_count - 1].uid) {
+			size_t lo = 0, hi = old_count;
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+				if (f->msgs[mid].uid < uid)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo < old_count && f->msgs[lo].uid == uid)
+				i = (long)lo;
+			else
+				sorted = false;
+		}
+		if (i >= 0) {
+			snapshot_row(st, &f->msgs[i]);
+			continue;
+		}
+		snapshot_reserve(f, f->count + 1);
+		struct store_message *m = &f->msgs[f->count++];
+		m->keywords = NULL;
+		snapshot_row(st, m);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*error_r = store_db_error(store, "message list");
+		return -1;
+	}
+	if (!sorted)
+		qsort(f->msgs, f->count, sizeof(*f->msgs), message_uid_cmp);
+	return 0;
+}
+
+/* Bring the snapshot up to date with the index (all of it when full),
+ * in one read transaction so that the folder's row and its messages
+ * agree. Returns 1, 0 when the folder is gone, -1. */
+static int snapshot_load(struct store_folder *f, bool full, char **error_r)
+{
+	struct store *store = f->store;
+	bool own_txn = sqlite3_get_autocommit(store->db) != 0;
+	if (own_txn && store_exec(store, "BEGIN", error_r) < 0)
+		return -1;
+	int64_t id;
+	uint32_t uidvalidity, uidnext;
+	uint64_t modseq;
+	int r = store_index_folder_get(store, f->name, &id, &uidvalidity, &uidnext, &modseq,
+				       error_r);
+	if (r > 0 && (id != f->id || (!full && uidvalidity != f->uidvalidity))) {
+		r = 0; /* deleted, and made again under the same name */
+	} else if (r > 0) {
+		f->uidvalidity = uidvalidity;
+		if (full) {
+			r = store_index_folder_mailbox_id(store, f->id, f->mailbox_id,
+							  sizeof(f->mailbox_id), error_r) < 0 ||
+				    snapshot_load_all(f, error_r) < 0
+				? -1
+				: 1;
+		} else if (modseq != f->loaded_modseq || uidnext != f->uidnext) {
+			r = snapshot_catch_up(f, error_r) < 0 ? -1 : 1;
+		}
+		if (r > 0) {
+			f->uidnext = uidnext;
+			f->loaded_modseq = modseq;
+			if (modseq > f->highestmodseq || full)
+				f->highestmodseq = modseq;
+		}
+	}
+	char *error = NULL;
+	if (own_txn && store_exec(store, "COMMIT", &error) < 0) {
+		if (r >= 0) {
+			*error_r = error;
+			return -1;
+		}
+		free(error);
+	}
+	return r;
+}
+
+/* Re-read the folder's files first unless inotify brings their changes. */
+static int snapshot_refresh(struct store_folder *f, char **error_r)
+{
+	if (!store_watch_covers(f->store, f->name) &&
+	    store_reconcile_folder(f->store, f->id, f->name, false, NULL, NULL, error_r) < 0)
+		return -1;
+	int r = snapshot_load(f, false, error_r);
+	if (r == 0)
+		*error_r = xasprintf("folder '%s' was deleted", f->name);
+	return r == 0 ? -1 : r;
 }
 
 int store_folder_open(struct store *store, const char *name, struct store_folder **folder_r,
@@ -516,10 +684,23 @@ int store_folder_open(struct store *store, const char *name, struct store_folder
 	if (store_folder_name_check(name, &norm, error_r) < 0)
 		return -1;
 	int64_t id;
-	int r = store_index_folder_get(store, norm, &id, NULL, NULL, NULL, error_r);
+	uint32_t uidvalidity;
+	int r = store_index_folder_get(store, norm, &id, &uidvalidity, NULL, NULL, error_r);
 	if (r <= 0) {
 		free(norm);
 		return r;
+	}
+	for (struct store_folder *f = store->open_folders; f != NULL; f = f->next_open) {
+		/* a folder made again under a name may get the old row id */
+		if (f->id != id || f->uidvalidity != uidvalidity)
+			continue;
+		/* shared: brought up to date for the new opener */
+		free(norm);
+		if (snapshot_refresh(f, error_r) < 0)
+			return -1;
+		f->refs++;
+		*folder_r = f;
+		return 1;
 	}
 	if (store_reconcile_folder(store, id, norm, false, NULL, NULL, error_r) < 0) {
 		free(norm);
@@ -527,15 +708,17 @@ int store_folder_open(struct store *store, const char *name, struct store_folder
 	}
 	struct store_folder *f = xcalloc(1, sizeof(*f));
 	f->store = store;
+	f->refs = 1;
 	f->id = id;
 	f->name = norm;
 	f->dir = store_maildir_dir(store, norm);
-	if (snapshot_load(f, error_r) < 0) {
+	r = snapshot_load(f, true, error_r);
+	if (r <= 0) {
 		snapshot_clear(f);
 		free(f->name);
 		free(f->dir);
 		free(f);
-		return -1;
+		return r;
 	}
 	f->next_open = store->open_folders;
 	store->open_folders = f;
@@ -548,6 +731,9 @@ void store_folder_close(struct store_folder **folderp)
 	struct store_folder *f = *folderp;
 	if (f == NULL)
 		return;
+	*folderp = NULL;
+	if (--f->refs > 0)
+		return;
 	for (struct store_folder **p = &f->store->open_folders; *p != NULL; p = &(*p)->next_open)
 		if (*p == f) {
 			*p = f->next_open;
@@ -557,21 +743,16 @@ void store_folder_close(struct store_folder **folderp)
 	free(f->name);
 	free(f->dir);
 	free(f);
-	*folderp = NULL;
 }
 
 int store_folder_refresh(struct store_folder *folder, char **error_r)
 {
-	int r =
-	    store_index_folder_get(folder->store, folder->name, NULL, NULL, NULL, NULL, error_r);
-	if (r == 0) {
-		*error_r = xasprintf("folder '%s' was deleted", folder->name);
-		return -1;
-	}
-	if (r < 0 || store_reconcile_folder(folder->store, folder->id, folder->name, false, NULL,
-					    NULL, error_r) < 0)
-		return -1;
-	return snapshot_load(folder, error_r) < 0 ? -1 : 1;
+	return snapshot_refresh(folder, error_r);
+}
+
+uint64_t store_folder_removed(const struct store_folder *folder)
+{
+	return folder->removed;
 }
 
 int store_folder_reconcile(struct store *store, const char *name, unsigned *added_r,

@@ -449,11 +449,8 @@ static void snapshot_update(struct store_folder *f, uint32_t uid, unsigned flags
 			continue;
 		o->msgs[i].flags = flags | (o->msgs[i].flags & STORE_FLAG_RECENT);
 		o->msgs[i].modseq = modseq;
-		if (keywords != NULL) {
-			free(o->keywords[i]);
-			o->keywords[i] = xstrdup(keywords);
-			o->msgs[i].keywords = o->keywords[i];
-		}
+		if (keywords != NULL)
+			store_snapshot_set_keywords(&o->msgs[i], keywords);
 		if (modseq > o->highestmodseq)
 			o->highestmodseq = modseq;
 	}

@@ -184,6 +184,21 @@ void store_watch_add_folder(struct store *store, const char *name)
 	watch_dir(store, name, "cur");
 }
 
+bool store_watch_covers(const struct store *store, const char *folder)
+{
+	if (store->watch_fd < 0)
+		return false;
+	bool cur = false, new = false;
+	for (size_t i = 0; i < store->nwatches; i++)
+		if (strcmp(store->watches[i].folder, folder) == 0) {
+			if (store->watches[i].is_new)
+				new = true;
+			else
+				cur = true;
+		}
+	return cur && new;
+}
+
 int store_watch_fd(struct store *store, char **error_r)
 {
 	if (store->watch_fd >= 0)

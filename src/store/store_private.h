@@ -44,19 +44,30 @@ struct store {
 	char host[64];
 };
 
+/* An open folder. One per folder and store: every store_folder_open() of
+ * the same folder shares it (refs counts the openers), so the sessions of
+ * one user in one process keep one message list between them, and a
+ * refresh made for one is seen by all. */
 struct store_folder {
 	struct store *store;
 	struct store_folder *next_open;
+	unsigned refs;
 	int64_t id;
 	char *name;
 	char *dir;
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;
+	/* every change up to this MODSEQ is in msgs; a refresh reads only
+	 * what is newer (highestmodseq may be ahead: our own flag changes
+	 * are applied in place at once) */
+	uint64_t loaded_modseq;
+	uint64_t removed; /* messages taken out of msgs by refreshes */
 	char mailbox_id[STORE_OBJECTID_MAX + 1];
+	/* by UID; keywords point at owned strings, or at store_no_keywords */
 	struct store_message *msgs;
-	size_t count;
-	char **keywords; /* per message, owned */
+	size_t count, cap;
 };
+extern const char store_no_keywords[];
 
 /* What this store has reported of a folder: changes with a greater MODSEQ
  * were made by another process (or program) and are reported by
@@ -112,6 +123,8 @@ int store_rmtree(const char *path);
 void store_fsync_dir_quiet(const char *dir);
 /* store_folder.c */
 int store_adopt_folders(struct store *store, char **error_r);
+/* Set a snapshot message's keywords (a copy; "" or NULL: none). */
+void store_snapshot_set_keywords(struct store_message *m, const char *keywords);
 
 /* store_text.c: the parsed form and search text of a message */
 struct store_parsed {
@@ -156,5 +169,10 @@ void store_notify(struct store *store, enum store_event_kind kind, const char *f
 		  unsigned flags, uint64_t modseq);
 void store_watch_close(struct store *store);
 void store_watch_add_folder(struct store *store, const char *name);
+/* Whether inotify watches both new/ and cur/ of the folder for this
+ * store: other programs' changes to its files then reach the store
+ * through store_watch_handle(), which reconciles, so a refresh need not
+ * re-read the directories. */
+bool store_watch_covers(const struct store *store, const char *folder);
 
 #endif

@@ -467,6 +467,95 @@ static void test_reconcile(void **state)
 	free(cur);
 }
 
+/* Two openers of a folder share one snapshot; a refresh reads what another
+ * process (here a second store object on the same files) changed: new
+ * messages, flags and keywords, expunges, and nothing else. */
+static void test_shared_incremental_snapshot(void **state)
+{
+	struct store *store = test_open("shared", 0);
+	struct store *other = test_open("shared", 0);
+	for (int i = 0; i < 5; i++)
+		test_append(store, "INBOX", msg1, NULL, 0, 0);
+	char *error = NULL;
+	struct store_folder *a = NULL, *b = NULL, *o = NULL;
+	assert_int_equal(store_folder_open(store, "INBOX", &a, &error), 1);
+	assert_int_equal(store_folder_open(store, "inbox", &b, &error), 1);
+	assert_ptr_equal(a, b);
+	assert_int_equal(store_folder_count(a), 5);
+	assert_int_equal(store_folder_removed(a), 0);
+
+	/* the other process: a flag and a keyword, an expunge, two new messages */
+	assert_int_equal(store_folder_open(other, "INBOX", &o, &error), 1);
+	const char *kw[] = {"$Important"};
+	assert_int_equal(store_flags_change(o, 2, 1, STORE_FLAG_FLAGGED, kw, 1, NULL, &error), 1);
+	uint32_t gone = 4;
+	assert_int_equal(store_expunge(o, &gone, 1, &error), 1);
+	test_append(other, "INBOX", msg2, NULL, 0, 0);
+	test_append(other, "INBOX", msg1, NULL, 0, 0);
+	store_folder_close(&o);
+
+	/* not read until a refresh */
+	assert_int_equal(store_folder_count(a), 5);
+	assert_int_equal(store_folder_refresh(a, &error), 1);
+	assert_int_equal(store_folder_count(b), 6);
+	assert_int_equal(store_folder_removed(b), 1);
+	const uint32_t want[] = {1, 2, 3, 5, 6, 7};
+	for (size_t i = 0; i < 6; i++)
+		assert_int_equal(store_folder_message(a, i)->uid, want[i]);
+	const struct store_message *m = store_folder_message(a, 1);
+	assert_true(m->flags & STORE_FLAG_FLAGGED);
+	assert_string_equal(m->keywords, "$Important");
+	assert_string_equal(store_folder_message(a, 0)->keywords, "");
+	assert_int_equal(store_folder_uidnext(a), 8);
+	assert_int_equal(store_folder_find(a, 4), -1);
+	/* what a full load gives is the same */
+	assert_int_equal(store_folder_open(other, "INBOX", &o, &error), 1);
+	assert_int_equal(store_folder_count(o), store_folder_count(a));
+	for (size_t i = 0; i < store_folder_count(o); i++) {
+		const struct store_message *x = store_folder_message(o, i),
+					   *y = store_folder_message(a, i);
+		assert_int_equal(x->uid, y->uid);
+		assert_int_equal(x->flags, y->flags);
+		assert_int_equal(x->modseq, y->modseq);
+		assert_int_equal(x->size, y->size);
+		assert_string_equal(x->keywords, y->keywords);
+		assert_string_equal(x->guid, y->guid);
+	}
+	assert_int_equal(store_folder_highestmodseq(o), store_folder_highestmodseq(a));
+	store_folder_close(&o);
+	/* a refresh with nothing new changes nothing */
+	assert_int_equal(store_folder_refresh(a, &error), 1);
+	assert_int_equal(store_folder_count(a), 6);
+	assert_int_equal(store_folder_removed(a), 1);
+
+	/* our own flag change is seen by both openers at once */
+	assert_int_equal(store_flags_change(a, 1, 1, STORE_FLAG_SEEN, NULL, 0, NULL, &error), 1);
+	assert_true(store_folder_message(b, 0)->flags & STORE_FLAG_SEEN);
+	/* the first close leaves the other opener's handle working */
+	store_folder_close(&b);
+	assert_null(b);
+	assert_int_equal(store_folder_count(a), 6);
+	assert_int_equal(store_folder_refresh(a, &error), 1);
+	store_folder_close(&a);
+
+	/* a folder deleted and made again is not the open one */
+	assert_int_equal(store_folder_create(store, "Lists", NULL, &error), 1);
+	assert_int_equal(store_folder_open(store, "Lists", &a, &error), 1);
+	test_append(store, "Lists", msg1, NULL, 0, 0);
+	assert_int_equal(store_folder_delete(other, "Lists", &error), 1);
+	assert_int_equal(store_folder_create(other, "Lists", NULL, &error), 1);
+	assert_int_equal(store_folder_refresh(a, &error), -1);
+	free(error);
+	error = NULL;
+	assert_int_equal(store_folder_open(store, "Lists", &b, &error), 1);
+	assert_ptr_not_equal(a, b);
+	assert_int_equal(store_folder_count(b), 0);
+	store_folder_close(&b);
+	store_folder_close(&a);
+	store_close(&other);
+	store_close(&store);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -477,6 +566,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_copy_move, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_quota, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_reconcile, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_shared_incremental_snapshot, test_setup,
+					    test_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
