@@ -487,8 +487,9 @@ static void snapshot_row(sqlite3_stmt *st, struct store_message *m)
 	const char *guid = (const char *)sqlite3_column_text(st, 5);
 	snprintf(m->guid, sizeof(m->guid), "%s", guid != NULL ? guid : "");
 	store_snapshot_set_keywords(m, (const char *)sqlite3_column_text(st, 6));
-	m->save_date = sqlite3_column_type(st, 7) != SQLITE_NULL ? (time_t)sqlite3_column_int64(st, 7)
-								 : m->internal_date;
+	m->save_date = sqlite3_column_type(st, 7) != SQLITE_NULL
+			   ? (time_t)sqlite3_column_int64(st, 7)
+			   : m->internal_date;
 }
 
 /* The whole message list. */
@@ -536,10 +537,9 @@ static int message_uid_cmp(const void *a, const void *b)
 static int snapshot_catch_up(struct store_folder *f, char **error_r)
 {
 	struct store *store = f->store;
-	sqlite3_stmt *st =
-	    store_stmt(store,
-		       "SELECT uid FROM expunged WHERE folder_id = ? AND modseq > ? ORDER BY uid",
-		       error_r);
+	sqlite3_stmt *st = store_stmt(
+	    store, "SELECT uid FROM expunged WHERE folder_id = ? AND modseq > ? ORDER BY uid",
+	    error_r);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, f->id);
@@ -632,8 +632,8 @@ static int snapshot_load(struct store_folder *f, bool full, char **error_r)
 	int64_t id;
 	uint32_t uidvalidity, uidnext;
 	uint64_t modseq;
-	int r = store_index_folder_get(store, f->name, &id, &uidvalidity, &uidnext, &modseq,
-				       error_r);
+	int r =
+	    store_index_folder_get(store, f->name, &id, &uidvalidity, &uidnext, &modseq, error_r);
 	if (r > 0 && (id != f->id || (!full && uidvalidity != f->uidvalidity))) {
 		r = 0; /* deleted, and made again under the same name */
 	} else if (r > 0) {
