@@ -11,11 +11,14 @@
 #include "store/store_private.h"
 
 /* SEARCH over a folder snapshot. Cheap keys (flags, sizes, dates, sets)
- * come from the snapshot; SENT* from the index; HEADER keys read the
- * message's header block (bounded) from its file; BODY and TEXT come from
+ * come from the snapshot; SENT* from the index; BODY and TEXT come from
  * the FTS5 trigram index, or -- without it, or for texts shorter than a
- * trigram -- from the same folded text recomputed from the file. Both
- * paths fold text with store_fold(), so their answers are the same. */
+ * trigram -- from the same folded text recomputed from the file. HEADER
+ * keys (FROM, SUBJECT, ...) are answered from the decoded header text the
+ * index keeps ("name: value" lines, folded), its trigrams narrowing the
+ * candidates, or without the index from the message's header block
+ * (bounded) read from its file. Every path folds text with store_fold(),
+ * so their answers are the same. */
 
 struct store_search *store_search_new(enum store_search_op op)
 {
@@ -142,11 +145,11 @@ static bool fts_usable(const struct store_search *s)
 }
 
 /* The FTS5 query for a folded text of 3 or more characters: every trigram
- * of it must be there ("abc" AND "bcd" ...), in the body column only for
- * BODY. The index keeps no positions (detail=column, a sixth of the size),
- * so the candidates are then checked with instr() on the stored text: the
+ * of it must be there ("abc" AND "bcd" ...), in one column when column is
+ * not NULL (body for BODY, header for HEADER keys). The index keeps no positions (detail=column, a
+ * sixth of the size), so the candidates are then checked with instr() on the stored text: the
  * answer is the exact substring match the file scan gives. */
-static char *fts_query(const char *folded, bool body_only)
+static char *fts_query(const char *folded, const char *column)
 {
 	size_t len = strlen(folded);
 	size_t starts[STORE_FTS_QUERY_CHARS + 1];
@@ -158,8 +161,8 @@ static char *fts_query(const char *folded, bool body_only)
 	/* a term is at most the whole text with its quotes doubled, + 7 */
 	char *q = xmalloc(32 + limit * (2 * len + 7));
 	size_t o = 0;
-	if (body_only)
-		o += (size_t)sprintf(q, "body : (");
+	if (column != NULL)
+		o += (size_t)sprintf(q, "%s : (", column);
 	for (size_t k = 0; k + 3 <= limit; k++) {
 		size_t from = starts[k];
 		size_t to = k + 3 < n ? starts[k + 3] : len;
@@ -173,19 +176,102 @@ static char *fts_query(const char *folded, bool body_only)
 		}
 		q[o++] = '"';
 	}
-	if (body_only)
+	if (column != NULL)
 		q[o++] = ')';
 	q[o] = '\0';
 	return q;
 }
 
+/* Whether the index's header text of a message ("name: value" lines,
+ * folded) has a field named prefix (folded name + ": ") whose value
+ * contains want (folded; "" for any value). */
+static bool header_text_match(const char *text, const char *prefix, const char *want)
+{
+	size_t plen = strlen(prefix);
+	for (const char *line = text; line != NULL && *line != '\0';) {
+		const char *end = strchr(line, '\n');
+		size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+		if (len >= plen && memcmp(line, prefix, plen) == 0) {
+			if (*want == '\0')
+				return true;
+			size_t wlen = strlen(want);
+			const char *v = line + plen, *vend = line + len;
+			for (; (size_t)(vend - v) >= wlen; v++)
+				if (memcmp(v, want, wlen) == 0)
+					return true;
+		}
+		line = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* A HEADER key from the index: candidates by trigrams when the text has
+ * three or more characters (every message of the folder otherwise), each
+ * confirmed on its stored header text. */
+static int fts_header(struct run *r, const struct store_search *s, char **error_r)
+{
+	char *want = store_fold(s->text);
+	char *name = store_fold(s->field);
+	char *prefix = xasprintf("%s: ", name);
+	free(name);
+	char *q = utf8_chars(want) >= 3 ? fts_query(want, "header") : NULL;
+	sqlite3_stmt *st =
+	    q != NULL
+		? store_stmt(r->f->store,
+			     "SELECT m.uid, f.header FROM fts f JOIN messages m ON m.id = f.rowid "
+			     "WHERE fts MATCH ?1 AND m.folder_id = ?2",
+			     error_r)
+		: store_stmt(r->f->store,
+			     "SELECT m.uid, f.header FROM messages m JOIN fts f ON f.rowid = m.id "
+			     "WHERE m.folder_id = ?2",
+			     error_r);
+	int ret = -1;
+	if (st == NULL)
+		goto out;
+	if (q != NULL)
+		sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, r->f->id);
+	struct fts_hits h = {.node = s};
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *text = (const char *)sqlite3_column_text(st, 1);
+		if (text == NULL || !header_text_match(text, prefix, want))
+			continue;
+		if (h.count == cap) {
+			cap = cap * 2 + 64;
+			h.uids = xrealloc(h.uids, cap * sizeof(*h.uids));
+		}
+		h.uids[h.count++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(h.uids);
+		*error_r = store_db_error(r->f->store, "header search");
+		goto out;
+	}
+	if (h.count > 1)
+		qsort(h.uids, h.count, sizeof(*h.uids), uid_cmp);
+	r->hits = xrealloc(r->hits, (r->nhits + 1) * sizeof(*r->hits));
+	r->hits[r->nhits++] = h;
+	ret = 0;
+out:
+	free(q);
+	free(prefix);
+	free(want);
+	return ret;
+}
+
 static int fts_prepare(struct run *r, const struct store_search *s, char **error_r)
 {
 	for (; s != NULL; s = s->next) {
+		if (s->op == STORE_SEARCH_HEADER && fts_header(r, s, error_r) < 0)
+			return -1;
 		if (fts_usable(s)) {
 			char *folded = store_fold(s->text);
 			if (utf8_chars(folded) >= 3) {
-				char *q = fts_query(folded, s->op == STORE_SEARCH_BODY);
+				char *q =
+				    fts_query(folded, s->op == STORE_SEARCH_BODY ? "body" : NULL);
 				sqlite3_stmt *st = store_stmt(
 				    r->f->store,
 				    "SELECT uid FROM messages WHERE id IN "
@@ -446,8 +532,13 @@ static bool match(struct run *r, const struct store_search *s)
 		return m->size > s->number;
 	case STORE_SEARCH_SMALLER:
 		return m->size < s->number;
-	case STORE_SEARCH_HEADER:
+	case STORE_SEARCH_HEADER: {
+		const struct fts_hits *h = r->use_fts ? hits_for(r, s) : NULL;
+		if (h != NULL)
+			return h->count > 0 && bsearch(&m->uid, h->uids, h->count, sizeof(uint32_t),
+						       uid_cmp) != NULL;
 		return header_match(r, s->field, s->text);
+	}
 	case STORE_SEARCH_BODY:
 	case STORE_SEARCH_TEXT:
 		return match_text(r, s);
@@ -461,7 +552,7 @@ static bool match(struct run *r, const struct store_search *s)
 	case STORE_SEARCH_SAVEDON:
 	case STORE_SEARCH_SAVEDSINCE: {
 		int64_t vday = (int64_t)(m->save_date >= 0 ? m->save_date / 86400
-							  : (m->save_date - 86399) / 86400);
+							   : (m->save_date - 86399) / 86400);
 		return s->op == STORE_SEARCH_SAVEDBEFORE ? vday < kday
 		       : s->op == STORE_SEARCH_SAVEDON	 ? vday == kday
 							 : vday >= kday;

@@ -148,6 +148,14 @@ static void test_search(void **state)
 	    {key(STORE_SEARCH_HEADER, "subject", "QUARTERLY"), "2"},
 	    {key(STORE_SEARCH_HEADER, "Cc", ""), "2"},
 	    {key(STORE_SEARCH_HEADER, "To", "bob"), "3"},
+	    /* shorter than a trigram: every message's header text is read */
+	    {key(STORE_SEARCH_HEADER, "TO", "bo"), "3"},
+	    {key(STORE_SEARCH_HEADER, "subject", "?"), "3"},
+	    /* the text in another field, or in the field's name, is no match */
+	    {key(STORE_SEARCH_HEADER, "From", "team"), ""},
+	    {key(STORE_SEARCH_HEADER, "To", "to:"), ""},
+	    {key(STORE_SEARCH_HEADER, "Content-Type", "ALTERNATIVE"), "2"},
+	    {key(STORE_SEARCH_HEADER, "X-Missing", ""), ""},
 	    {flags_key(STORE_SEARCH_FLAGS, STORE_FLAG_SEEN), "1,3"},
 	    {flags_key(STORE_SEARCH_UNFLAGS, STORE_FLAG_SEEN), "2"},
 	    {key(STORE_SEARCH_KEYWORD, NULL, "URGENT"), "1"},
@@ -224,8 +232,19 @@ static void test_agree_many(void **state)
 	char *error = NULL;
 	assert_int_equal(store_folder_open(store, "INBOX", &f, &error), 1);
 	const char *queries[] = {
-	    "alpha", "BETA gamma", "ÉPSILON", "delta", "eta ", "ΘΉΤΑ", "ta", "m1", "m5 ", "zeta zeta",
-	    "a b", "\"al\"pha", "\xe0\x80\x80\x80\x80x",
+	    "alpha",
+	    "BETA gamma",
+	    "ÉPSILON",
+	    "delta",
+	    "eta ",
+	    "ΘΉΤΑ",
+	    "ta",
+	    "m1",
+	    "m5 ",
+	    "zeta zeta",
+	    "a b",
+	    "\"al\"pha",
+	    "\xe0\x80\x80\x80\x80x",
 	    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi"};
 	for (size_t q = 0; q < sizeof(queries) / sizeof(queries[0]); q++)
 		for (int op = 0; op < 2; op++) {

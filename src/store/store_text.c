@@ -147,6 +147,11 @@ static void header_text(const char *block, size_t len, struct tbuf *out)
 	char *name, *value;
 	while (mail_header_next(block, len, &pos, &name, &value) == 1) {
 		char *dec = mail_decode_words(value);
+		/* one line per field: a line break decoded from an encoded
+		 * word must not start a field of its own */
+		for (char *c = dec; *c != '\0'; c++)
+			if (*c == '\r' || *c == '\n')
+				*c = ' ';
 		tb_add(out, name, strlen(name));
 		tb_add(out, ": ", 2);
 		tb_add(out, dec, strlen(dec));
