@@ -175,12 +175,36 @@ int store_index_begin(struct store *store, char **error_r)
 	return store_exec(store, "BEGIN IMMEDIATE", error_r);
 }
 
+int store_index_begin_lazy(struct store *store, char **error_r)
+{
+	/* synchronous=NORMAL in WAL mode: the commit is written to the WAL
+	 * but not flushed; the next durable commit or checkpoint flushes it */
+	if (store_exec(store, "PRAGMA synchronous=NORMAL", error_r) < 0)
+		return -1;
+	store->lazy_txn = true;
+	if (store_index_begin(store, error_r) < 0) {
+		store_index_rollback(store);
+		return -1;
+	}
+	return 0;
+}
+
+/* Back to durable commits after a lazy transaction. */
+static void store_index_end_lazy(struct store *store)
+{
+	if (store->lazy_txn) {
+		sqlite3_exec(store->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+		store->lazy_txn = false;
+	}
+}
+
 int store_index_commit(struct store *store, char **error_r)
 {
 	if (store_exec(store, "COMMIT", error_r) < 0) {
 		store_index_rollback(store);
 		return -1;
 	}
+	store_index_end_lazy(store);
 	return 0;
 }
 
@@ -188,6 +212,7 @@ void store_index_rollback(struct store *store)
 {
 	if (!sqlite3_get_autocommit(store->db))
 		sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
+	store_index_end_lazy(store);
 }
 
 int store_index_folder_mailbox_id(struct store *store, int64_t id, char *buf, size_t size,

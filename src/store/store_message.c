@@ -477,8 +477,11 @@ static int flags_apply(struct store_folder *folder, uint32_t uid, unsigned add, 
 		row_clear(&row);
 		return 1;
 	}
-	/* the file name first (then the directory), the index after: after a
-	 * crash the name is never older than the index */
+	/* the file name first, the index after: after a crash of the process
+	 * the name is never older than the index. Neither is flushed to the
+	 * disk here: a power failure may take back a flag change, whose
+	 * file name then gives the row its old flags again (reconcile), but
+	 * never a message; STORE then costs no disk flush */
 	char *newname = store_maildir_fname(row.base, nflags);
 	int ret = -1;
 	if (strcmp(newname, row.fname) != 0) {
@@ -503,14 +506,9 @@ static int flags_apply(struct store_folder *folder, uint32_t uid, unsigned add, 
 				*error_r = xasprintf("rename message file: %s", strerror(e));
 			goto out;
 		}
-		char *cur = xasprintf("%s/cur", folder->dir);
-		rr = store_fsync_dir(cur, error_r);
-		free(cur);
-		if (rr < 0)
-			goto out;
 	}
 	uint64_t modseq;
-	if (store_index_begin(store, error_r) < 0)
+	if (store_index_begin_lazy(store, error_r) < 0)
 		goto out;
 	sqlite3_stmt *st = NULL;
 	if (store_index_bump_modseq(store, folder->id, &modseq, error_r) < 0 ||

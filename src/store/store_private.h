@@ -30,6 +30,7 @@ struct store_sub {
 struct store {
 	char *path; /* the user's Maildir root */
 	sqlite3 *db;
+	bool lazy_txn; /* the open transaction is store_index_begin_lazy()'s */
 	uint64_t quota_limit;
 	struct store_folder *open_folders;
 	struct store_sub *subs;
@@ -87,6 +88,12 @@ struct store_watch {
 /* store_index.c */
 int store_index_open(struct store *store, char **error_r);
 int store_index_begin(struct store *store, char **error_r);
+/* A write transaction whose commit returns before it reaches the disk: it
+ * survives a crash of the process at once, and a power failure once a
+ * later durable commit or a checkpoint has flushed the WAL. For flag
+ * changes, which need no flush of their own (a message is never lost by
+ * losing one). Commit or roll back as usual. */
+int store_index_begin_lazy(struct store *store, char **error_r);
 int store_index_commit(struct store *store, char **error_r);
 void store_index_rollback(struct store *store);
 char *store_db_error(struct store *store, const char *what);
