@@ -207,7 +207,8 @@ static bool header_text_match(const char *text, const char *prefix, const char *
 
 /* A HEADER key from the index: candidates by trigrams when the text has
  * three or more characters (every message of the folder otherwise), each
- * confirmed on its stored header text. */
+ * confirmed on its stored header text. CROSS JOIN keeps the full-text
+ * match the outer loop: run once, not once per message of the folder. */
 static int fts_header(struct run *r, const struct store_search *s, char **error_r)
 {
 	char *want = store_fold(s->text);
@@ -217,10 +218,11 @@ static int fts_header(struct run *r, const struct store_search *s, char **error_
 	char *q = utf8_chars(want) >= 3 ? fts_query(want, "header") : NULL;
 	sqlite3_stmt *st =
 	    q != NULL
-		? store_stmt(r->f->store,
-			     "SELECT m.uid, f.header FROM fts f JOIN messages m ON m.id = f.rowid "
-			     "WHERE fts MATCH ?1 AND m.folder_id = ?2",
-			     error_r)
+		? store_stmt(
+		      r->f->store,
+		      "SELECT m.uid, f.header FROM fts f CROSS JOIN messages m ON m.id = f.rowid "
+		      "WHERE fts MATCH ?1 AND m.folder_id = ?2",
+		      error_r)
 		: store_stmt(r->f->store,
 			     "SELECT m.uid, f.header FROM messages m JOIN fts f ON f.rowid = m.id "
 			     "WHERE m.folder_id = ?2",
