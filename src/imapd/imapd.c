@@ -1,6 +1,7 @@
 #include "imapd/imapd.h"
 
 #include <event2/event.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -395,31 +396,108 @@ void imapd_schedule(struct imapd_session *s)
 
 /* ---- shared stores ---- */
 
+/* Folders the watcher could not watch are polled: say so once per worker,
+ * and run the poll timer while there are any. */
+static void imapd_watch_polling(struct imapd *srv)
+{
+	bool polling = store_watcher_polling(srv->watcher);
+	if (polling && !srv->poll_logged) {
+		log_warn("inotify: %s; folders without a watch are polled every %d ms",
+			 store_watcher_fallback(srv->watcher), IMAPD_WATCH_POLL_MS);
+		srv->poll_logged = true;
+	}
+	if (polling && !evtimer_pending(srv->poll_ev, NULL)) {
+		struct timeval tv = {IMAPD_WATCH_POLL_MS / 1000,
+				     (IMAPD_WATCH_POLL_MS % 1000) * 1000};
+		evtimer_add(srv->poll_ev, &tv);
+	} else if (!polling && evtimer_pending(srv->poll_ev, NULL)) {
+		evtimer_del(srv->poll_ev);
+	}
+}
+
+static void imapd_watch_handle(struct imapd *srv)
+{
+	char *error = NULL;
+	if (store_watcher_handle(srv->watcher, &error) < 0) {
+		log_error("reading mailbox changes: %s", error);
+		free(error);
+	}
+	imapd_watch_polling(srv);
+}
+
 static void imapd_watch_settled_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	struct imapd_user *u = arg;
-	char *error = NULL;
-	if (store_watch_handle(u->store, &error) < 0) {
-		log_error("user=%s: reading mailbox changes: %s", u->name, error);
-		free(error);
-	}
-	event_add(u->watch_ev, NULL);
+	struct imapd *srv = arg;
+	imapd_watch_handle(srv);
+	event_add(srv->watch_ev, NULL);
 }
 
-/* The Maildir changed. Another process's delivery renames its file into
+/* A Maildir changed. Another process's delivery renames its file into
  * cur/ just before it commits the index row; reconciling in between would
- * adopt the file under a second UID. So the change is read once the
- * directory has been quiet for IMAPD_WATCH_SETTLE_MS. */
+ * adopt the file under a second UID. So the changes are read
+ * IMAPD_WATCH_SETTLE_MS after the first event. */
 static void imapd_watch_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	struct imapd_user *u = arg;
-	event_del(u->watch_ev);
+	struct imapd *srv = arg;
+	event_del(srv->watch_ev);
 	struct timeval tv = {0, IMAPD_WATCH_SETTLE_MS * 1000};
-	evtimer_add(u->settle_ev, &tv);
+	evtimer_add(srv->settle_ev, &tv);
+}
+
+static void imapd_watch_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct imapd *srv = arg;
+	char *error = NULL;
+	if (store_watcher_poll(srv->watcher, &error) < 0) {
+		log_error("polling mailbox changes: %s", error);
+		free(error);
+	}
+	imapd_watch_polling(srv);
+}
+
+/* inotify watches this worker may hold: the kernel bounds them per user
+ * id, and the service's workers share that user id. */
+static unsigned imapd_max_watches(struct imapd *srv)
+{
+	long long limit = IMAPD_WATCHES_DEFAULT;
+	FILE *fp = fopen("/proc/sys/fs/inotify/max_user_watches", "re");
+	if (fp != NULL) {
+		if (fscanf(fp, "%lld", &limit) != 1 || limit <= 0)
+			limit = IMAPD_WATCHES_DEFAULT;
+		fclose(fp);
+	}
+	long long workers = worker_setting_int(srv->worker, "workers", 1);
+	if (workers < 1)
+		workers = 1;
+	limit /= workers;
+	return limit > UINT_MAX ? UINT_MAX : (unsigned)limit;
+}
+
+/* The watcher is made at the first login, not at start-up: the worker
+ * has dropped its privileges by then, and the inotify instance counts
+ * against the user id that reads the mail. */
+static void imapd_watcher_start(struct imapd *srv)
+{
+	if (srv->watcher != NULL)
+		return;
+	struct event_base *base = worker_event_base(srv->worker);
+	unsigned max_watches = imapd_max_watches(srv);
+	srv->watcher = store_watcher_new(max_watches);
+	int fd = store_watcher_fd(srv->watcher);
+	if (fd >= 0) {
+		srv->watch_ev = event_new(base, fd, EV_READ | EV_PERSIST, imapd_watch_cb, srv);
+		srv->settle_ev = evtimer_new(base, imapd_watch_settled_cb, srv);
+		event_add(srv->watch_ev, NULL);
+	}
+	srv->poll_ev = evtimer_new(base, imapd_watch_poll_cb, srv);
+	log_debug("watching the users' Maildirs with %s, up to %u inotify watches",
+		  fd >= 0 ? "one inotify instance" : "polling only", max_watches);
 }
 
 int imapd_user_attach(struct imapd_session *s, const char *user, uint64_t quota, char **error_r)
@@ -433,23 +511,18 @@ int imapd_user_attach(struct imapd_session *s, const char *user, uint64_t quota,
 		struct store *store = NULL;
 		if (store_open(srv->mail_root, user, quota, &store, error_r) < 0)
 			return -1;
-		u = xcalloc(1, sizeof(*u));
-		u->srv = srv;
-		u->name = xstrdup(user);
-		u->store = store;
+		imapd_watcher_start(srv);
 		char *error = NULL;
-		int fd = store_watch_fd(store, &error);
-		if (fd >= 0) {
-			u->watch_ev = event_new(worker_event_base(srv->worker), fd,
-						EV_READ | EV_PERSIST, imapd_watch_cb, u);
-			u->settle_ev =
-			    evtimer_new(worker_event_base(srv->worker), imapd_watch_settled_cb, u);
-			event_add(u->watch_ev, NULL);
-		} else {
+		if (store_watch_attach(store, srv->watcher, &error) < 0) {
 			/* without it, other processes' changes show at the next SELECT */
 			log_error("user=%s: no change notifications: %s", user, error);
 			free(error);
 		}
+		imapd_watch_polling(srv);
+		u = xcalloc(1, sizeof(*u));
+		u->srv = srv;
+		u->name = xstrdup(user);
+		u->store = store;
 		u->next = srv->users;
 		srv->users = u;
 	}
@@ -474,10 +547,7 @@ static void imapd_user_detach(struct imapd_session *s)
 			*p = u->next;
 			break;
 		}
-	if (u->watch_ev != NULL)
-		event_free(u->watch_ev);
-	if (u->settle_ev != NULL)
-		event_free(u->settle_ev);
+	/* closing detaches it from the watcher: its watches go */
 	store_close(&u->store);
 	free(u->name);
 	free(u);
@@ -490,14 +560,18 @@ struct store *imapd_store(const struct imapd_session *s)
 
 void imapd_poll_changes(struct imapd_session *s)
 {
-	/* changes already settled; a pending settle timer brings the rest */
 	struct imapd_user *u = s->u;
-	if (u != NULL && u->watch_ev != NULL && !evtimer_pending(u->settle_ev, NULL)) {
-		char *error = NULL;
-		if (store_watch_handle(u->store, &error) < 0) {
-			log_error("user=%s: reading mailbox changes: %s", u->name, error);
-			free(error);
-		}
+	struct imapd *srv = s->srv;
+	if (u == NULL || srv->watcher == NULL)
+		return;
+	/* changes already settled; a pending settle timer brings the rest */
+	if (srv->watch_ev != NULL && !evtimer_pending(srv->settle_ev, NULL))
+		imapd_watch_handle(srv);
+	/* the user's polled folders: now rather than at the next tick */
+	char *error = NULL;
+	if (store_watch_poll(u->store, &error) < 0) {
+		log_error("user=%s: polling mailbox changes: %s", u->name, error);
+		free(error);
 	}
 }
 

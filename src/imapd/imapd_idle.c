@@ -4,9 +4,11 @@
 /* IDLE (RFC 2177). The session waits for "DONE"; meanwhile every change
  * to the selected folder is sent at once: changes of this worker's
  * sessions arrive as in-process store notifications, changes of other
- * processes (lmtp deliveries, the pop3-backend) through the store's
- * inotify descriptor, which the worker watches for as long as the user
- * has a session. An idling session costs no timer and no polling. */
+ * processes (lmtp deliveries, the pop3-backend) through the worker's
+ * watcher (one inotify instance for all its users), which watches the
+ * user's folders for as long as the user has a session. An idling session
+ * costs no timer and no polling, unless the watcher ran out of inotify
+ * watches: folders without one are polled every IMAPD_WATCH_POLL_MS. */
 
 void imapd_cmd_idle(struct imapd_session *s, struct imap_command *cmd)
 {

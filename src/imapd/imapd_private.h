@@ -16,6 +16,7 @@ struct store;
 struct store_folder;
 struct store_message;
 struct store_event;
+struct store_watcher;
 struct worker;
 struct imapd_fetch;
 
@@ -30,6 +31,8 @@ struct imapd_fetch;
 #define IMAPD_MAX_PENDING_FLAGS	   4096		/* flag changes remembered for one session */
 #define IMAPD_MAX_SELECT_KEYWORDS  256		/* keywords listed in FLAGS at SELECT */
 #define IMAPD_WATCH_SETTLE_MS	   40		/* quiet time before reading Maildir changes */
+#define IMAPD_WATCH_POLL_MS	   1000		/* folders without an inotify watch are checked */
+#define IMAPD_WATCHES_DEFAULT	   8192		/* fs.inotify.max_user_watches if unreadable */
 
 struct imapd {
 	struct worker *worker;
@@ -45,20 +48,27 @@ struct imapd {
 	unsigned max_command_size;
 	uint64_t append_limit;
 	bool literal_minus; /* LITERAL- instead of LITERAL+ (RFC 7888) */
+
+	/* changes other processes make to the users' Maildirs: one watcher
+	 * (one inotify instance) for every store of the worker, made at the
+	 * first login */
+	struct store_watcher *watcher;
+	struct event *watch_ev;	 /* its inotify descriptor is readable */
+	struct event *settle_ev; /* IMAPD_WATCH_SETTLE_MS after that */
+	struct event *poll_ev;	 /* every IMAPD_WATCH_POLL_MS while folders are polled */
+	bool poll_logged;	 /* the fall-back to polling was logged */
 };
 
 /* One user's store, shared by the user's sessions in this worker: changes
  * made by one session reach the others as in-process notifications, and
- * the store's inotify descriptor brings changes made by other processes
- * (lmtp deliveries, the pop3-backend). */
+ * the worker's watcher brings changes made by other processes (lmtp
+ * deliveries, the pop3-backend). */
 struct imapd_user {
 	struct imapd_user *next;
 	struct imapd *srv;
 	char *name;
 	struct store *store;
 	unsigned refs;
-	struct event *watch_ev;
-	struct event *settle_ev;
 };
 
 enum imapd_state {
@@ -164,7 +174,7 @@ bool imapd_direct_login_allowed(const struct imapd_session *s);
  * Returns 0 or -1 with *error_r. */
 int imapd_user_attach(struct imapd_session *s, const char *user, uint64_t quota, char **error_r);
 struct store *imapd_store(const struct imapd_session *s);
-/* Read changes other processes made (the store's inotify descriptor) now. */
+/* Read changes other processes made (the worker's watcher) now. */
 void imapd_poll_changes(struct imapd_session *s);
 
 /* ---- imapd_auth.c: not authenticated state, CAPABILITY, ID, ENABLE ---- */

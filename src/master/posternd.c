@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,6 +166,45 @@ static int master_write_pidfile(const char *datadir, char **error_r)
 	return 0;
 }
 
+/* Raise the soft limit of open descriptors to the hard limit before any
+ * role process starts (they inherit it): a worker holds two or three
+ * descriptors per connection, and the usual soft limit of 1024 would
+ * refuse connections long before the host runs out. */
+static void master_raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return;
+	}
+	rlim_t want = rl.rlim_max;
+	if (want == RLIM_INFINITY) {
+		/* the kernel refuses an infinite descriptor limit: its ceiling */
+		unsigned long long nr_open = 1048576;
+		FILE *fp = fopen("/proc/sys/fs/nr_open", "re");
+		if (fp != NULL) {
+			if (fscanf(fp, "%llu", &nr_open) != 1)
+				nr_open = 1048576;
+			fclose(fp);
+		}
+		want = (rlim_t)nr_open;
+		rl.rlim_max = want;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want) {
+		log_debug("open descriptors: limit %llu", (unsigned long long)rl.rlim_cur);
+		return;
+	}
+	rlim_t old = rl.rlim_cur;
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("cannot raise the limit of open descriptors from %llu to %llu: %s",
+			 (unsigned long long)old, (unsigned long long)want, strerror(errno));
+		return;
+	}
+	log_info("open descriptors: limit raised from %llu to %llu (the hard limit)",
+		 (unsigned long long)old, (unsigned long long)want);
+}
+
 static int master_run(const char *datadir)
 {
 	struct master m = {0};
@@ -185,6 +225,7 @@ static int master_run(const char *datadir)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	master_raise_nofile();
 	char *metrics_error = NULL;
 	m.metrics_fd = metrics_create(&metrics_error);
 	if (m.metrics_fd < 0) {

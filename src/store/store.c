@@ -159,7 +159,6 @@ int store_open(const char *mail_root, const char *user, uint64_t quota_bytes,
 	store->path = xasprintf("%s/%s", mail_root, dname);
 	free(dname);
 	store->quota_limit = quota_bytes;
-	store->watch_fd = -1;
 	if (gethostname(store->host, sizeof(store->host) - 1) < 0 || store->host[0] == '\0')
 		strcpy(store->host, "localhost");
 	for (char *h = store->host; *h != '\0'; h++)
@@ -216,7 +215,7 @@ void store_close(struct store **storep)
 		f->refs = 1;
 		store_folder_close(&f);
 	}
-	store_watch_close(store);
+	store_watch_detach(store);
 	free(store->subs);
 	if (store->db != NULL)
 		sqlite3_close(store->db);

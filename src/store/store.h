@@ -373,17 +373,68 @@ typedef void store_event_cb(void *ctx, const struct store_event *event);
 unsigned store_subscribe(struct store *store, store_event_cb *cb, void *ctx);
 void store_unsubscribe(struct store *store, unsigned id);
 
-/* A descriptor (inotify) that becomes readable when the user's Maildir
- * folders change on disk: files added or removed by other programs, and
- * changes made by other postern processes (the lmtp service delivering,
- * another back end). Add it to the event loop and call store_watch_handle()
- * when it is readable: files unknown to the index are reconciled, and
- * every change this store has not reported yet (new messages, flag
- * changes, expunges -- found by MODSEQ in the index) goes to the
- * subscribers. Returns the fd, or -1 with *error_r. The store owns and
- * closes it. */
-int store_watch_fd(struct store *store, char **error_r);
-int store_watch_handle(struct store *store, char **error_r);
+/* ---- changes made by other processes ---- */
+
+/* A watcher tells the stores of one process about changes other processes
+ * make to their Maildirs: files other programs add or remove, and changes
+ * of other postern processes (the lmtp service delivering, another back
+ * end). It holds one inotify instance for every store attached to it
+ * (the kernel bounds instances per user id: fs.inotify.max_user_instances,
+ * 128 by default) and a watch on new/ and cur/ of each of their folders.
+ * A folder it cannot watch -- no inotify instance, max_watches reached, or
+ * the kernel refusing more (fs.inotify.max_user_watches) -- is polled
+ * instead: store_watcher_poll() compares the folder's directory mtimes
+ * and reads its changes from the index, so no change is lost, only
+ * reported later.
+ *
+ * Every change found goes to the subscribers of the store concerned
+ * (store_subscribe()): new messages, flag changes and expunges that store
+ * has not reported yet (found by MODSEQ in the index), after files unknown
+ * to the index were reconciled. Subscribers must not close or detach
+ * stores of the watcher from their callbacks.
+ *
+ * One watcher per process and thread; it does not own the stores. */
+struct store_watcher;
+
+/* A watcher that holds at most max_watches inotify watches (two per
+ * watched folder; 0: none, every folder is polled). Never fails: without
+ * an inotify instance every folder is polled, and
+ * store_watcher_fallback() says why. Free with store_watcher_free(),
+ * which detaches the stores still attached. */
+struct store_watcher *store_watcher_new(unsigned max_watches);
+void store_watcher_free(struct store_watcher **watcher);
+/* The inotify descriptor, or -1 when there is none. Add it to the event
+ * loop and call store_watcher_handle() when it is readable. */
+int store_watcher_fd(const struct store_watcher *watcher);
+/* Read the inotify events and report the changes to the stores'
+ * subscribers. Returns 1, or -1 with *error_r about the first store that
+ * failed (naming its Maildir; the others are still handled). */
+int store_watcher_handle(struct store_watcher *watcher, char **error_r);
+/* Check the polled folders of every attached store and report their
+ * changes. Call it on a timer while store_watcher_polling() is true.
+ * Returns 1, or -1 with *error_r as above. */
+int store_watcher_poll(struct store_watcher *watcher, char **error_r);
+/* Whether any attached store has polled folders. */
+bool store_watcher_polling(const struct store_watcher *watcher);
+/* Why folders are polled (the first reason met), or NULL while every
+ * folder has its watches. Owned by the watcher. */
+const char *store_watcher_fallback(const struct store_watcher *watcher);
+/* inotify watches held (distinct watched directories). */
+unsigned store_watcher_watches(const struct store_watcher *watcher);
+
+/* Attach a store to a watcher (detaching it from another one): its
+ * folders, and folders created or renamed later, are watched or polled
+ * from now on; changes made before are not reported. store_close()
+ * detaches. Returns 1, or -1 with *error_r (the store is then not
+ * attached). */
+int store_watch_attach(struct store *store, struct store_watcher *watcher, char **error_r);
+/* Remove the store's watches (the kernel's watch goes with the last store
+ * watching that directory) and stop polling its folders. Nothing when the
+ * store is not attached. */
+void store_watch_detach(struct store *store);
+/* Check this store's polled folders now, as store_watcher_poll() does
+ * (a client asked for news: NOOP, IDLE). Returns 1 or -1. */
+int store_watch_poll(struct store *store, char **error_r);
 
 /* ---- maintenance ---- */
 

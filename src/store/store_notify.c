@@ -1,15 +1,12 @@
-#include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
-#include <unistd.h>
 
 #include "lib/xalloc.h"
 #include "store/store_private.h"
 
-/* Change notifications within one process, and inotify for files that
- * other programs put into (or take out of) the Maildir. */
+/* Change notifications within one process, and the report of changes
+ * other processes made, found by MODSEQ in the index (store_watch.c says
+ * when to look). */
 
 unsigned store_subscribe(struct store *store, store_event_cb *cb, void *ctx)
 {
@@ -63,10 +60,10 @@ static void seen_init(struct store *store, const char *folder)
 void store_notify(struct store *store, enum store_event_kind kind, const char *folder, uint32_t uid,
 		  unsigned flags, uint64_t modseq)
 {
-	struct store_seen *seen = store->watch_fd >= 0 ? seen_get(store, folder) : NULL;
+	struct store_seen *seen = store->watcher != NULL ? seen_get(store, folder) : NULL;
 	if (seen != NULL) {
 		/* our own changes come in MODSEQ order; a gap means another
-		 * process changed the folder meanwhile: store_watch_handle()
+		 * process changed the folder meanwhile: store_notify_report()
 		 * reports that from the index */
 		if (modseq == seen->modseq + 1)
 			seen->modseq = modseq;
@@ -81,9 +78,22 @@ void store_notify(struct store *store, enum store_event_kind kind, const char *f
 		store->subs[i].cb(store->subs[i].ctx, &ev);
 }
 
-/* Report what changed in a folder since this store last looked: new
- * messages, flag changes and expunges made by other processes. */
-static int report_changes(struct store *store, const char *folder, char **error_r)
+void store_notify_track(struct store *store, const char *folder)
+{
+	if (seen_get(store, folder) == NULL)
+		seen_init(store, folder);
+}
+
+void store_notify_forget(struct store *store)
+{
+	for (size_t i = 0; i < store->nseen; i++)
+		free(store->seen[i].folder);
+	free(store->seen);
+	store->seen = NULL;
+	store->nseen = 0;
+}
+
+int store_notify_report(struct store *store, const char *folder, char **error_r)
 {
 	struct store_seen *seen = seen_get(store, folder);
 	if (seen == NULL) {
@@ -148,172 +158,4 @@ static int report_changes(struct store *store, const char *folder, char **error_
 	free(changes);
 	free(name);
 	return 0;
-}
-
-static void watch_dir(struct store *store, const char *folder, const char *sub)
-{
-	char *dir = store_maildir_dir(store, folder);
-	char *path = xasprintf("%s/%s", dir, sub);
-	free(dir);
-	int wd =
-	    inotify_add_watch(store->watch_fd, path,
-			      IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR);
-	free(path);
-	if (wd < 0)
-		return;
-	for (size_t i = 0; i < store->nwatches; i++)
-		if (store->watches[i].wd == wd) {
-			free(store->watches[i].folder);
-			store->watches[i].folder = xstrdup(folder);
-			return;
-		}
-	store->watches = xrealloc(store->watches, (store->nwatches + 1) * sizeof(*store->watches));
-	store->watches[store->nwatches].wd = wd;
-	store->watches[store->nwatches].folder = xstrdup(folder);
-	store->watches[store->nwatches].is_new = strcmp(sub, "new") == 0;
-	store->nwatches++;
-}
-
-void store_watch_add_folder(struct store *store, const char *name)
-{
-	if (store->watch_fd < 0)
-		return;
-	if (seen_get(store, name) == NULL)
-		seen_init(store, name);
-	watch_dir(store, name, "new");
-	watch_dir(store, name, "cur");
-}
-
-bool store_watch_covers(const struct store *store, const char *folder)
-{
-	if (store->watch_fd < 0)
-		return false;
-	bool cur = false, new = false;
-	for (size_t i = 0; i < store->nwatches; i++)
-		if (strcmp(store->watches[i].folder, folder) == 0) {
-			if (store->watches[i].is_new)
-				new = true;
-			else
-				cur = true;
-		}
-	return cur && new;
-}
-
-int store_watch_fd(struct store *store, char **error_r)
-{
-	if (store->watch_fd >= 0)
-		return store->watch_fd;
-	store->watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (store->watch_fd < 0) {
-		*error_r = xasprintf("inotify: %s", strerror(errno));
-		return -1;
-	}
-	sqlite3_stmt *st = store_stmt(store, "SELECT name FROM folders", error_r);
-	if (st == NULL)
-		return -1;
-	while (sqlite3_step(st) == SQLITE_ROW)
-		store_watch_add_folder(store, (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	return store->watch_fd;
-}
-
-/* Whether an event in cur/ is one of our own: a name that appeared and is
- * in the index, or a name that went away and is not (any more). */
-static bool own_change(struct store *store, const char *folder, const char *fname, bool appeared)
-{
-	char *error = NULL;
-	sqlite3_stmt *st =
-	    store_stmt(store,
-		       "SELECT 1 FROM messages m JOIN folders f ON f.id = m.folder_id "
-		       "WHERE f.name = ? AND m.fname = ?",
-		       &error);
-	if (st == NULL) {
-		free(error);
-		return false;
-	}
-	sqlite3_bind_text(st, 1, folder, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, fname, -1, SQLITE_STATIC);
-	bool known = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
-	return appeared ? known : !known;
-}
-
-static void add_name(char ***list, size_t *n, const char *name)
-{
-	for (size_t k = 0; k < *n; k++)
-		if (strcmp((*list)[k], name) == 0)
-			return;
-	*list = xrealloc(*list, (*n + 1) * sizeof(**list));
-	(*list)[(*n)++] = xstrdup(name);
-}
-
-int store_watch_handle(struct store *store, char **error_r)
-{
-	if (store->watch_fd < 0)
-		return 0;
-	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
-	char **rescan = NULL, **check = NULL;
-	size_t nrescan = 0, ncheck = 0;
-	for (;;) {
-		ssize_t n = read(store->watch_fd, buf, sizeof(buf));
-		if (n <= 0)
-			break;
-		for (char *p = buf; p < buf + n;) {
-			struct inotify_event ev;
-			memcpy(&ev, p, sizeof(ev));
-			const char *name = ev.len > 0 ? p + sizeof(struct inotify_event) : "";
-			for (size_t i = 0; i < store->nwatches; i++) {
-				const struct store_watch *w = &store->watches[i];
-				if (w->wd != ev.wd)
-					continue;
-				add_name(&check, &ncheck, w->folder);
-				/* a name the index knows (appeared) or no longer
-				 * knows (went away) in cur/ is a postern change,
-				 * already in the index: no rescan needed */
-				bool appeared = (ev.mask & (IN_CREATE | IN_MOVED_TO)) != 0;
-				if (w->is_new || *name == '\0' ||
-				    !own_change(store, w->folder, name, appeared))
-					add_name(&rescan, &nrescan, w->folder);
-			}
-			if (ev.mask & IN_Q_OVERFLOW) {
-				/* events were lost: look at every watched folder */
-				for (size_t i = 0; i < store->nwatches; i++) {
-					add_name(&rescan, &nrescan, store->watches[i].folder);
-					add_name(&check, &ncheck, store->watches[i].folder);
-				}
-			}
-			p += sizeof(struct inotify_event) + ev.len;
-		}
-	}
-	int ret = 1;
-	for (size_t i = 0; i < nrescan; i++) {
-		if (ret == 1 && store_folder_reconcile(store, rescan[i], NULL, NULL, error_r) < 0)
-			ret = -1;
-		free(rescan[i]);
-	}
-	for (size_t i = 0; i < ncheck; i++) {
-		if (ret == 1 && report_changes(store, check[i], error_r) < 0)
-			ret = -1;
-		free(check[i]);
-	}
-	free(rescan);
-	free(check);
-	return ret;
-}
-
-void store_watch_close(struct store *store)
-{
-	for (size_t i = 0; i < store->nwatches; i++)
-		free(store->watches[i].folder);
-	free(store->watches);
-	store->watches = NULL;
-	store->nwatches = 0;
-	for (size_t i = 0; i < store->nseen; i++)
-		free(store->seen[i].folder);
-	free(store->seen);
-	store->seen = NULL;
-	store->nseen = 0;
-	if (store->watch_fd >= 0)
-		close(store->watch_fd);
-	store->watch_fd = -1;
 }

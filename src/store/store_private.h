@@ -37,9 +37,14 @@ struct store {
 	size_t nsubs;
 	unsigned next_sub_id;
 	unsigned name_counter;
-	int watch_fd;
-	struct store_watch *watches;
+	/* changes made by other processes (store_watch.c) */
+	struct store_watcher *watcher;	       /* NULL: not attached */
+	struct store *watch_prev, *watch_next; /* the watcher's attached stores */
+	struct store_watch **watches;	       /* owned */
 	size_t nwatches;
+	char **polled; /* folders without a watch, checked by polling; owned */
+	size_t npolled;
+	bool watch_dirty; /* has entries for the next store_watcher_handle() */
 	struct store_seen *seen;
 	size_t nseen;
 	char host[64];
@@ -72,17 +77,24 @@ extern const char store_no_keywords[];
 
 /* What this store has reported of a folder: changes with a greater MODSEQ
  * were made by another process (or program) and are reported by
- * store_watch_handle(). */
+ * store_notify_report(). Kept while the store is attached to a watcher. */
 struct store_seen {
 	char *folder;
 	uint64_t modseq;
 	uint32_t uidnext;
 };
 
+/* One inotify watch of an attached store: new/ or cur/ of a folder. The
+ * kernel gives a directory one watch descriptor per inotify instance, so
+ * the entries of every store watching that directory share the wd and are
+ * chained through next_same (store_watch.c). */
 struct store_watch {
+	struct store *store;
+	struct store_watch *next_same;
 	int wd;
+	bool is_new;	    /* new/ (only other programs write there) or cur/ */
+	unsigned char todo; /* what the next store_watcher_handle() does */
 	char *folder;
-	bool is_new; /* new/ (only other programs write there) or cur/ */
 };
 
 /* store_index.c */
@@ -174,12 +186,25 @@ int store_reconcile_folder(struct store *store, int64_t folder_id, const char *n
 /* store_notify.c */
 void store_notify(struct store *store, enum store_event_kind kind, const char *folder, uint32_t uid,
 		  unsigned flags, uint64_t modseq);
-void store_watch_close(struct store *store);
+/* Remember a folder's MODSEQ and UIDNEXT as reported, unless known. */
+void store_notify_track(struct store *store, const char *folder);
+/* Forget what was reported of every folder. */
+void store_notify_forget(struct store *store);
+/* Report to the subscribers what changed in a folder since this store
+ * last looked (new messages, flag changes, expunges made by other
+ * processes; from the index, by MODSEQ). A folder not tracked yet is
+ * tracked from now on. Returns 0, or -1 with *error_r. */
+int store_notify_report(struct store *store, const char *folder, char **error_r);
+
+/* store_watch.c */
+/* Watch a folder's new/ and cur/ for an attached store (nothing when not
+ * attached): a new folder, or the new name of a renamed one. A folder
+ * that cannot be watched is polled. */
 void store_watch_add_folder(struct store *store, const char *name);
-/* Whether inotify watches both new/ and cur/ of the folder for this
- * store: other programs' changes to its files then reach the store
- * through store_watch_handle(), which reconciles, so a refresh need not
- * re-read the directories. */
+/* True when inotify watches both new/ and cur/ of folder for this store:
+ * changes other programs make there reach the store through its watcher,
+ * which reconciles the folder. False for a polled folder and for a store
+ * that is not attached. */
 bool store_watch_covers(const struct store *store, const char *folder);
 
 #endif

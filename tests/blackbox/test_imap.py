@@ -9,6 +9,7 @@ import email.policy
 import imaplib
 import re
 import shutil
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -17,6 +18,7 @@ import time
 import pytest
 
 from conftest import deliver, tls_context
+from http_client import HASHES
 
 PASSWORD = "Secret-pw1"
 
@@ -634,6 +636,55 @@ def test_idlers_of_one_user_share_a_large_folder(imap, tmp_path):
     # quarantine, so RSS says nothing there
     if b"libasan" not in open(f"/proc/{pid}/maps", "rb").read():
         assert grown / sessions < 96, grown
+
+
+def test_idle_of_more_users_than_inotify_instances(imap):
+    """A back-end worker watches every user's Maildir through one inotify
+    instance, so more users with an IDLE session than one uid may have
+    instances (fs.inotify.max_user_instances, 128 by default) each still
+    get their delivery."""
+    users = ["idle%d" % i for i in range(150)]
+    start = time.monotonic()
+    for u in users:
+        imap.ctl("user", "add", u, "--password-hash", HASHES[PASSWORD], check=True)
+    added = time.monotonic() - start
+    # every session's next step is sent before any answer is read: the
+    # logins and SELECTs of all users overlap
+    start = time.monotonic()
+    clients = {u: Raw(imap, user=None) for u in users}
+    for step in ("LOGIN %s " + PASSWORD, "SELECT INBOX"):
+        for u, c in clients.items():
+            c.sock.settimeout(30)
+            c.n += 1
+            c.send("t%d %s" % (c.n, step.replace("%s", u)))
+        for c in clients.values():
+            assert status(c.response("t%d" % c.n)).startswith(b"OK")
+    for c in clients.values():
+        c.send("i IDLE")
+    for c in clients.values():
+        assert c.line().startswith(b"+ ")
+    setup = time.monotonic() - start
+    start = time.monotonic()
+    # one transaction per recipient: smtplib reads one reply after DATA
+    with smtplib.LMTP(str(imap.datadir / "lmtp.sock"), timeout=30) as lmtp:
+        for u in users:
+            assert lmtp.sendmail("sender@example.org", [u + "@example.test"], message(1)) == {}
+    deadline = time.monotonic() + 10
+    missed = []
+    for u, c in clients.items():
+        try:
+            idle_until(c, lambda l: l == b"* 1 EXISTS", max(0.1, deadline - time.monotonic()))
+        except (TimeoutError, socket.timeout):
+            missed.append(u)
+    print("%d users added in %.1f s, their IDLE sessions set up in %.1f s; all told within "
+          "%.1f s of the first delivery" % (len(users), added, setup, time.monotonic() - start))
+    assert missed == [], "%d of %d sessions got no EXISTS: %s" % (len(missed), len(users),
+                                                                   " ".join(missed))
+    for c in list(clients.values())[:3]:
+        c.send("DONE")
+        assert status(c.response("i")).startswith(b"OK")
+    for c in clients.values():
+        c.sock.close()
 
 
 def test_store_with_condstore(imap):
