@@ -131,7 +131,7 @@ static int report_changes(struct store *store, const char *folder, char **error_
 		changes[n].modseq = (uint64_t)sqlite3_column_int64(st, 3);
 		n++;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	for (size_t i = 0; i < n; i++) {
 		enum store_event_kind kind = changes[i].gone		     ? STORE_EVENT_EXPUNGE
 					     : changes[i].uid >= old_uidnext ? STORE_EVENT_APPEND
@@ -213,7 +213,7 @@ int store_watch_fd(struct store *store, char **error_r)
 		return -1;
 	while (sqlite3_step(st) == SQLITE_ROW)
 		store_watch_add_folder(store, (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	return store->watch_fd;
 }
 
@@ -234,7 +234,7 @@ static bool own_change(struct store *store, const char *folder, const char *fnam
 	sqlite3_bind_text(st, 1, folder, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, fname, -1, SQLITE_STATIC);
 	bool known = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	return appeared ? known : !known;
 }
 
