@@ -126,7 +126,7 @@ static int ensure_defaults(struct store *store, char **error_r)
 	if (st == NULL)
 		return -1;
 	int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (n > 0)
 		return 0;
 	for (size_t i = 0; i < sizeof(default_folders) / sizeof(default_folders[0]); i++) {
@@ -189,7 +189,7 @@ int store_open(const char *mail_root, const char *user, uint64_t quota_bytes,
 		ids[n] = sqlite3_column_int64(st, 0);
 		names[n++] = xstrdup((const char *)sqlite3_column_text(st, 1));
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	int r = 0;
 	for (size_t i = 0; i < n && r >= 0; i++)
 		r = store_reconcile_folder(store, ids[i], names[i], false, NULL, NULL, error_r);
@@ -217,8 +217,7 @@ void store_close(struct store **storep)
 	}
 	store_watch_detach(store);
 	free(store->subs);
-	if (store->db != NULL)
-		sqlite3_close(store->db);
+	store_index_close(store);
 	free(store->path);
 	free(store);
 	*storep = NULL;
@@ -239,7 +238,7 @@ uint64_t store_quota_used(struct store *store)
 		return 0;
 	}
 	int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	return v < 0 ? 0 : (uint64_t)v;
 }
 

@@ -101,7 +101,7 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count, con
 		it->flags = (unsigned)sqlite3_column_int(st, 3);
 		total += it->size;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (n == 0) {
 		ret = 1;
 		goto out;
@@ -163,15 +163,15 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count, con
 		uint32_t uid;
 		if (store_index_next_uid(store, dest_id, &uid, &modseq, error_r) < 0)
 			goto rollback;
-		st =
-		    store_stmt(store,
-			       "INSERT INTO messages(folder_id, uid, base, fname, size, "
-			       "internal_date, sent_day, flags, keywords, modseq, guid, envelope, "
-			       "body, bodystructure, save_date) SELECT ?1, ?2, ?3, ?4, size, "
-			       "internal_date, sent_day, flags, keywords, ?5, guid, envelope, body, "
-			       "bodystructure, CAST(strftime('%s','now') AS INTEGER) "
-			       "FROM messages WHERE id = ?6",
-			       error_r);
+		st = store_stmt(
+		    store,
+		    "INSERT INTO messages(folder_id, uid, base, fname, size, "
+		    "internal_date, sent_day, flags, keywords, modseq, guid, envelope, "
+		    "body, bodystructure, save_date) SELECT ?1, ?2, ?3, ?4, size, "
+		    "internal_date, sent_day, flags, keywords, ?5, guid, envelope, body, "
+		    "bodystructure, CAST(strftime('%s','now') AS INTEGER) "
+		    "FROM messages WHERE id = ?6",
+		    error_r);
 		if (st == NULL)
 			goto rollback;
 		sqlite3_bind_int64(st, 1, dest_id);
@@ -181,29 +181,25 @@ int store_copy(struct store_folder *src, const uint32_t *uids, size_t count, con
 		sqlite3_bind_int64(st, 5, (int64_t)modseq);
 		sqlite3_bind_int64(st, 6, it->src_id);
 		int rc = sqlite3_step(st);
-		sqlite3_finalize(st);
+		store_stmt_done(store, &st);
 		if (rc != SQLITE_DONE) {
 			*error_r = store_db_error(store, "copy");
 			goto rollback;
 		}
 		int64_t new_id = sqlite3_last_insert_rowid(store->db);
-		char *sql = xasprintf(
-		    "INSERT INTO parts SELECT %lld, section, is_message, header_start, "
-		    "body_start, end_off, lines FROM parts WHERE message_id = %lld;"
-		    "INSERT INTO fts(rowid, header, body) SELECT %lld, header, body FROM fts "
-		    "WHERE rowid = %lld;",
-		    (long long)new_id, (long long)it->src_id, (long long)new_id,
-		    (long long)it->src_id);
-		int er = store_exec(store, sql, error_r);
-		free(sql);
-		if (er < 0)
+		if (store_index_run(
+			store,
+			"INSERT INTO parts SELECT ?1, section, is_message, header_start, "
+			"body_start, end_off, lines FROM parts WHERE message_id = ?2",
+			new_id, it->src_id, "copy parts", error_r) < 0 ||
+		    store_index_run(store,
+				    "INSERT INTO fts(rowid, header, body) SELECT ?1, header, body "
+				    "FROM fts WHERE rowid = ?2",
+				    new_id, it->src_id, "copy search text", error_r) < 0)
 			goto rollback;
 		if (move) {
-			sql = xasprintf("DELETE FROM messages WHERE id = %lld",
-					(long long)it->src_id);
-			er = store_exec(store, sql, error_r);
-			free(sql);
-			if (er < 0)
+			if (store_index_run(store, "DELETE FROM messages WHERE id = ?", it->src_id,
+					    0, "move", error_r) < 0)
 				goto rollback;
 		} else {
 			copied_bytes += it->size;

@@ -106,7 +106,7 @@ static int family(struct store *store, const char *name, char ***names_r, int64_
 		ids[n] = sqlite3_column_int64(st, 1);
 		n++;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	*names_r = names;
 	*ids_r = ids;
 	*count_r = n;
@@ -182,7 +182,7 @@ int store_folder_delete(struct store *store, const char *name, char **error_r)
 			}
 			sqlite3_bind_int64(st, 1, ids[i]);
 			int rc = sqlite3_step(st);
-			sqlite3_finalize(st);
+			store_stmt_done(store, &st);
 			st = store_stmt(store, "DELETE FROM folders WHERE id = ?", error_r);
 			if (st == NULL) {
 				ret = -1;
@@ -193,7 +193,7 @@ int store_folder_delete(struct store *store, const char *name, char **error_r)
 				*error_r = store_db_error(store, "folder delete");
 				ret = -1;
 			}
-			sqlite3_finalize(st);
+			store_stmt_done(store, &st);
 		}
 		if (ret == 1 && store_index_commit(store, error_r) < 0)
 			ret = -1;
@@ -294,7 +294,7 @@ int store_folder_rename(struct store *store, const char *from, const char *to, c
 				*error_r = store_db_error(store, "folder rename");
 				ok = false;
 			}
-			sqlite3_finalize(st);
+			store_stmt_done(store, &st);
 		}
 		if (ok && store_index_commit(store, error_r) == 0)
 			ret = 1;
@@ -349,7 +349,7 @@ int store_folder_subscribe(struct store *store, const char *name, bool subscribe
 	}
 	sqlite3_bind_text(st, 1, norm, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	free(norm);
 	if (rc != SQLITE_DONE) {
 		*error_r = store_db_error(store, "subscription");
@@ -409,7 +409,7 @@ int store_folder_list(struct store *store, struct store_folder_info **list_r, si
 				 (const char *)sqlite3_column_text(st, 10));
 		fi->deleted_bytes = (uint64_t)sqlite3_column_int64(st, 11);
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (rc != SQLITE_DONE) {
 		store_folder_list_free(&list, n);
 		*error_r = store_db_error(store, "folder list");
@@ -510,7 +510,7 @@ static int snapshot_load_all(struct store_folder *f, char **error_r)
 		m->keywords = NULL;
 		snapshot_row(st, m);
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (rc != SQLITE_DONE) {
 		*error_r = store_db_error(store, "message list");
 		return -1;
@@ -554,7 +554,7 @@ static int snapshot_catch_up(struct store_folder *f, char **error_r)
 		}
 		gone[ngone++] = (uint32_t)sqlite3_column_int64(st, 0);
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (rc != SQLITE_DONE) {
 		free(gone);
 		*error_r = store_db_error(store, "expunged list");
@@ -610,7 +610,7 @@ static int snapshot_catch_up(struct store_folder *f, char **error_r)
 		m->keywords = NULL;
 		snapshot_row(st, m);
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (rc != SQLITE_DONE) {
 		*error_r = store_db_error(store, "message list");
 		return -1;
@@ -627,7 +627,7 @@ static int snapshot_load(struct store_folder *f, bool full, char **error_r)
 {
 	struct store *store = f->store;
 	bool own_txn = sqlite3_get_autocommit(store->db) != 0;
-	if (own_txn && store_exec(store, "BEGIN", error_r) < 0)
+	if (own_txn && store_index_run(store, "BEGIN", 0, 0, "begin", error_r) < 0)
 		return -1;
 	int64_t id;
 	uint32_t uidvalidity, uidnext;
@@ -655,7 +655,7 @@ static int snapshot_load(struct store_folder *f, bool full, char **error_r)
 		}
 	}
 	char *error = NULL;
-	if (own_txn && store_exec(store, "COMMIT", &error) < 0) {
+	if (own_txn && store_index_run(store, "COMMIT", 0, 0, "commit", &error) < 0) {
 		if (r >= 0) {
 			*error_r = error;
 			return -1;
@@ -928,7 +928,7 @@ int store_folder_status(struct store *store, const char *name, struct store_fold
 		*error_r = store_db_error(store, "folder status");
 		ret = -1;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	free(norm);
 	return ret;
 }
@@ -963,7 +963,7 @@ int store_folder_expunged_since(struct store_folder *folder, uint64_t modseq, ui
 		}
 		uids[n++] = (uint32_t)sqlite3_column_int64(st, 0);
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(folder->store, &st);
 	if (rc != SQLITE_DONE) {
 		free(uids);
 		*error_r = store_db_error(folder->store, "expunged list");

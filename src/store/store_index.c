@@ -91,14 +91,81 @@ int store_exec(struct store *store, const char *sql, char **error_r)
 	return 0;
 }
 
+/* The IMAP back end runs the same few dozen statements for every command:
+ * they are prepared once per store and reset between uses, since parsing
+ * and planning cost more than most of the queries themselves. */
+static struct store_stmt_slot *stmt_slot(struct store *store, const char *sql)
+{
+	for (size_t i = 0; i < store->nstmts; i++)
+		if (store->stmts[i].sql == sql)
+			return &store->stmts[i];
+	/* the same text from another file need not be the same constant */
+	for (size_t i = 0; i < store->nstmts; i++)
+		if (strcmp(store->stmts[i].sql, sql) == 0)
+			return &store->stmts[i];
+	return NULL;
+}
+
 sqlite3_stmt *store_stmt(struct store *store, const char *sql, char **error_r)
 {
+	struct store_stmt_slot *slot = stmt_slot(store, sql);
+	if (slot != NULL && !slot->in_use) {
+		slot->in_use = true;
+		return slot->st;
+	}
+	bool keep = slot == NULL && store->nstmts < STORE_STMT_CACHE_MAX;
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(store->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v3(store->db, sql, -1, keep ? SQLITE_PREPARE_PERSISTENT : 0, &st,
+			       NULL) != SQLITE_OK) {
 		*error_r = store_db_error(store, "prepare");
 		return NULL;
 	}
+	if (st == NULL) {
+		*error_r = xasprintf("mail index %s/%s: no SQL statement in '%s'", store->path,
+				     STORE_INDEX_FILE, sql);
+		return NULL;
+	}
+	if (keep) {
+		slot = &store->stmts[store->nstmts++];
+		slot->sql = sql;
+		slot->st = st;
+		slot->in_use = true;
+	}
 	return st;
+}
+
+void store_stmt_done(struct store *store, sqlite3_stmt **stp)
+{
+	sqlite3_stmt *st = *stp;
+	if (st == NULL)
+		return;
+	*stp = NULL;
+	for (size_t i = 0; i < store->nstmts; i++)
+		if (store->stmts[i].st == st) {
+			/* reset ends its read of the database; cleared bindings
+			 * hold no pointer into the caller's memory */
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			store->stmts[i].in_use = false;
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
+void store_stmt_cache_clear(struct store *store)
+{
+	for (size_t i = 0; i < store->nstmts; i++)
+		sqlite3_finalize(store->stmts[i].st);
+	memset(store->stmts, 0, sizeof(store->stmts));
+	store->nstmts = 0;
+}
+
+void store_index_close(struct store *store)
+{
+	store_stmt_cache_clear(store);
+	if (store->db != NULL)
+		sqlite3_close(store->db);
+	store->db = NULL;
 }
 
 int store_index_open(struct store *store, char **error_r)
@@ -132,7 +199,7 @@ int store_index_open(struct store *store, char **error_r)
 	if (st == NULL)
 		return -1;
 	int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	int latest = (int)(sizeof(migrations) / sizeof(migrations[0]));
 	if (version > latest) {
 		*error_r = xasprintf("mail index %s/%s: schema version %d is newer than this "
@@ -151,7 +218,7 @@ int store_index_open(struct store *store, char **error_r)
 			return -1;
 		}
 		int now = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-		sqlite3_finalize(st);
+		store_stmt_done(store, &st);
 		if (now > v) {
 			store_index_rollback(store);
 			v = now - 1;
@@ -170,9 +237,31 @@ int store_index_open(struct store *store, char **error_r)
 	return 0;
 }
 
+int store_index_run(struct store *store, const char *sql, int64_t a, int64_t b, const char *what,
+		    char **error_r)
+{
+	sqlite3_stmt *st = store_stmt(store, sql, error_r);
+	if (st == NULL)
+		return -1;
+	int nparams = sqlite3_bind_parameter_count(st);
+	if (nparams >= 1)
+		sqlite3_bind_int64(st, 1, a);
+	if (nparams >= 2)
+		sqlite3_bind_int64(st, 2, b);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	store_stmt_done(store, &st);
+	if (rc != SQLITE_DONE) {
+		*error_r = store_db_error(store, what);
+		return -1;
+	}
+	return 0;
+}
+
 int store_index_begin(struct store *store, char **error_r)
 {
-	return store_exec(store, "BEGIN IMMEDIATE", error_r);
+	return store_index_run(store, "BEGIN IMMEDIATE", 0, 0, "begin", error_r);
 }
 
 int store_index_begin_lazy(struct store *store, char **error_r)
@@ -200,7 +289,7 @@ static void store_index_end_lazy(struct store *store)
 
 int store_index_commit(struct store *store, char **error_r)
 {
-	if (store_exec(store, "COMMIT", error_r) < 0) {
+	if (store_index_run(store, "COMMIT", 0, 0, "commit", error_r) < 0) {
 		store_index_rollback(store);
 		return -1;
 	}
@@ -210,8 +299,10 @@ int store_index_commit(struct store *store, char **error_r)
 
 void store_index_rollback(struct store *store)
 {
-	if (!sqlite3_get_autocommit(store->db))
-		sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
+	char *error = NULL;
+	if (!sqlite3_get_autocommit(store->db) &&
+	    store_index_run(store, "ROLLBACK", 0, 0, "rollback", &error) < 0)
+		free(error);
 	store_index_end_lazy(store);
 }
 
@@ -226,7 +317,7 @@ int store_index_folder_mailbox_id(struct store *store, int64_t id, char *buf, si
 	buf[0] = '\0';
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
 		snprintf(buf, size, "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	return 0;
 }
 
@@ -259,7 +350,7 @@ int store_index_folder_get(struct store *store, const char *name, int64_t *id_r,
 		*error_r = store_db_error(store, "folder lookup");
 		ret = -1;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	return ret;
 }
 
@@ -273,7 +364,7 @@ int store_index_folder_add(struct store *store, const char *name, const char *ro
 	if (st == NULL)
 		return -1;
 	int64_t last = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	int64_t uv = (int64_t)time(NULL);
 	if (uv <= last)
 		uv = last + 1;
@@ -284,12 +375,13 @@ int store_index_folder_add(struct store *store, const char *name, const char *ro
 		return -1;
 	sqlite3_bind_int64(st, 1, uv);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (rc != SQLITE_DONE) {
 		*error_r = store_db_error(store, "uidvalidity");
 		return -1;
 	}
-	st = store_stmt(store, "INSERT INTO folders(name, uidvalidity, role, mailbox_id) "
+	st = store_stmt(store,
+			"INSERT INTO folders(name, uidvalidity, role, mailbox_id) "
 			"VALUES(?, ?, ?, 'F' || lower(hex(randomblob(12))))",
 			error_r);
 	if (st == NULL)
@@ -299,7 +391,7 @@ int store_index_folder_add(struct store *store, const char *name, const char *ro
 	if (role != NULL)
 		sqlite3_bind_text(st, 3, role, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (rc != SQLITE_DONE) {
 		*error_r = store_db_error(store, "folder insert");
 		return -1;
@@ -321,12 +413,12 @@ int store_index_next_uid(struct store *store, int64_t folder_id, uint32_t *uid_r
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		*error_r = store_db_error(store, "uid allocation");
-		sqlite3_finalize(st);
+		store_stmt_done(store, &st);
 		return -1;
 	}
 	int64_t uid = sqlite3_column_int64(st, 0);
 	*modseq_r = (uint64_t)sqlite3_column_int64(st, 1);
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (uid <= 0 || uid >= (int64_t)UINT32_MAX) {
 		*error_r = xstrdup("folder has run out of UIDs");
 		return -1;
@@ -348,11 +440,11 @@ int store_index_bump_modseq(struct store *store, int64_t folder_id, uint64_t *mo
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		*error_r = store_db_error(store, "modseq");
-		sqlite3_finalize(st);
+		store_stmt_done(store, &st);
 		return -1;
 	}
 	*modseq_r = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	return 0;
 }
 
@@ -366,7 +458,7 @@ int store_index_quota_add(struct store *store, int64_t delta, char **error_r)
 		return -1;
 	sqlite3_bind_int64(st, 1, delta);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (rc != SQLITE_DONE) {
 		*error_r = store_db_error(store, "quota");
 		return -1;

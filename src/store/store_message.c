@@ -54,7 +54,7 @@ int store_index_insert_message(struct store *store, int64_t folder_id, uint32_t 
 	sqlite3_bind_text(st, 13, parsed->body, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 14, parsed->bodystructure, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (rc != SQLITE_DONE) {
 		*error_r = store_db_error(store, "message insert");
 		return -1;
@@ -74,12 +74,12 @@ int store_index_insert_message(struct store *store, int64_t folder_id, uint32_t 
 		sqlite3_bind_int64(st, 6, (int64_t)s->end);
 		sqlite3_bind_int64(st, 7, (int64_t)s->lines);
 		if (sqlite3_step(st) != SQLITE_DONE) {
-			sqlite3_finalize(st);
+			store_stmt_done(store, &st);
 			*error_r = store_db_error(store, "part insert");
 			return -1;
 		}
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	st = store_stmt(store, "INSERT INTO fts(rowid, header, body) VALUES(?,?,?)", error_r);
 	if (st == NULL)
 		return -1;
@@ -89,7 +89,7 @@ int store_index_insert_message(struct store *store, int64_t folder_id, uint32_t 
 	sqlite3_bind_text(st, 3, parsed->body_text != NULL ? parsed->body_text : "", -1,
 			  SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (rc != SQLITE_DONE) {
 		*error_r = store_db_error(store, "search text insert");
 		return -1;
@@ -200,7 +200,7 @@ static int row_get(struct store_folder *f, uint32_t uid, struct row *row, char *
 		*error_r = store_db_error(f->store, "message lookup");
 		ret = -1;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(f->store, &st);
 	return ret;
 }
 
@@ -231,7 +231,7 @@ static int find_renamed(struct store_folder *f, struct row *row, char **error_r)
 		sqlite3_bind_text(st, 1, found, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, row->id);
 		sqlite3_step(st);
-		sqlite3_finalize(st);
+		store_stmt_done(f->store, &st);
 	}
 	free(row->fname);
 	row->fname = found;
@@ -320,7 +320,7 @@ int store_message_imap(struct store_folder *folder, uint32_t uid, char **envelop
 		*error_r = store_db_error(folder->store, "message lookup");
 		ret = -1;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(folder->store, &st);
 	return ret;
 }
 
@@ -378,7 +378,7 @@ int store_message_section(struct store_folder *folder, uint32_t uid, const char 
 		*error_r = store_db_error(folder->store, "section lookup");
 		ret = -1;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(folder->store, &st);
 	return ret;
 }
 
@@ -525,7 +525,7 @@ static int flags_apply(struct store_folder *folder, uint32_t uid, unsigned add, 
 	sqlite3_bind_int64(st, 4, (int64_t)modseq);
 	sqlite3_bind_int64(st, 5, row.id);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (rc != SQLITE_DONE) {
 		*error_r = store_db_error(store, "flags update");
 		store_index_rollback(store);
@@ -622,13 +622,13 @@ int store_expunge(struct store_folder *folder, const uint32_t *uids, size_t coun
 		sqlite3_bind_int64(st, 1, ids[i]);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			*error_r = store_db_error(store, "expunge");
-			sqlite3_finalize(st);
+			store_stmt_done(store, &st);
 			store_index_rollback(store);
 			goto out;
 		}
 		total += (int64_t)sizes[i];
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (store_index_bump_modseq(store, folder->id, &modseq, error_r) < 0 ||
 	    store_index_quota_add(store, -total, error_r) < 0 ||
 	    store_index_commit(store, error_r) < 0) {

@@ -141,7 +141,7 @@ int store_notify_report(struct store *store, const char *folder, char **error_r)
 		changes[n].modseq = (uint64_t)sqlite3_column_int64(st, 3);
 		n++;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	for (size_t i = 0; i < n; i++) {
 		enum store_event_kind kind = changes[i].gone		     ? STORE_EVENT_EXPUNGE
 					     : changes[i].uid >= old_uidnext ? STORE_EVENT_APPEND

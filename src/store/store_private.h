@@ -20,6 +20,9 @@
 
 #define STORE_INDEX_FILE "postern-index.sqlite"
 #define STORE_TEXT_MAX	 (1024 * 1024) /* bytes of search text kept per message */
+/* prepared statements a store keeps (the store's own SQL is some 55
+ * texts); past it, statements are prepared for one use */
+#define STORE_STMT_CACHE_MAX 64
 
 struct store_sub {
 	unsigned id;
@@ -27,9 +30,18 @@ struct store_sub {
 	void *ctx;
 };
 
+/* A statement kept prepared for the life of the store (store_stmt()). */
+struct store_stmt_slot {
+	const char *sql; /* the caller's text: a string constant, not owned */
+	sqlite3_stmt *st;
+	bool in_use; /* handed out, not yet given back by store_stmt_done() */
+};
+
 struct store {
 	char *path; /* the user's Maildir root */
 	sqlite3 *db;
+	struct store_stmt_slot stmts[STORE_STMT_CACHE_MAX];
+	size_t nstmts;
 	bool lazy_txn; /* the open transaction is store_index_begin_lazy()'s */
 	uint64_t quota_limit;
 	struct store_folder *open_folders;
@@ -99,6 +111,9 @@ struct store_watch {
 
 /* store_index.c */
 int store_index_open(struct store *store, char **error_r);
+/* Finalize the kept statements and close the index (store->db may be
+ * NULL). Every statement from store_stmt() must have been given back. */
+void store_index_close(struct store *store);
 int store_index_begin(struct store *store, char **error_r);
 /* A write transaction whose commit returns before it reaches the disk: it
  * survives a crash of the process at once, and a power failure once a
@@ -109,9 +124,32 @@ int store_index_begin_lazy(struct store *store, char **error_r);
 int store_index_commit(struct store *store, char **error_r);
 void store_index_rollback(struct store *store);
 char *store_db_error(struct store *store, const char *what);
-/* Prepare (cached by SQLite's statement cache is not used: plain prepare). */
+/* A prepared statement for sql (one SQL statement), ready to bind and
+ * step; NULL with *error_r when it does not prepare. sql must be a string
+ * constant (or otherwise outlive the store): statements are kept in the
+ * store, looked up by that pointer, then by text, and handed out again
+ * after store_stmt_done(). Asked for again while the kept one is out
+ * (nested use), or once STORE_STMT_CACHE_MAX are kept, it is a statement
+ * of its own for this one use. SQL built at run time does not belong here
+ * (store_exec(), or bind its values), nor PRAGMAs that act when prepared
+ * (synchronous=...: a kept one would not act again). The caller owns the
+ * statement until it passes it to store_stmt_done(). */
 sqlite3_stmt *store_stmt(struct store *store, const char *sql, char **error_r);
+/* Give back a statement from store_stmt() and clear *st (NULL is fine): a
+ * kept one is reset and its bindings cleared, any other finalized. Text
+ * and blobs read from its columns are invalid afterwards; the database's
+ * error message (store_db_error()) still tells the statement's last
+ * error. */
+void store_stmt_done(struct store *store, sqlite3_stmt **st);
+/* Finalize the kept statements (none may be out); store_index_close()
+ * does this first. */
+void store_stmt_cache_clear(struct store *store);
 int store_exec(struct store *store, const char *sql, char **error_r);
+/* Run sql (one statement; a string constant, as for store_stmt()) to its
+ * end with ?1 = a and ?2 = b, as far as it has parameters. Returns 0, or
+ * -1 with *error_r naming what. */
+int store_index_run(struct store *store, const char *sql, int64_t a, int64_t b, const char *what,
+		    char **error_r);
 /* Folder row by normalised name: 1 with fields, 0 none, -1. */
 /* The folder's MAILBOXID (RFC 8474) into buf ("" when unknown). */
 int store_index_folder_mailbox_id(struct store *store, int64_t id, char *buf, size_t size,

@@ -175,7 +175,7 @@ static int read_rows(struct store *store, int64_t folder_id, struct entry **rows
 		e->flags = (unsigned)sqlite3_column_int(st, 4);
 		e->size = (uint64_t)sqlite3_column_int64(st, 5);
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (rc != SQLITE_DONE) {
 		entries_free(rows, n);
 		*error_r = store_db_error(store, "reconcile");
@@ -195,7 +195,7 @@ static int expunge_row(struct store *store, int64_t folder_id, const char *name,
 		return -1;
 	sqlite3_bind_int64(st, 1, row->row_id);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	uint64_t modseq;
 	if (rc != SQLITE_DONE) {
 		*error_r = store_db_error(store, "reconcile expunge");
@@ -226,7 +226,7 @@ static int update_row(struct store *store, int64_t folder_id, const char *name,
 	sqlite3_bind_int64(st, 3, (int64_t)modseq);
 	sqlite3_bind_int64(st, 4, row->row_id);
 	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (rc != SQLITE_DONE) {
 		*error_r = store_db_error(store, "reconcile update");
 		return -1;
@@ -301,7 +301,7 @@ int store_reconcile_folder(struct store *store, int64_t folder_id, const char *n
 			same = old_cur != 0 && old_cur == mtime_ns(&st_cur) &&
 			       old_new == mtime_ns(&st_new);
 		}
-		sqlite3_finalize(st);
+		store_stmt_done(store, &st);
 		if (same) {
 			ret = 0;
 			goto out;
@@ -374,8 +374,10 @@ int store_reconcile_folder(struct store *store, int64_t folder_id, const char *n
 	free(new_files);
 	time_t now = time(NULL);
 	bool settled = now - st_cur.st_mtime >= 2 && now - st_new.st_mtime >= 2;
-	int64_t new_cur = settled ? mtime_ns(&st_cur) : 0, new_new = settled ? mtime_ns(&st_new) : 0;
-	if (added == 0 && removed == 0 && updated == 0 && old_cur == new_cur && old_new == new_new) {
+	int64_t new_cur = settled ? mtime_ns(&st_cur) : 0,
+		new_new = settled ? mtime_ns(&st_new) : 0;
+	if (added == 0 && removed == 0 && updated == 0 && old_cur == new_cur &&
+	    old_new == new_new) {
 		/* nothing to write (a folder still changing, scanned again):
 		 * no commit, no disk flush */
 		store_index_rollback(store);
@@ -392,7 +394,7 @@ int store_reconcile_folder(struct store *store, int64_t folder_id, const char *n
 	sqlite3_bind_int64(st, 2, new_new);
 	sqlite3_bind_int64(st, 3, folder_id);
 	sqlite3_step(st);
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	if (store_index_commit(store, error_r) < 0)
 		goto out;
 	ret = 1;
@@ -421,60 +423,60 @@ static int reindex_message(struct store *store, int64_t id, const char *path, ch
 		return -1;
 	}
 	close(fd);
-	char *sql = xasprintf("DELETE FROM parts WHERE message_id = %lld;"
-			      "DELETE FROM fts WHERE rowid = %lld;",
-			      (long long)id, (long long)id);
-	int r = store_exec(store, sql, error_r);
-	free(sql);
-	sqlite3_stmt *u = NULL;
-	if (r == 0)
-		u = store_stmt(store,
-			       "UPDATE messages SET envelope = ?, body = ?, bodystructure = ?, "
-			       "sent_day = ?, size = ? WHERE id = ?",
-			       error_r);
-	if (u == NULL) {
-		store_parsed_clear(&p);
-		return -1;
-	}
-	sqlite3_bind_text(u, 1, p.envelope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(u, 2, p.body, -1, SQLITE_STATIC);
-	sqlite3_bind_text(u, 3, p.bodystructure, -1, SQLITE_STATIC);
+	int ret = -1;
+	sqlite3_stmt *stmt;
+	if (store_index_run(store, "DELETE FROM parts WHERE message_id = ?", id, 0, "reindex",
+			    error_r) < 0 ||
+	    store_index_run(store, "DELETE FROM fts WHERE rowid = ?", id, 0, "reindex", error_r) <
+		0)
+		goto out;
+	stmt = store_stmt(store,
+			  "UPDATE messages SET envelope = ?, body = ?, bodystructure = ?, "
+			  "sent_day = ?, size = ? WHERE id = ?",
+			  error_r);
+	if (stmt == NULL)
+		goto out;
+	sqlite3_bind_text(stmt, 1, p.envelope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, p.body, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, p.bodystructure, -1, SQLITE_STATIC);
 	if (p.sent_day != INT64_MIN)
-		sqlite3_bind_int64(u, 4, p.sent_day);
-	sqlite3_bind_int64(u, 5, (int64_t)st.st_size);
-	sqlite3_bind_int64(u, 6, id);
-	int rc = sqlite3_step(u);
-	sqlite3_finalize(u);
+		sqlite3_bind_int64(stmt, 4, p.sent_day);
+	sqlite3_bind_int64(stmt, 5, (int64_t)st.st_size);
+	sqlite3_bind_int64(stmt, 6, id);
+	int rc = sqlite3_step(stmt);
+	store_stmt_done(store, &stmt);
 	if (rc != SQLITE_DONE) {
-		store_parsed_clear(&p);
 		*error_r = store_db_error(store, "reindex");
-		return -1;
+		goto out;
 	}
-	sqlite3_stmt *ps = store_stmt(store, "INSERT INTO parts VALUES(?,?,?,?,?,?,?)", error_r);
-	for (size_t i = 0; ps != NULL && i < p.nsections; i++) {
+	stmt = store_stmt(store, "INSERT INTO parts VALUES(?,?,?,?,?,?,?)", error_r);
+	if (stmt == NULL)
+		goto out;
+	for (size_t i = 0; i < p.nsections; i++) {
 		const struct store_section *s = &p.sections[i];
-		sqlite3_reset(ps);
-		sqlite3_bind_int64(ps, 1, id);
-		sqlite3_bind_text(ps, 2, s->section, -1, SQLITE_STATIC);
-		sqlite3_bind_int(ps, 3, s->is_message);
-		sqlite3_bind_int64(ps, 4, (int64_t)s->header_start);
-		sqlite3_bind_int64(ps, 5, (int64_t)s->body_start);
-		sqlite3_bind_int64(ps, 6, (int64_t)s->end);
-		sqlite3_bind_int64(ps, 7, (int64_t)s->lines);
-		sqlite3_step(ps);
+		sqlite3_reset(stmt);
+		sqlite3_bind_int64(stmt, 1, id);
+		sqlite3_bind_text(stmt, 2, s->section, -1, SQLITE_STATIC);
+		sqlite3_bind_int(stmt, 3, s->is_message);
+		sqlite3_bind_int64(stmt, 4, (int64_t)s->header_start);
+		sqlite3_bind_int64(stmt, 5, (int64_t)s->body_start);
+		sqlite3_bind_int64(stmt, 6, (int64_t)s->end);
+		sqlite3_bind_int64(stmt, 7, (int64_t)s->lines);
+		sqlite3_step(stmt);
 	}
-	sqlite3_finalize(ps);
-	sqlite3_stmt *fs =
-	    store_stmt(store, "INSERT INTO fts(rowid, header, body) VALUES(?,?,?)", error_r);
-	if (fs != NULL) {
-		sqlite3_bind_int64(fs, 1, id);
-		sqlite3_bind_text(fs, 2, p.header_text, -1, SQLITE_STATIC);
-		sqlite3_bind_text(fs, 3, p.body_text, -1, SQLITE_STATIC);
-		sqlite3_step(fs);
-		sqlite3_finalize(fs);
-	}
+	store_stmt_done(store, &stmt);
+	stmt = store_stmt(store, "INSERT INTO fts(rowid, header, body) VALUES(?,?,?)", error_r);
+	if (stmt == NULL)
+		goto out;
+	sqlite3_bind_int64(stmt, 1, id);
+	sqlite3_bind_text(stmt, 2, p.header_text, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, p.body_text, -1, SQLITE_STATIC);
+	sqlite3_step(stmt);
+	store_stmt_done(store, &stmt);
+	ret = 1;
+out:
 	store_parsed_clear(&p);
-	return ps != NULL && fs != NULL ? 1 : -1;
+	return ret;
 }
 
 int store_reindex(struct store *store, uint64_t *messages_r, char **error_r)
@@ -493,7 +495,7 @@ int store_reindex(struct store *store, uint64_t *messages_r, char **error_r)
 		names[n] = xstrdup((const char *)sqlite3_column_text(st, 1));
 		n++;
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	int ret = 1;
 	for (size_t i = 0; i < n && ret == 1; i++) {
 		if (store_reconcile_folder(store, ids[i], names[i], true, NULL, NULL, error_r) <
@@ -520,7 +522,7 @@ int store_reindex(struct store *store, uint64_t *messages_r, char **error_r)
 			paths[m] = xasprintf("%s/cur/%s", dir, sqlite3_column_text(st, 1));
 			m++;
 		}
-		sqlite3_finalize(st);
+		store_stmt_done(store, &st);
 		free(dir);
 		for (size_t k = 0; k < m; k++) {
 			if (ret == 1 && k % BATCH == 0 && store_index_begin(store, error_r) < 0)

@@ -246,7 +246,7 @@ static int fts_header(struct run *r, const struct store_search *s, char **error_
 		}
 		h.uids[h.count++] = (uint32_t)sqlite3_column_int64(st, 0);
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(r->f->store, &st);
 	if (rc != SQLITE_DONE) {
 		free(h.uids);
 		*error_r = store_db_error(r->f->store, "header search");
@@ -300,7 +300,7 @@ static int fts_prepare(struct run *r, const struct store_search *s, char **error
 					}
 					h.uids[h.count++] = (uint32_t)sqlite3_column_int64(st, 0);
 				}
-				sqlite3_finalize(st);
+				store_stmt_done(r->f->store, &st);
 				free(q);
 				if (rc != SQLITE_DONE) {
 					free(h.uids);
@@ -356,7 +356,7 @@ static int load_sent(struct run *r, char **error_r)
 		if (i >= 0)
 			r->sent_days[i] = sqlite3_column_int64(st, 1);
 	}
-	sqlite3_finalize(st);
+	store_stmt_done(f->store, &st);
 	return 0;
 }
 

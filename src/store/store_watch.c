@@ -297,7 +297,7 @@ int store_watch_attach(struct store *store, struct store_watcher *watcher, char 
 	}
 	while (sqlite3_step(st) == SQLITE_ROW)
 		store_watch_add_folder(store, (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	return 1;
 }
 
@@ -407,7 +407,7 @@ static bool own_change(struct store *store, const char *folder, const char *fnam
 	sqlite3_bind_text(st, 1, folder, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, fname, -1, SQLITE_STATIC);
 	bool known = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	store_stmt_done(store, &st);
 	return appeared ? known : !known;
 }
 
