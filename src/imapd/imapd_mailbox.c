@@ -218,7 +218,8 @@ void imapd_cmd_list(struct imapd_session *s, struct imap_command *cmd)
 	imapd_done(s, IMAP_OK, IMAP_CODE_NONE, NULL, "%s completed", cmd->def->name);
 }
 
-void imapd_write_list_of(struct imapd_session *s, struct imap_buf *b, const char *name)
+void imapd_write_list_of(struct imapd_session *s, struct imap_buf *b, const char *name,
+			 const char *old_name)
 {
 	struct store_folder_info info;
 	char *error = NULL;
@@ -231,6 +232,11 @@ void imapd_write_list_of(struct imapd_session *s, struct imap_buf *b, const char
 			info.subscribed ? " \\Subscribed" : "", info.role != NULL ? " " : "",
 			info.role != NULL ? info.role : "");
 	imap_write_mailbox(b, info.name, s->utf8);
+	if (old_name != NULL) {
+		imap_buf_str(b, " (\"OLDNAME\" (");
+		imap_write_mailbox(b, old_name, s->utf8);
+		imap_buf_str(b, "))");
+	}
 	imap_buf_str(b, "\r\n");
 	store_folder_info_clear(&info);
 }
@@ -366,6 +372,12 @@ void imapd_cmd_rename(struct imapd_session *s, struct imap_command *cmd)
 	char *error = NULL;
 	int r = store_folder_rename(imapd_store(s), rn->from.name, rn->to.name, &error);
 	if (r > 0) {
+		/* RFC 9051 6.3.6: IMAP4rev2 clients learn the new name from a
+		 * LIST with OLDNAME */
+		if (s->rev2) {
+			imapd_write_list_of(s, &s->out, rn->to.name, rn->from.name);
+			imapd_flush(s);
+		}
 		imapd_done(s, IMAP_OK, IMAP_CODE_NONE, NULL, "RENAME completed");
 	} else if (r == 0) {
 		imapd_done(s, IMAP_NO, IMAP_CODE_NONEXISTENT, NULL, "No such mailbox");

@@ -254,8 +254,9 @@ void imapd_write_flags(struct imapd_session *s, struct imap_buf *buf,
 /* "* VANISHED [(EARLIER)] set" of UIDs (ascending), into s->out. */
 void imapd_write_vanished(struct imapd_session *s, const uint32_t *uids, size_t n, bool earlier);
 /* "* LIST (attributes) "/" name" of one folder into b (nothing when it
- * cannot be read). */
-void imapd_write_list_of(struct imapd_session *s, struct imap_buf *b, const char *name);
+ * cannot be read), with ("OLDNAME" (old_name)) when old_name is not NULL. */
+void imapd_write_list_of(struct imapd_session *s, struct imap_buf *b, const char *name,
+			 const char *old_name);
 /* Whether a mailbox name is the selected folder. */
 bool imapd_is_selected(const struct imapd_session *s, const char *name);
 

@@ -458,7 +458,7 @@ void imapd_cmd_select(struct imapd_session *s, struct imap_command *cmd)
 	if (s->rev2) {
 		/* RFC 9051 6.3.2: the name as the server knows it, with its
 		 * attributes; no RECENT, no UNSEEN */
-		imapd_write_list_of(s, b, store_folder_name(s->folder));
+		imapd_write_list_of(s, b, store_folder_name(s->folder), NULL);
 	} else {
 		imap_buf_str(b, "* 0 RECENT\r\n");
 		if (first_unseen > 0)

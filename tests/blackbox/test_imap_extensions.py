@@ -377,6 +377,17 @@ def test_imap4rev2_behaviour_after_enable(imap):
     d = Raw(imap)
     lines = d.cmd("SELECT INBOX")
     assert any(l.endswith(b" RECENT") for l in lines)
+    # RENAME: the new name in a LIST with OLDNAME (RFC 9051 6.3.6), for
+    # IMAP4rev2 only
+    c.cmd("CREATE Projects/2026")
+    lines = c.cmd('RENAME Projects "Done projects"')
+    assert status(lines).startswith(b"OK"), lines
+    assert len(lines) == 2 and re.fullmatch(
+        rb'\* LIST \(\\HasChildren\) "/" "Done projects" \("OLDNAME" \("?Projects"?\)\)',
+        lines[0]), lines
+    d.cmd("CREATE Drafts/x")
+    lines = d.cmd("RENAME Drafts/x Drafts/y")
+    assert len(lines) == 1 and status(lines).startswith(b"OK"), lines
 
 
 def test_large_append_goes_to_disk_with_bounded_memory(imap):
