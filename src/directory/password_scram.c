@@ -7,6 +7,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <stringprep.h>
 
 #include "directory/password.h"
 #include "lib/base64.h"
@@ -30,6 +31,28 @@ static char *password_scram_format(const struct password_scram *k)
 	return xasprintf(PASSWORD_SCRAM_PREFIX "%u:%s$%s:%s", k->iterations, salt, stored, server);
 }
 
+int password_scram_prepare(const char *password, char **prepared_r, char **error_r)
+{
+	char *out = NULL;
+	/* a password becomes keys, which are stored: unassigned code points
+	 * are refused (RFC 4013 section 2, RFC 3454 section 7) */
+	int rc = stringprep_profile(password, &out, "SASLprep", STRINGPREP_NO_UNASSIGNED);
+	if (rc != STRINGPREP_OK) {
+		free(out);
+		*error_r = xasprintf("the password is not valid under SASLprep (RFC 4013): %s",
+				     stringprep_strerror(rc));
+		return 0;
+	}
+	if (*out == '\0') {
+		free(out);
+		*error_r = xstrdup("the password is empty after SASLprep (RFC 4013)");
+		return 0;
+	}
+	*prepared_r = out;
+	return 1;
+}
+
+/* Returns 1, 0 when SASLprep refuses the password, -1. */
 static int password_scram_derive(const char *password, struct password_scram *k, char **error_r)
 {
 	size_t len = strlen(password);
@@ -41,14 +64,22 @@ static int password_scram_derive(const char *password, struct password_scram *k,
 		*error_r = xasprintf("the password is longer than %d bytes", PASSWORD_MAX_LENGTH);
 		return -1;
 	}
+	char *prepared;
+	int r = password_scram_prepare(password, &prepared, error_r);
+	if (r <= 0)
+		return r;
 	unsigned char salted[SCRAM_KEY_SIZE];
-	if (scram_salted_password(password, len, k->salt, k->salt_len, k->iterations, salted) < 0) {
+	r = scram_salted_password(prepared, strlen(prepared), k->salt, k->salt_len, k->iterations,
+				  salted);
+	OPENSSL_cleanse(prepared, strlen(prepared));
+	free(prepared);
+	if (r < 0) {
 		*error_r = xstrdup("OpenSSL could not derive the SCRAM keys");
 		return -1;
 	}
 	scram_server_keys(salted, k->stored_key, k->server_key);
 	OPENSSL_cleanse(salted, sizeof(salted));
-	return 0;
+	return 1;
 }
 
 int password_scram_make_with(const char *password, const unsigned char *salt, size_t salt_len,
@@ -62,11 +93,12 @@ int password_scram_make_with(const char *password, const unsigned char *salt, si
 		return -1;
 	}
 	memcpy(k.salt, salt, salt_len);
-	if (password_scram_derive(password, &k, error_r) < 0)
-		return -1;
-	*keys_r = password_scram_format(&k);
+	*keys_r = NULL;
+	int r = password_scram_derive(password, &k, error_r);
+	if (r > 0)
+		*keys_r = password_scram_format(&k);
 	OPENSSL_cleanse(&k, sizeof(k));
-	return 0;
+	return r;
 }
 
 int password_scram_make(const char *password, char **keys_r, char **error_r)
@@ -167,7 +199,7 @@ int password_scram_matches(const char *keys, const char *password)
 		return -1;
 	}
 	fresh = k;
-	if (password_scram_derive(password, &fresh, &error) < 0) {
+	if (password_scram_derive(password, &fresh, &error) <= 0) {
 		free(error);
 		return 0;
 	}

@@ -34,9 +34,18 @@ struct password_scram {
 };
 
 /* Derive keys for a password with a fresh random salt of SCRAM_SALT_SIZE
- * bytes and PASSWORD_SCRAM_ITERATIONS. Returns 0 with *keys_r (malloc'ed,
- * the stored form), or -1 with *error_r (malloc'ed). */
+ * bytes and PASSWORD_SCRAM_ITERATIONS, from the password after SASLprep
+ * (RFC 4013), as clients compute their proof (RFC 5802 2.2). Returns 1
+ * with *keys_r (malloc'ed, the stored form); 0 when SASLprep refuses the
+ * password (control or unassigned characters, mixed directions, nothing
+ * left): no keys (*keys_r NULL), *error_r says why, and only PLAIN and
+ * LOGIN can log the user in; -1 with *error_r (malloc'ed). */
 int password_scram_make(const char *password, char **keys_r, char **error_r);
+
+/* SASLprep (RFC 4013) of a password to be stored: 1 with *prepared_r
+ * (malloc'ed; the password itself for printable ASCII), 0 when refused
+ * (*error_r says why). */
+int password_scram_prepare(const char *password, char **prepared_r, char **error_r);
 
 /* The same with a given salt and count (tests, the RFC 7677 vector). */
 int password_scram_make_with(const char *password, const unsigned char *salt, size_t salt_len,

@@ -26,7 +26,7 @@ static void test_known_keys(void **state)
 	assert_int_equal(n, 16);
 	char *keys = NULL, *error = NULL;
 	assert_int_equal(password_scram_make_with("pencil", salt, (size_t)n, 4096, &keys, &error),
-			 0);
+			 1);
 	assert_string_equal(keys, RFC5803);
 	assert_int_equal(password_scram_matches(keys, "pencil"), 1);
 	assert_int_equal(password_scram_matches(keys, "pencil "), 0);
@@ -47,8 +47,8 @@ static void test_fresh_keys(void **state)
 {
 	(void)state;
 	char *a = NULL, *b = NULL, *error = NULL;
-	assert_int_equal(password_scram_make("correct horse", &a, &error), 0);
-	assert_int_equal(password_scram_make("correct horse", &b, &error), 0);
+	assert_int_equal(password_scram_make("correct horse", &a, &error), 1);
+	assert_int_equal(password_scram_make("correct horse", &b, &error), 1);
 	assert_string_not_equal(a, b); /* a salt of its own */
 	struct password_scram k;
 	assert_int_equal(password_scram_parse(a, &k, &error), 0);
@@ -94,11 +94,62 @@ static void test_bad_keys(void **state)
 	assert_int_equal(password_scram_matches("nonsense", "x"), -1);
 }
 
+static void prepared(const char *in, const char *want)
+{
+	char *out = NULL, *error = NULL;
+	int r = password_scram_prepare(in, &out, &error);
+	if (want == NULL) {
+		if (r != 0)
+			fail_msg("'%s' was prepared as '%s'", in, out);
+		assert_non_null(strstr(error, "SASLprep"));
+		free(error);
+		return;
+	}
+	if (r != 1)
+		fail_msg("'%s' was refused: %s", in, error);
+	assert_string_equal(out, want);
+	free(out);
+}
+
+/* RFC 4013 section 3's examples, and what they mean for the keys */
+static void test_saslprep(void **state)
+{
+	(void)state;
+	prepared("I\xc2\xadX", "IX");	/* SOFT HYPHEN mapped to nothing */
+	prepared("user", "user");	/* no transformation */
+	prepared("USER", "USER");	/* case preserved */
+	prepared("\xc2\xaa", "a");	/* NFKC */
+	prepared("\xe2\x85\xa8", "IX"); /* NFKC: ROMAN NUMERAL NINE */
+	prepared("a\xc2\xa0"
+		 "b",
+		 "a b");		    /* non-ASCII space to SPACE */
+	prepared("\x07", NULL);		    /* prohibited: control character */
+	prepared("\xd8\xa7\x31", NULL);	    /* bidirectional rule */
+	prepared("\xc2\xad", NULL);	    /* nothing left */
+	prepared("\xf3\xa0\x80\x81", NULL); /* a tag character: prohibited */
+	prepared("\xe0\xa1\x80", NULL);	    /* U+0840, unassigned in Unicode 3.2 */
+
+	/* keys come from the prepared form: a client typing "IX" proves
+	 * the password "I<SOFT HYPHEN>X", and no keys come from a refused one */
+	unsigned char salt[16] = {1, 2, 3};
+	char *a = NULL, *b = NULL, *error = NULL;
+	assert_int_equal(password_scram_make_with("I\xc2\xadX", salt, 16, 4096, &a, &error), 1);
+	assert_int_equal(password_scram_make_with("IX", salt, 16, 4096, &b, &error), 1);
+	assert_string_equal(a, b);
+	assert_int_equal(password_scram_matches(a, "\xe2\x85\xa8"), 1);
+	free(a);
+	free(b);
+	assert_int_equal(password_scram_make("bell\x07", &a, &error), 0);
+	assert_null(a);
+	free(error);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_known_keys),
 	    cmocka_unit_test(test_fresh_keys),
+	    cmocka_unit_test(test_saslprep),
 	    cmocka_unit_test(test_bad_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,8 +15,10 @@ import shutil
 import smtplib
 import signal
 import socket
+import stringprep
 import subprocess
 import time
+import unicodedata
 
 import pytest
 
@@ -554,6 +556,70 @@ def test_user_without_keys_upgrades_at_a_plain_login(inst):
     assert r.startswith("a1 OK"), r
     r, _, _, _ = smtp_scram(inst, "legacy", LEGACY_PASSWORD)
     assert r.startswith("235"), r
+
+
+def saslprep(text):
+    """RFC 4013 for a stored string, written here from the RFC on Python's
+    stringprep tables (independent of the server's libidn); None when the
+    string is refused."""
+    text = "".join(" " if stringprep.in_table_c12(ch) else ch
+                   for ch in text if not stringprep.in_table_b1(ch))
+    text = unicodedata.ucd_3_2_0.normalize("NFKC", text)
+    prohibited = (stringprep.in_table_c12, stringprep.in_table_c21_c22,
+                  stringprep.in_table_c3, stringprep.in_table_c4, stringprep.in_table_c5,
+                  stringprep.in_table_c6, stringprep.in_table_c7, stringprep.in_table_c8,
+                  stringprep.in_table_c9, stringprep.in_table_a1)
+    if any(t(ch) for ch in text for t in prohibited):
+        return None
+    if any(stringprep.in_table_d1(ch) for ch in text):
+        if any(stringprep.in_table_d2(ch) for ch in text) or \
+                not (stringprep.in_table_d1(text[0]) and stringprep.in_table_d1(text[-1])):
+            return None
+    return text or None
+
+
+def test_non_ascii_password_keys_follow_saslprep(inst):
+    # ROMAN NUMERAL NINE, SOFT HYPHEN, a-umlaut, NO-BREAK SPACE
+    password = "\u2168\u00adp\u00e4ss\u00a0word"
+    assert saslprep(password) == "IXp\u00e4ss word"
+    inst.ctl("user", "add", "ulla", input=password + "\n", check=True)
+    assert show(inst, "ulla")["scram-sha-256"] == "set (32768 iterations)"
+    # the client proves the prepared password (RFC 5802 2.2), not its raw bytes
+    r, _, _, _ = imap_scram(inst, "ulla", saslprep(password))
+    assert r.startswith("a1 OK"), r
+    r, _, _, _ = pop3_scram(inst, "ulla", password)
+    assert r.startswith("-ERR"), r
+    # GNU SASL prepares the password itself
+    r = subprocess.run(["gsasl", "--client", "--imap", "--connect",
+                        f"127.0.0.1:{inst.port('imap4')}", "--starttls", "--no-cb",
+                        "--x509-ca-file=", "--mechanism", "SCRAM-SHA-256",
+                        "--authentication-id", "ulla", "--password", password, "--verbose"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert "Client authentication finished (server trusted)" in r.stdout + r.stderr, \
+        r.stdout + r.stderr
+    # PLAIN takes the password as typed
+    p = poplib.POP3_SSL("127.0.0.1", inst.port("pop3", tls=True), context=tls_context(),
+                        timeout=30)
+    p.user("ulla")
+    assert p.pass_(password).startswith(b"+OK")
+    p.quit()
+
+    # a password SASLprep refuses (a right-to-left letter before Latin
+    # ones): no keys, a warning, and PLAIN still logs in
+    refused = "\u05d0bc-pw1"
+    assert saslprep(refused) is None
+    r = inst.ctl("user", "add", "rina", input=refused + "\n", check=True)
+    assert "SASLprep" in r.stderr and "PLAIN and LOGIN only" in r.stderr, r.stderr
+    assert show(inst, "rina")["scram-sha-256"].startswith("none")
+    r, _, _, _ = imap_scram(inst, "rina", refused)
+    assert r.startswith("a1 NO [AUTHENTICATIONFAILED]"), r
+    p = poplib.POP3_SSL("127.0.0.1", inst.port("pop3", tls=True), context=tls_context(),
+                        timeout=30)
+    p.user("rina")
+    assert p.pass_(refused).startswith(b"+OK")
+    p.quit()
+    # and a password login does not make keys of it either
+    assert show(inst, "rina")["scram-sha-256"].startswith("none")
 
 
 def test_new_password_replaces_the_keys(inst, legacy_hash):
