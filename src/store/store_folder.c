@@ -492,6 +492,30 @@ static void snapshot_row(sqlite3_stmt *st, struct store_message *m)
 			   : m->internal_date;
 }
 
+/* A new message at the end of the list, from a row of SNAPSHOT_COLUMNS. */
+static void snapshot_append(struct store_folder *f, sqlite3_stmt *st)
+{
+	snapshot_reserve(f, f->count + 1);
+	struct store_message *m = &f->msgs[f->count++];
+	m->keywords = NULL;
+	snapshot_row(st, m);
+}
+
+/* The first of the list's first n messages whose UID is >= uid (n when
+ * none is). */
+static size_t snapshot_lower(const struct store_folder *f, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* The whole message list. */
 static int snapshot_load_all(struct store_folder *f, char **error_r)
 {
@@ -504,12 +528,8 @@ static int snapshot_load_all(struct store_folder *f, char **error_r)
 	sqlite3_bind_int64(st, 1, f->id);
 	snapshot_clear(f);
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		snapshot_reserve(f, f->count + 1);
-		struct store_message *m = &f->msgs[f->count++];
-		m->keywords = NULL;
-		snapshot_row(st, m);
-	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		snapshot_append(f, st);
 	store_stmt_done(store, &st);
 	if (rc != SQLITE_DONE) {
 		*error_r = store_db_error(store, "message list");
@@ -586,29 +606,15 @@ static int snapshot_catch_up(struct store_folder *f, char **error_r)
 	bool sorted = true;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		uint32_t uid = (uint32_t)sqlite3_column_int64(st, 0);
-		long i = -1;
 		if (old_count > 0 && uid <= f->msgs[old_count - 1].uid) {
-			size_t lo = 0, hi = old_count;
-			while (lo < hi) {
-				size_t mid = lo + (hi - lo) / 2;
-				if (f->msgs[mid].uid < uid)
-					lo = mid + 1;
-				else
-					hi = mid;
+			size_t i = snapshot_lower(f, old_count, uid);
+			if (f->msgs[i].uid == uid) {
+				snapshot_row(st, &f->msgs[i]);
+				continue;
 			}
-			if (lo < old_count && f->msgs[lo].uid == uid)
-				i = (long)lo;
-			else
-				sorted = false;
+			sorted = false;
 		}
-		if (i >= 0) {
-			snapshot_row(st, &f->msgs[i]);
-			continue;
-		}
-		snapshot_reserve(f, f->count + 1);
-		struct store_message *m = &f->msgs[f->count++];
-		m->keywords = NULL;
-		snapshot_row(st, m);
+		snapshot_append(f, st);
 	}
 	store_stmt_done(store, &st);
 	if (rc != SQLITE_DONE) {
@@ -806,15 +812,8 @@ const struct store_message *store_folder_message(const struct store_folder *fold
 
 long store_folder_find(const struct store_folder *folder, uint32_t uid)
 {
-	size_t lo = 0, hi = folder->count;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (folder->msgs[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < folder->count && folder->msgs[lo].uid == uid ? (long)lo : -1;
+	size_t i = snapshot_lower(folder, folder->count, uid);
+	return i < folder->count && folder->msgs[i].uid == uid ? (long)i : -1;
 }
 
 /* Adopt folder directories that have no index row (made by other tools, or
