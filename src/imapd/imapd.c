@@ -97,6 +97,8 @@ void imapd_done(struct imapd_session *s, enum imap_status status, enum imap_resp
 	s->cmd = NULL;
 	metrics_command_end(&s->metrics);
 	if (s->async != IMAPD_ASYNC_NONE) {
+		if (s->async == IMAPD_ASYNC_IDLE)
+			s->u->idling--;
 		s->async = IMAPD_ASYNC_NONE;
 		if (!s->closing)
 			conn_input_resume(s->conn);
@@ -328,6 +330,8 @@ static void imapd_session_free(struct imapd_session *s)
 	imapd_store_free(s);
 	imapd_append_stream_clear(s);
 	imapd_unselect(s);
+	if (s->async == IMAPD_ASYNC_IDLE)
+		s->u->idling--;
 	imapd_user_detach(s);
 	imap_seqset_deinit(&s->saved);
 	imap_parser_free(&s->parser);

@@ -1,5 +1,6 @@
 #include "imapd/imapd_private.h"
 #include "net/conn.h"
+#include "store/store.h"
 
 /* IDLE (RFC 2177). The session waits for "DONE"; meanwhile every change
  * to the selected folder is sent at once: changes of this worker's
@@ -19,6 +20,10 @@ void imapd_cmd_idle(struct imapd_session *s, struct imap_command *cmd)
 	imap_write_continuation(&s->out, "idling");
 	imapd_flush(s);
 	s->async = IMAPD_ASYNC_IDLE;
+	/* every session of the user waits: an idle connection should cost
+	 * its buffers and view, not the index's statements and page cache */
+	if (++s->u->idling == s->u->refs)
+		store_release_memory(s->u->store);
 }
 
 void imapd_idle_notify(struct imapd_session *s)

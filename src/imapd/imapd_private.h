@@ -69,6 +69,7 @@ struct imapd_user {
 	char *name;
 	struct store *store;
 	unsigned refs;
+	unsigned idling; /* sessions in IDLE: all of them, and the store's caches go */
 };
 
 enum imapd_state {

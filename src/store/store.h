@@ -436,6 +436,12 @@ void store_watch_detach(struct store *store);
  * (a client asked for news: NOOP, IDLE). Returns 1 or -1. */
 int store_watch_poll(struct store *store, char **error_r);
 
+/* Give back what the store keeps only to be quick (its prepared SQL
+ * statements, SQLite's page cache) while nobody uses it for a while (the
+ * IMAP back end: every session of the user is in IDLE). The next use
+ * prepares and reads again. */
+void store_release_memory(struct store *store);
+
 /* ---- maintenance ---- */
 
 /* Recount quota usage from the index (all folders) and store it. Returns 1

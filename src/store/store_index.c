@@ -160,6 +160,20 @@ void store_stmt_cache_clear(struct store *store)
 	store->nstmts = 0;
 }
 
+void store_release_memory(struct store *store)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < store->nstmts; i++) {
+		if (store->stmts[i].in_use)
+			store->stmts[kept++] = store->stmts[i];
+		else
+			sqlite3_finalize(store->stmts[i].st);
+	}
+	memset(&store->stmts[kept], 0, (store->nstmts - kept) * sizeof(store->stmts[0]));
+	store->nstmts = kept;
+	sqlite3_db_release_memory(store->db);
+}
+
 void store_index_close(struct store *store)
 {
 	store_stmt_cache_clear(store);
