@@ -455,10 +455,39 @@ static void test_stmt_error_paths(void **state)
 	close_checked(&store);
 }
 
+/* Releasing memory finalizes the kept statements nobody holds, keeps the
+ * one still out (it is given back as usual), and the store goes on. */
+static void test_release_memory(void **state)
+{
+	struct store *store = test_open("release", 0);
+	char *error = NULL;
+	test_append(store, "INBOX", msg, NULL, 0, 0);
+	struct store_folder *f;
+	assert_int_equal(store_folder_open(store, "INBOX", &f, &error), 1);
+	assert_true(store->nstmts > 2);
+	static const char *held_sql = "SELECT count(*) FROM messages";
+	sqlite3_stmt *held = store_stmt(store, held_sql, &error);
+	assert_int_equal(sqlite3_step(held), SQLITE_ROW);
+	store_release_memory(store);
+	assert_int_equal(store->nstmts, 1);
+	assert_ptr_equal(store->stmts[0].st, held);
+	assert_int_equal(sqlite3_column_int(held, 0), 1);
+	store_stmt_done(store, &held);
+	assert_all_given_back(store);
+	/* everything works after it, and statements are kept again */
+	test_append(store, "INBOX", msg, NULL, 0, 0);
+	assert_int_equal(store_folder_refresh(f, &error), 1);
+	assert_int_equal(store_folder_count(f), 2);
+	assert_true(store->nstmts > 2);
+	store_folder_close(&f);
+	close_checked(&store);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_stmt_reused, test_setup, test_teardown),
+	    cmocka_unit_test_setup_teardown(test_release_memory, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_stmt_nested, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_stmt_bindings_cleared, test_setup, test_teardown),
 	    cmocka_unit_test_setup_teardown(test_stmt_error_kept, test_setup, test_teardown),
