@@ -305,14 +305,12 @@ def make_message(n):
             '--b-{0}--\r\n').format(n, text * 20, blob).encode()
 
 
-def fill_maildir(cur, count, owner):
+def fill_maildir(cur, count):
     """Drop count messages into a Maildir's cur/ (as bench/store_bench.py
     does); each server takes them in when the folder is next opened."""
     cur.mkdir(parents=True, exist_ok=True)
     for n in range(count):
         (cur / f"{1700000000 + n}.M{n}P1.imapbench:2,").write_bytes(make_message(n))
-    if owner:
-        subprocess.run(["chown", "-R", f"{owner}:{owner}", str(cur.parent.parent)], check=True)
 
 
 def fill_users(postern, dovecot, users, count):
@@ -323,8 +321,12 @@ def fill_users(postern, dovecot, users, count):
     for u in users:
         subprocess.run([common.POSTERNCTL, "-d", postern.dir, "mailbox", "list", u],
                        check=True, capture_output=True)
-        fill_maildir(postern.dir / "mail" / u / "cur", count, owner)
-        fill_maildir(dovecot.dir / "home" / u / "Maildir" / "cur", count, owner)
+        fill_maildir(postern.dir / "mail" / u / "cur", count)
+        fill_maildir(dovecot.dir / "home" / u / "Maildir" / "cur", count)
+    if owner:
+        # once for every user (per user, each run took every user before it)
+        for tree in (postern.dir / "mail", dovecot.dir / "home"):
+            subprocess.run(["chown", "-R", f"{owner}:{owner}", str(tree)], check=True)
     t0 = time.monotonic()
     for u in users:
         subprocess.run([common.POSTERNCTL, "-d", postern.dir, "mailbox", "search", u, "INBOX",
