@@ -365,7 +365,8 @@ static int import_maildir(struct importer *im, const char *path)
 			names[n++] = xstrdup(de->d_name);
 		}
 		closedir(d);
-		qsort(names, n, sizeof(*names), name_cmp);
+		if (n > 1) /* an empty folder has no array to sort */
+			qsort(names, n, sizeof(*names), name_cmp);
 		int ret = 0;
 		for (size_t i = 0; i < n; i++) {
 			char *file = xasprintf("%s/%s", dir, names[i]);
