@@ -763,7 +763,15 @@ def table(rows, runs):
 
 def report(results, args):
     runs = len(results)
-    get = lambda srv, f: [f(r[srv]) for r in results]  # noqa: E731
+    def get(srv, f):
+        # a figure with no sample (every notification missed) is None
+        out = []
+        for r in results:
+            try:
+                out.append(f(r[srv]))
+            except (KeyError, TypeError):
+                out.append(None)
+        return out
     if not args.skip_mixed:
         report_mixed(results, args, runs, get)
     if not args.skip_idle:
@@ -985,8 +993,9 @@ def run_all(args, top, loadgen, postern, work_users, idle_users, pw_hash, result
                 print(f"# run {run + 1} {name}: {i['idling']} idling in "
                       f"{i['setup_s']:.0f} s, PSS/conn {i['pss_per_conn_kb']:.1f} KiB, "
                       f"RSS/conn {i['rss_per_conn_kb']:.1f} KiB, APPEND->EXISTS p50 "
-                      f"{i['probe_append']['all']['p50']} ms, LMTP->EXISTS p50 "
-                      f"{i['probe_lmtp']['all']['p50']} ms, load "
+                      f"{i['probe_append'].get('all', {}).get('p50', 'none')} ms, "
+                      f"LMTP->EXISTS p50 "
+                      f"{i['probe_lmtp'].get('all', {}).get('p50', 'none')} ms, load "
                       f"{os.getloadavg()[0]:.2f}", flush=True)
         results.append(res)
     report(results, args)
