@@ -703,6 +703,10 @@ def run_idle(loadgen, server, args):
             ev = run.event(args.probes * 12 + 60)
             if ev is None:
                 fail(f"probe {kind} did not finish\n{''.join(run.err[-20:])}")
+            if ev.get("event") != "probe":
+                # the load generator could not probe (its error says why)
+                print(f"# {type(server).__name__}: probe {kind}: {json.dumps(ev)}\n"
+                      f"#   {''.join(run.err[-5:]).strip()}", flush=True)
             res[f"probe_{kind}"] = ev
         run.send("status")
         st = run.event(30)
@@ -853,7 +857,7 @@ def report_idle(results, args, runs, get):
     for srv in ("postern", "dovecot"):
         for r in results:
             i = r[srv]["idle"]
-            missed = {k: i[f"probe_{k}"]["missed"] for k in ("append", "lmtp")}
+            missed = {k: i[f"probe_{k}"].get("missed", "no probe") for k in ("append", "lmtp")}
             if i["setup_failures"] or any(missed.values()) or \
                     i["idling_at_end"] != i["idling"]:
                 print(f"  ! {srv}: setup failures {i['setup_failures']}, notifications missed "
