@@ -195,8 +195,10 @@ static int admin_user_read_tty(const char *prompt, char *buf, size_t size, char 
 }
 
 /* Ask for a new password, hash it and derive its SCRAM-SHA-256 keys.
- * Returns 0 with *hash_r and *scram_r, or -1 with *error_r. */
-static int admin_user_read_password(const char *name, char **hash_r, char **scram_r, char **error_r)
+ * Returns 0 with *hash_r and *scram_r (NULL, after a warning, when SASLprep
+ * refuses the password), or -1 with *error_r. */
+static int admin_user_read_password(const char *name, char **hash_r, char **scram_r,
+				    char **error_r)
 {
 	char pw[PASSWORD_MAX_LENGTH + 2], again[PASSWORD_MAX_LENGTH + 2];
 	int ret;
@@ -276,10 +278,10 @@ static int admin_user_add(const char *datadir, int argc, char **argv)
 	const char *import_hash = NULL, *import_scram = NULL, *save_sent = NULL;
 	bool no_password = false;
 	for (int i = 1; i < argc; i++) {
-		const char *opts[] = {"--kind",		 "--backend",	    "--quota",
-				      "--password-hash", "--scram-sha-256", "--save-sent"};
-		const char **targets[] = {&kind_text,	&backend,      &quota,
-					  &import_hash, &import_scram, &save_sent};
+		const char *opts[] = {"--kind", "--backend", "--quota", "--password-hash",
+				      "--scram-sha-256", "--save-sent"};
+		const char **targets[] = {&kind_text, &backend, &quota, &import_hash, &import_scram,
+					  &save_sent};
 		bool matched = false;
 		for (size_t k = 0; k < 6 && !matched; k++) {
 			size_t n = strlen(opts[k]);

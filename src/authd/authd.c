@@ -26,7 +26,7 @@
 #include "lib/proc.h"
 #include "lib/xalloc.h"
 
-#define AUTHD_MAX_CLIENTS	       1024
+#define AUTHD_MAX_CLIENTS 1024
 #define AUTHD_DEFAULT_FAILURE_DELAY_MS 2000
 
 struct authd_client {
@@ -50,10 +50,10 @@ struct authd {
 	 * costs the same time as a wrong password */
 	char *dummy_hash;
 	struct authd_tickets tickets;
-	char *domain;	/* the instance's mail domain (directory meta), "" when unset */
+	char *domain; /* the instance's mail domain (directory meta), "" when unset */
 	char *hostname; /* the instance's host name (directory meta), "" when unset */
 	struct authd_sessions sessions; /* the http service's signed-in sessions */
-	bool dir_writable;		/* SCRAM keys can be stored at a password login */
+	bool dir_writable; /* SCRAM keys can be stored at a password login */
 	struct authd_scram scram;
 	struct event *scram_sweep;
 };
@@ -169,9 +169,8 @@ static void authd_act_as(struct authd_client *c, const struct ipc_msg *msg, cons
 {
 	const char *service = ipc_msg_get(msg, "service");
 	if (!authd_ends_with(service, "-backend") || admin->kind != DIRECTORY_KIND_ADMIN) {
-		log_msg(LOG_LEVEL_WARN, ctx,
-			"login refused: user=%s: only administrators may log "
-			"in as another user, and only at a back end",
+		log_msg(LOG_LEVEL_WARN, ctx, "login refused: user=%s: only administrators may log "
+					     "in as another user, and only at a back end",
 			admin->name);
 		struct ipc_field f[] = {{"id", id},
 					{"result", "refused"},
@@ -195,11 +194,8 @@ static void authd_act_as(struct authd_client *c, const struct ipc_msg *msg, cons
 	snprintf(quota, sizeof(quota), "%llu", u->quota_bytes);
 	log_msg(LOG_LEVEL_WARN, ctx, "administrator %s logged in directly as %s", admin->name,
 		u->name);
-	struct ipc_field f[] = {{"id", id},
-				{"result", "ok"},
-				{"user", u->name},
-				{"kind", directory_kind_name(u->kind)},
-				{"quota", quota}};
+	struct ipc_field f[] = {{"id", id}, {"result", "ok"}, {"user", u->name},
+				{"kind", directory_kind_name(u->kind)}, {"quota", quota}};
 	authd_send(c, f, 5);
 	directory_user_free(&u);
 }
@@ -248,10 +244,8 @@ static bool authd_refuse_anonymous(struct authd_client *c, const struct authd_re
 	if (r->protocol == NULL || strcmp(r->protocol, "SMTP") == 0 ||
 	    (strcasecmp(user, "anonymous") != 0 && strcasecmp(user, "guest") != 0))
 		return false;
-	log_msg(LOG_LEVEL_INFO, &r->ctx,
-		"login refused: user=%s: anonymous and guest logins "
-		"are never allowed",
-		user);
+	log_msg(LOG_LEVEL_INFO, &r->ctx, "login refused: user=%s: anonymous and guest logins "
+					 "are never allowed", user);
 	metrics_auth(r->service, METRICS_AUTH_REFUSED, false);
 	struct ipc_field f[] = {{"id", r->id},
 				{"result", "refused"},
@@ -316,11 +310,8 @@ static bool authd_refuse(struct authd_client *c, const struct authd_request *r,
 		return false;
 	log_msg(LOG_LEVEL_INFO, &r->ctx, "login refused: user=%s: %s", u->name, refusal);
 	metrics_auth(r->service, METRICS_AUTH_REFUSED, false);
-	struct ipc_field f[] = {{"id", r->id},
-				{"result", "refused"},
-				{"code", "CONTACTADMIN"},
-				{"reason", refusal},
-				{"cause", cause}};
+	struct ipc_field f[] = {{"id", r->id},	       {"result", "refused"}, {"code", "CONTACTADMIN"},
+				{"reason", refusal}, {"cause", cause}};
 	authd_send(c, f, 5);
 	return true;
 }
@@ -425,20 +416,25 @@ static unsigned authd_field_seconds(const struct ipc_msg *msg, const char *key, 
 static void authd_http_login(struct authd_client *c, const struct ipc_msg *msg, const char *id,
 			     const struct directory_user *u, const struct log_ctx *ctx)
 {
-	struct authd_session *s = authd_session_create(
-	    &c->authd->sessions, u->name, authd_field_seconds(msg, "session-timeout", 1800),
-	    authd_field_seconds(msg, "session-lifetime", 28800), proc_now_ms());
+	struct authd_session *s =
+	    authd_session_create(&c->authd->sessions, u->name,
+				 authd_field_seconds(msg, "session-timeout", 1800),
+				 authd_field_seconds(msg, "session-lifetime", 28800), proc_now_ms());
 	if (s == NULL) {
-		struct ipc_field f[] = {
-		    {"id", id}, {"result", "tempfail"}, {"reason", "the random generator failed"}};
+		struct ipc_field f[] = {{"id", id},
+					{"result", "tempfail"},
+					{"reason", "the random generator failed"}};
 		authd_send(c, f, 3);
 		return;
 	}
 	log_msg(LOG_LEVEL_INFO, ctx, "login accepted: user=%s kind=%s (web session)", u->name,
 		directory_kind_name(u->kind));
-	struct ipc_field f[] = {{"id", id},	    {"result", "ok"},
-				{"user", u->name},  {"kind", directory_kind_name(u->kind)},
-				{"session", s->id}, {"csrf", s->csrf}};
+	struct ipc_field f[] = {{"id", id},
+				{"result", "ok"},
+				{"user", u->name},
+				{"kind", directory_kind_name(u->kind)},
+				{"session", s->id},
+				{"csrf", s->csrf}};
 	authd_send(c, f, 6);
 }
 
@@ -484,9 +480,7 @@ static void authd_handle_session(struct authd_client *c, const struct ipc_msg *m
 		r = 0;
 	}
 	struct ipc_field f[10] = {{"id", id},
-				  {"result", r > 0    ? "ok"
-					     : r == 0 ? "none"
-						      : "tempfail"},
+				  {"result", r > 0 ? "ok" : r == 0 ? "none" : "tempfail"},
 				  {"domain", c->authd->domain},
 				  {"hostname", c->authd->hostname}};
 	size_t n = 4;
@@ -558,11 +552,12 @@ static void authd_handle_user_list(struct authd_client *c, const struct ipc_msg 
 		if (nrows == limit)
 			continue;
 		/* names hold no blanks: one row is blank-separated words */
-		rows[nrows] = xasprintf(
-		    "%s %s %s %s %s %s %llu", u->name, directory_kind_name(u->kind),
-		    u->pop3_enabled ? "on" : "off", u->imap4_enabled ? "on" : "off",
-		    u->smtp_enabled ? "on" : "off",
-		    u->backend != NULL ? u->backend : DIRECTORY_BACKEND_LOCAL, u->quota_bytes);
+		rows[nrows] = xasprintf("%s %s %s %s %s %s %llu", u->name, directory_kind_name(u->kind),
+					u->pop3_enabled ? "on" : "off",
+					u->imap4_enabled ? "on" : "off",
+					u->smtp_enabled ? "on" : "off",
+					u->backend != NULL ? u->backend : DIRECTORY_BACKEND_LOCAL,
+					u->quota_bytes);
 		f[n++] = (struct ipc_field){"user", rows[nrows++]};
 	}
 	char total_text[24];
@@ -610,9 +605,9 @@ static void authd_handle_user_set(struct authd_client *c, const struct ipc_msg *
 			 on ? "on" : "off");
 	}
 	char *error = NULL;
-	int r = name == NULL || mask == 0
-		    ? -1
-		    : directory_user_set_fields(c->authd->dir, name, mask, &values, &error);
+	int r = name == NULL || mask == 0 ? -1
+					  : directory_user_set_fields(c->authd->dir, name, mask,
+								      &values, &error);
 	directory_user_clear(&values);
 	struct directory_user *u = NULL;
 	if (r > 0 && directory_user_get(c->authd->dir, name, &u, &error) <= 0)
@@ -620,7 +615,7 @@ static void authd_handle_user_set(struct authd_client *c, const struct ipc_msg *
 	if (r <= 0) {
 		struct ipc_field f[] = {{"id", id},
 					{"result", r == 0 ? "unknown" : "fail"},
-					{"reason", r == 0	   ? "no such user"
+					{"reason", r == 0 ? "no such user"
 						   : error != NULL ? error
 								   : "name a user and a switch"}};
 		authd_send_type(c, IPC_USER_REPLY, f, 3);
@@ -678,8 +673,7 @@ static void authd_handle_auth(struct authd_client *c, const struct ipc_msg *msg)
 	}
 	if (!verified) {
 		authd_login_failed(c, &r, user,
-				   found == 0 ? METRICS_AUTH_UNKNOWN_USER
-					      : METRICS_AUTH_WRONG_PASSWORD,
+				   found == 0 ? METRICS_AUTH_UNKNOWN_USER : METRICS_AUTH_WRONG_PASSWORD,
 				   found == 0 ? "unknown user" : "wrong password");
 		directory_user_free(&u);
 		return;
@@ -769,8 +763,7 @@ static void authd_handle_scram_first(struct authd_client *c, const struct ipc_ms
 	OPENSSL_cleanse(&stored, sizeof(stored));
 	directory_user_free(&u);
 	if (e == NULL) {
-		struct ipc_field f[] = {
-		    {"id", r.id}, {"result", "tempfail"}, {"reason", error_text}};
+		struct ipc_field f[] = {{"id", r.id}, {"result", "tempfail"}, {"reason", error_text}};
 		authd_send(c, f, 3);
 		return;
 	}
@@ -807,8 +800,8 @@ static void authd_handle_scram_final(struct authd_client *c, const struct ipc_ms
 	}
 	char server_final[8 + BASE64_ENCODED_LEN(SCRAM_KEY_SIZE)];
 	const char *why = NULL;
-	int ok = authd_scram_verify(e, message, strlen(message), server_final, sizeof(server_final),
-				    &why);
+	int ok = authd_scram_verify(e, message, strlen(message), server_final,
+				    sizeof(server_final), &why);
 	struct directory_user *u = NULL;
 	char *error = NULL;
 	int found = ok ? directory_user_get(a->dir, user, &u, &error) : 0;
@@ -822,8 +815,7 @@ static void authd_handle_scram_final(struct authd_client *c, const struct ipc_ms
 	}
 	/* the password changed since the salt went out: the old one is no
 	 * longer good */
-	if (ok &&
-	    (found == 0 || u->scram_sha256 == NULL || strcmp(u->scram_sha256, e->keys) != 0)) {
+	if (ok && (found == 0 || u->scram_sha256 == NULL || strcmp(u->scram_sha256, e->keys) != 0)) {
 		ok = 0;
 		why = "the password changed during the exchange";
 	}
@@ -920,14 +912,14 @@ static void authd_handle_lookup(struct authd_client *c, const struct ipc_msg *ms
 	char *berror = NULL;
 	if (directory_backend_get(c->authd->dir, backend_name, &b, &berror) < 0)
 		free(berror);
-	struct ipc_field f[] = {
-	    {"id", id},
-	    {"result", "ok"},
-	    {"user", u->name},
-	    {"kind", directory_kind_name(u->kind)},
-	    {"backend", backend_name},
-	    {"quota", quota},
-	    {"lmtp-address", b != NULL && b->lmtp_address != NULL ? b->lmtp_address : ""}};
+	struct ipc_field f[] = {{"id", id},
+				{"result", "ok"},
+				{"user", u->name},
+				{"kind", directory_kind_name(u->kind)},
+				{"backend", backend_name},
+				{"quota", quota},
+				{"lmtp-address",
+				 b != NULL && b->lmtp_address != NULL ? b->lmtp_address : ""}};
 	authd_send_type(c, IPC_USER_REPLY, f, 7);
 	directory_backend_free(&b);
 	directory_user_free(&u);
@@ -1089,8 +1081,7 @@ static void authd_channel_cb(evutil_socket_t fd, short what, void *arg)
 			free(err);
 			close(a->msg->fd);
 		} else {
-			log_error("unexpected message %d from the master; exiting",
-				  (int)a->msg->type);
+			log_error("unexpected message %d from the master; exiting", (int)a->msg->type);
 			exit(1);
 		}
 	}
@@ -1129,8 +1120,7 @@ void authd_main(const char *datadir, int channel_fd)
 		a.dir_writable = true;
 	} else {
 		log_warn("%s; opening it read-only: SCRAM-SHA-256 keys are not stored at "
-			 "logins and the admin centre cannot change users",
-			 error);
+			 "logins and the admin centre cannot change users", error);
 		free(error);
 		error = NULL;
 		if (directory_open(datadir, true, &a.dir, &error) < 0) {
@@ -1141,8 +1131,7 @@ void authd_main(const char *datadir, int channel_fd)
 	char *secret = NULL;
 	if (directory_meta_get(a.dir, DIRECTORY_META_INTERNAL_SECRET, &secret, &error) <= 0 ||
 	    authd_tickets_init(&a.tickets, secret, &error) < 0) {
-		log_error("internal secret: %s",
-			  error != NULL ? error : "missing from the directory");
+		log_error("internal secret: %s", error != NULL ? error : "missing from the directory");
 		exit(1);
 	}
 	OPENSSL_cleanse(secret, strlen(secret));

@@ -291,13 +291,13 @@ enum store_search_op {
 	STORE_SEARCH_SENTSINCE,
 	STORE_SEARCH_LARGER, /* size > number */
 	STORE_SEARCH_SMALLER,
-	STORE_SEARCH_HEADER,	  /* field contains text (decoded, case-insensitive);
-				     "" text: the field exists */
-	STORE_SEARCH_BODY,	  /* decoded text parts contain text */
-	STORE_SEARCH_TEXT,	  /* header or body contains text */
-	STORE_SEARCH_UID,	  /* UID in set */
-	STORE_SEARCH_SEQ,	  /* sequence number (1-based snapshot index) in set */
-	STORE_SEARCH_MODSEQ,	  /* MODSEQ >= number */
+	STORE_SEARCH_HEADER, /* field contains text (decoded, case-insensitive);
+				"" text: the field exists */
+	STORE_SEARCH_BODY,   /* decoded text parts contain text */
+	STORE_SEARCH_TEXT,   /* header or body contains text */
+	STORE_SEARCH_UID,    /* UID in set */
+	STORE_SEARCH_SEQ,    /* sequence number (1-based snapshot index) in set */
+	STORE_SEARCH_MODSEQ, /* MODSEQ >= number */
 	STORE_SEARCH_SAVEDBEFORE, /* save date (day, UTC) < date's day */
 	STORE_SEARCH_SAVEDON,
 	STORE_SEARCH_SAVEDSINCE,

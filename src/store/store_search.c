@@ -205,6 +205,41 @@ static bool header_text_match(const char *text, const char *prefix, const char *
 	return false;
 }
 
+/* Step a full-text statement whose first column is a UID into the hits of
+ * node s, keeping only rows whose second column, a message's header text,
+ * has the field prefix with want in it when prefix is not NULL. The
+ * statement is given back. Returns 0, or -1 with *error_r. */
+static int fts_collect(struct run *r, const struct store_search *s, sqlite3_stmt *st,
+		       const char *prefix, const char *want, char **error_r)
+{
+	struct fts_hits h = {.node = s};
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (prefix != NULL) {
+			const char *text = (const char *)sqlite3_column_text(st, 1);
+			if (text == NULL || !header_text_match(text, prefix, want))
+				continue;
+		}
+		if (h.count == cap) {
+			cap = cap * 2 + 64;
+			h.uids = xrealloc(h.uids, cap * sizeof(*h.uids));
+		}
+		h.uids[h.count++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	store_stmt_done(r->f->store, &st);
+	if (rc != SQLITE_DONE) {
+		free(h.uids);
+		*error_r = store_db_error(r->f->store, "full-text search");
+		return -1;
+	}
+	if (h.count > 1)
+		qsort(h.uids, h.count, sizeof(*h.uids), uid_cmp);
+	r->hits = xrealloc(r->hits, (r->nhits + 1) * sizeof(*r->hits));
+	r->hits[r->nhits++] = h;
+	return 0;
+}
+
 /* A HEADER key from the index: candidates by trigrams when the text has
  * three or more characters (every message of the folder otherwise), each
  * confirmed on its stored header text. CROSS JOIN keeps the full-text
@@ -228,39 +263,45 @@ static int fts_header(struct run *r, const struct store_search *s, char **error_
 			     "WHERE m.folder_id = ?2",
 			     error_r);
 	int ret = -1;
-	if (st == NULL)
-		goto out;
-	if (q != NULL)
-		sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, r->f->id);
-	struct fts_hits h = {.node = s};
-	size_t cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *text = (const char *)sqlite3_column_text(st, 1);
-		if (text == NULL || !header_text_match(text, prefix, want))
-			continue;
-		if (h.count == cap) {
-			cap = cap * 2 + 64;
-			h.uids = xrealloc(h.uids, cap * sizeof(*h.uids));
-		}
-		h.uids[h.count++] = (uint32_t)sqlite3_column_int64(st, 0);
+	if (st != NULL) {
+		if (q != NULL)
+			sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, r->f->id);
+		ret = fts_collect(r, s, st, prefix, want, error_r);
 	}
-	store_stmt_done(r->f->store, &st);
-	if (rc != SQLITE_DONE) {
-		free(h.uids);
-		*error_r = store_db_error(r->f->store, "header search");
-		goto out;
-	}
-	if (h.count > 1)
-		qsort(h.uids, h.count, sizeof(*h.uids), uid_cmp);
-	r->hits = xrealloc(r->hits, (r->nhits + 1) * sizeof(*r->hits));
-	r->hits[r->nhits++] = h;
-	ret = 0;
-out:
 	free(q);
 	free(prefix);
 	free(want);
+	return ret;
+}
+
+/* A BODY or TEXT key of three or more characters from the index: the
+ * trigrams find candidates, instr() on the stored text confirms them.
+ * Shorter texts are left to the file scan (no hits). */
+static int fts_text(struct run *r, const struct store_search *s, char **error_r)
+{
+	char *folded = store_fold(s->text);
+	if (utf8_chars(folded) < 3) {
+		free(folded);
+		return 0;
+	}
+	char *q = fts_query(folded, s->op == STORE_SEARCH_BODY ? "body" : NULL);
+	sqlite3_stmt *st = store_stmt(r->f->store,
+				      "SELECT uid FROM messages WHERE id IN "
+				      "(SELECT rowid FROM fts WHERE fts MATCH ?1 AND "
+				      "(instr(body, ?3) > 0 OR (?4 AND instr(header, ?3) > 0))) "
+				      "AND folder_id = ?2",
+				      error_r);
+	int ret = -1;
+	if (st != NULL) {
+		sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, folded, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 4, s->op == STORE_SEARCH_TEXT);
+		sqlite3_bind_int64(st, 2, r->f->id);
+		ret = fts_collect(r, s, st, NULL, NULL, error_r);
+	}
+	free(q);
+	free(folded);
 	return ret;
 }
 
@@ -269,52 +310,8 @@ static int fts_prepare(struct run *r, const struct store_search *s, char **error
 	for (; s != NULL; s = s->next) {
 		if (s->op == STORE_SEARCH_HEADER && fts_header(r, s, error_r) < 0)
 			return -1;
-		if (fts_usable(s)) {
-			char *folded = store_fold(s->text);
-			if (utf8_chars(folded) >= 3) {
-				char *q =
-				    fts_query(folded, s->op == STORE_SEARCH_BODY ? "body" : NULL);
-				sqlite3_stmt *st = store_stmt(
-				    r->f->store,
-				    "SELECT uid FROM messages WHERE id IN "
-				    "(SELECT rowid FROM fts WHERE fts MATCH ?1 AND "
-				    "(instr(body, ?3) > 0 OR (?4 AND instr(header, ?3) > 0))) "
-				    "AND folder_id = ?2",
-				    error_r);
-				if (st == NULL) {
-					free(q);
-					free(folded);
-					return -1;
-				}
-				sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
-				sqlite3_bind_text(st, 3, folded, -1, SQLITE_STATIC);
-				sqlite3_bind_int(st, 4, s->op == STORE_SEARCH_TEXT);
-				sqlite3_bind_int64(st, 2, r->f->id);
-				struct fts_hits h = {.node = s};
-				size_t cap = 0;
-				int rc;
-				while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-					if (h.count == cap) {
-						cap = cap * 2 + 64;
-						h.uids = xrealloc(h.uids, cap * sizeof(*h.uids));
-					}
-					h.uids[h.count++] = (uint32_t)sqlite3_column_int64(st, 0);
-				}
-				store_stmt_done(r->f->store, &st);
-				free(q);
-				if (rc != SQLITE_DONE) {
-					free(h.uids);
-					free(folded);
-					*error_r = store_db_error(r->f->store, "full-text search");
-					return -1;
-				}
-				if (h.count > 1)
-					qsort(h.uids, h.count, sizeof(*h.uids), uid_cmp);
-				r->hits = xrealloc(r->hits, (r->nhits + 1) * sizeof(*r->hits));
-				r->hits[r->nhits++] = h;
-			}
-			free(folded);
-		}
+		if (fts_usable(s) && fts_text(r, s, error_r) < 0)
+			return -1;
 		if (fts_prepare(r, s->children, error_r) < 0)
 			return -1;
 	}
@@ -327,6 +324,11 @@ static const struct fts_hits *hits_for(const struct run *r, const struct store_s
 		if (r->hits[i].node == s)
 			return &r->hits[i];
 	return NULL;
+}
+
+static bool hits_contain(const struct fts_hits *h, uint32_t uid)
+{
+	return h->count > 0 && bsearch(&uid, h->uids, h->count, sizeof(uint32_t), uid_cmp) != NULL;
 }
 
 static bool needs_sent(const struct store_search *s)
@@ -476,8 +478,7 @@ static bool match_text(struct run *r, const struct store_search *s)
 	const struct fts_hits *h = r->use_fts ? hits_for(r, s) : NULL;
 	uint32_t uid = r->f->msgs[r->cur].uid;
 	if (h != NULL)
-		return h->count > 0 &&
-		       bsearch(&uid, h->uids, h->count, sizeof(uint32_t), uid_cmp) != NULL;
+		return hits_contain(h, uid);
 	load_parsed(r);
 	char *want = store_fold(s->text);
 	bool found = strstr(r->parsed.body_text, want) != NULL;
@@ -537,8 +538,7 @@ static bool match(struct run *r, const struct store_search *s)
 	case STORE_SEARCH_HEADER: {
 		const struct fts_hits *h = r->use_fts ? hits_for(r, s) : NULL;
 		if (h != NULL)
-			return h->count > 0 && bsearch(&m->uid, h->uids, h->count, sizeof(uint32_t),
-						       uid_cmp) != NULL;
+			return hits_contain(h, m->uid);
 		return header_match(r, s->field, s->text);
 	}
 	case STORE_SEARCH_BODY:
