@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 packages=(gcc libc6-dev pkg-config meson ninja-build libssl-dev libevent-dev
 	libsqlite3-dev zlib1g-dev libcrypt-dev libidn-dev libcmocka-dev openssl sqlite3
-	python3 python3-pytest clang curl fetchmail swaks libnet-ssleay-perl isync libsasl2-modules msmtp gsasl
+	python3 python3-pytest clang libclang-rt-dev curl fetchmail swaks libnet-ssleay-perl isync libsasl2-modules msmtp gsasl
 	python3-lxml chromium chromium-driver python3-selenium)
 
 missing=()
